@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+// Loom: a data-parallel Transformer trainer for CPUs. Targets are split by concern; data flows
+// one way: loom (CLI) → Training → (Models, Distributed, Data) → Kernels → CBLAS.
+import PackageDescription
+
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Loom",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "loom", targets: ["loom"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // System-library shims.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        // Counts heap allocations so `loom bench` can prove the step loop allocates nothing.
+        .target(name: "MallocCounter", path: "Sources/MallocCounter"),
+
+        // Numeric core on raw Float buffers.
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fast),
+        // Parameters in one flat buffer; layers composed into GPT.
+        .target(name: "Models", dependencies: ["Kernels"], swiftSettings: fast),
+        // Tokenizers, corpora, the token sampler.
+        .target(name: "Data", dependencies: ["Kernels"], swiftSettings: fast),
+        // The narrow communicator the trainer talks through.
+        .target(name: "Distributed", dependencies: [], swiftSettings: fast),
+        // Optimizer, schedules, trainer loop, configs, checkpoints, metrics.
+        .target(name: "Training",
+                dependencies: ["Models", "Data", "Distributed", "Kernels",
+                               .product(name: "Yams", package: "Yams")],
+                swiftSettings: fast),
+        // The command-line tool.
+        .executableTarget(name: "loom",
+                          dependencies: ["Training", "MallocCounter",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: fast),
+
+        // Tests mirror Sources/.
+        .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport"]),
+        .testTarget(name: "DataTests", dependencies: ["Data"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,58 @@
+// CharacterTokenizer: nanoGPT's character-level tokenizer — the vocabulary is the sorted set of
+// Unicode scalars of the corpus. It is not a subword tokenizer.
+import Foundation
+
+public struct CharacterTokenizer: Tokenizer {
+    /// The vocabulary, sorted by code point; token id = index.
+    public let characters: [Unicode.Scalar]
+    private let ids: [Unicode.Scalar: Int32]
+
+    public init(characters: [Unicode.Scalar]) {
+        self.characters = characters
+        var ids: [Unicode.Scalar: Int32] = [:]
+        for (i, c) in characters.enumerated() { ids[c] = Int32(i) }
+        self.ids = ids
+    }
+
+    /// The vocabulary of `corpus`.
+    public init(corpus: String) {
+        self.init(characters: Set(corpus.unicodeScalars).sorted { $0.value < $1.value })
+    }
+
+    init(json: [String: Any], path: String) throws {
+        guard let list = json["characters"] as? [String] else {
+            throw TokenizerError.unreadable(path: path, reason: "missing \"characters\" list")
+        }
+        var scalars: [Unicode.Scalar] = []
+        for s in list {
+            guard s.unicodeScalars.count == 1 else {
+                throw TokenizerError.unreadable(path: path, reason: "entry \(String(reflecting: s)) is not one character")
+            }
+            scalars.append(s.unicodeScalars.first!)
+        }
+        self.init(characters: scalars)
+    }
+
+    public var vocabularySize: Int { characters.count }
+
+    public func encode(_ text: String) throws -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(text.unicodeScalars.count)
+        for (offset, c) in text.unicodeScalars.enumerated() {
+            guard let id = ids[c] else { throw TokenizerError.unknownCharacter(c, offset: offset) }
+            out.append(id)
+        }
+        return out
+    }
+
+    public func decode(_ tokens: [Int32]) -> String {
+        var s = String.UnicodeScalarView()
+        for t in tokens where t >= 0 && Int(t) < characters.count { s.append(characters[Int(t)]) }
+        return String(s)
+    }
+
+    public func serialized() throws -> Data {
+        let object: [String: Any] = ["loom_tokenizer": "character", "characters": characters.map { String($0) }]
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+}

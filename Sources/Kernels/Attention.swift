@@ -1,0 +1,138 @@
+// Attention: multi-head scaled dot-product attention softmax(Q·Kᵀ/√d)·V with causal and key-padding
+// masks, forward and backward, per (batch, head) on sgemm. Queries and keys/values may come from
+// different sequences (cross-attention) and any row stride (packed QKV, KV caches). It is not the
+// Q/K/V or output projection (those are Linear layers).
+
+/// Shapes: B batch, Tq query positions, Tk key positions, H heads, D head size, C = H·D.
+/// Row r of a query tensor is at `q + (b·Tq + t)·qStride`, head h at column offset h·D; keys and
+/// values likewise, with batch stride `keyBatchStride` (default Tk·stride).
+public struct AttentionShape {
+    public var batch: Int, queryLength: Int, keyLength: Int, heads: Int, headSize: Int
+    /// Query i may see key j only if j ≤ i + (Tk − Tq) (decoder self-attention, KV caches).
+    public var causal: Bool
+    public init(batch: Int, queryLength: Int, keyLength: Int, heads: Int, headSize: Int, causal: Bool) {
+        self.batch = batch; self.queryLength = queryLength; self.keyLength = keyLength
+        self.heads = heads; self.headSize = headSize; self.causal = causal
+    }
+    public var channels: Int { heads * headSize }
+    /// Floats in one probability tensor (B, H, Tq, Tk).
+    public var probabilityCount: Int { batch * heads * queryLength * keyLength }
+
+    /// Keys visible to query row i of batch item b.
+    @inline(__always)
+    func visibleKeys(_ i: Int, _ keyLengths: UnsafePointer<Int32>?, _ b: Int) -> Int {
+        var limit = causal ? min(keyLength, i + keyLength - queryLength + 1) : keyLength
+        if let keyLengths { limit = min(limit, Int(keyLengths[b])) }
+        return max(limit, 0)
+    }
+}
+
+public enum Attention {
+    /// out(B,Tq,C) = softmax(q·kᵀ/√D + mask)·v, saving the probabilities for backward.
+    /// With dropout p > 0 the dropped probabilities go to `probsDropped` and feed the product.
+    public static func forward(
+        out: UnsafeMutablePointer<Float>, outStride: Int,          // (B, Tq, C)
+        probs: UnsafeMutablePointer<Float>,                        // (B, H, Tq, Tk)
+        q: UnsafePointer<Float>, qStride: Int,                     // (B, Tq, ≥C)
+        k: UnsafePointer<Float>, kStride: Int,                     // (B, Tk, ≥C)
+        v: UnsafePointer<Float>, vStride: Int,                     // (B, Tk, ≥C)
+        shape s: AttentionShape,
+        keyBatchStride: Int? = nil,                                // k and v alike (KV caches)
+        keyLengths: UnsafePointer<Int32>? = nil,                   // (B) valid keys per item
+        dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
+        probsDropped: UnsafeMutablePointer<Float>? = nil           // (B, H, Tq, Tk) when p > 0
+    ) {
+        Profiler.measure(.attention) {
+            let Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, H = s.heads
+            let kbs = keyBatchStride ?? Tk * kStride, vbs = keyBatchStride ?? Tk * vStride
+            let alpha = 1 / Float(D).squareRoot()
+            ThreadPool.shared.run(tasks: s.batch * H) { task in
+                let b = task / H, h = task % H
+                let qbh = q + b * Tq * qStride + h * D
+                let kbh = k + b * kbs + h * D
+                let vbh = v + b * vbs + h * D
+                let pbh = probs + task * Tq * Tk
+                Gemm.serial(transB: true, m: Tq, n: Tk, k: D, alpha: alpha, a: qbh, lda: qStride,
+                            b: kbh, ldb: kStride, beta: 0, c: pbh, ldc: Tk)
+                for i in 0..<Tq {
+                    let row = pbh + i * Tk
+                    let limit = s.visibleKeys(i, keyLengths, b)
+                    if limit > 0 { Softmax.row(row, count: limit) }
+                    for j in limit..<Tk { row[j] = 0 }
+                }
+                var used = UnsafePointer(pbh)
+                if p > 0, let probsDropped {
+                    let dbh = probsDropped + task * Tq * Tk
+                    let offset = dropoutCounter + task * Tq * Tk
+                    let threshold = UInt64(Double(p) * 16_777_216.0), scale = 1 / (1 - p)
+                    for e in 0..<(Tq * Tk) {
+                        dbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? pbh[e] * scale : 0
+                    }
+                    used = UnsafePointer(dbh)
+                }
+                Gemm.serial(m: Tq, n: D, k: Tk, a: used, lda: Tk, b: vbh, ldb: vStride,
+                            beta: 0, c: out + b * Tq * outStride + h * D, ldc: outStride)
+            }
+        }
+    }
+
+    /// Gradients of `forward`: dq, dk, dv are overwritten (each (batch, head) writes its own block).
+    /// `dprobs` is scratch of the probabilities' size.
+    public static func backward(
+        dq: UnsafeMutablePointer<Float>, dqStride: Int,
+        dk: UnsafeMutablePointer<Float>, dkStride: Int,
+        dv: UnsafeMutablePointer<Float>, dvStride: Int,
+        dprobs: UnsafeMutablePointer<Float>,                       // (B, H, Tq, Tk) scratch
+        dout: UnsafePointer<Float>, doutStride: Int,               // (B, Tq, C)
+        probs: UnsafePointer<Float>,                               // (B, H, Tq, Tk) from forward
+        q: UnsafePointer<Float>, qStride: Int,
+        k: UnsafePointer<Float>, kStride: Int,
+        v: UnsafePointer<Float>, vStride: Int,
+        shape s: AttentionShape,
+        keyLengths: UnsafePointer<Int32>? = nil,
+        dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
+        probsDropped: UnsafePointer<Float>? = nil
+    ) {
+        Profiler.measure(.attention) {
+            let Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, H = s.heads
+            let alpha = 1 / Float(D).squareRoot()
+            ThreadPool.shared.run(tasks: s.batch * H) { task in
+                let b = task / H, h = task % H
+                let qbh = q + b * Tq * qStride + h * D
+                let kbh = k + b * Tk * kStride + h * D
+                let vbh = v + b * Tk * vStride + h * D
+                let pbh = probs + task * Tq * Tk
+                let dpbh = dprobs + task * Tq * Tk
+                let dobh = dout + b * Tq * doutStride + h * D
+                var used = pbh
+                if p > 0, let probsDropped { used = probsDropped + task * Tq * Tk }
+                // dP′ = dO·Vᵀ ; dV = P′ᵀ·dO
+                Gemm.serial(transB: true, m: Tq, n: Tk, k: D, a: dobh, lda: doutStride, b: vbh, ldb: vStride,
+                            beta: 0, c: dpbh, ldc: Tk)
+                Gemm.serial(transA: true, m: Tk, n: D, k: Tq, a: used, lda: Tk, b: dobh, ldb: doutStride,
+                            beta: 0, c: dv + b * Tk * dvStride + h * D, ldc: dvStride)
+                if p > 0 {
+                    let offset = dropoutCounter + task * Tq * Tk
+                    let threshold = UInt64(Double(p) * 16_777_216.0), scale = 1 / (1 - p)
+                    for e in 0..<(Tq * Tk) {
+                        dpbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? dpbh[e] * scale : 0
+                    }
+                }
+                // dS = P ⊙ (dP − Σ_j P·dP) · α   (masked entries have P = 0)
+                for i in 0..<Tq {
+                    let pr = pbh + i * Tk, dr = dpbh + i * Tk
+                    let limit = s.visibleKeys(i, keyLengths, b)
+                    var dot: Float = 0
+                    for j in 0..<limit { dot += pr[j] * dr[j] }
+                    for j in 0..<limit { dr[j] = pr[j] * (dr[j] - dot) * alpha }
+                    for j in limit..<Tk { dr[j] = 0 }
+                }
+                // dQ = dS·K ; dK = dSᵀ·Q
+                Gemm.serial(m: Tq, n: D, k: Tk, a: dpbh, lda: Tk, b: kbh, ldb: kStride,
+                            beta: 0, c: dq + b * Tq * dqStride + h * D, ldc: dqStride)
+                Gemm.serial(transA: true, m: Tk, n: D, k: Tq, a: dpbh, lda: Tk, b: qbh, ldb: qStride,
+                            beta: 0, c: dk + b * Tk * dkStride + h * D, ldc: dkStride)
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+// Encoder: token embedding plus learned position embedding (GPT-2's input layer), forward and
+// backward. It is not the sinusoidal encoding of the encoder-decoder model.
+
+/// out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. Shapes: B batch, T time, C channels, V vocab.
+public enum Encoder {
+    public static func forward(
+        out: UnsafeMutablePointer<Float>,      // (B, T, C)
+        tokens: UnsafePointer<Int32>,          // (B, T)
+        wte: UnsafePointer<Float>,             // (V, C)
+        wpe: UnsafePointer<Float>,             // (maxT, C)
+        batch B: Int, time T: Int, channels C: Int
+    ) {
+        Profiler.measure(.embedding) {
+            ThreadPool.shared.parallelFor(B * T, grain: 8) { rows in
+                for row in rows {
+                    let t = row % T
+                    let o = out + row * C, e = wte + Int(tokens[row]) * C, p = wpe + t * C
+                    for c in 0..<C { o[c] = e[c] + p[c] }
+                }
+            }
+        }
+    }
+
+    /// dwte[tokens[b,t],:] += dout[b,t,:]; dwpe[t,:] += dout[b,t,:]. Split over channels, so
+    /// repeated tokens never race and the sum order is fixed.
+    public static func backward(
+        dwte: UnsafeMutablePointer<Float>,     // (V, C)
+        dwpe: UnsafeMutablePointer<Float>,     // (maxT, C)
+        dout: UnsafePointer<Float>,            // (B, T, C)
+        tokens: UnsafePointer<Int32>,          // (B, T)
+        batch B: Int, time T: Int, channels C: Int
+    ) {
+        Profiler.measure(.embedding) {
+            ThreadPool.shared.parallelFor(C, grain: 16) { cols in
+                for row in 0..<(B * T) {
+                    let t = row % T
+                    let d = dout + row * C, e = dwte + Int(tokens[row]) * C, p = dwpe + t * C
+                    for c in cols { e[c] += d[c]; p[c] += d[c] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+// LayerNorm: normalisation over the channel dimension with learned scale and shift, forward and
+// backward (as llm.c). It is not RMSNorm.
+
+/// out = (x − mean) · rstd · weight + bias per row, rstd = 1/√(var + ε). Shapes: N rows, C channels.
+public enum LayerNorm {
+    public static func forward(
+        out: UnsafeMutablePointer<Float>,      // (N, C)
+        mean: UnsafeMutablePointer<Float>,     // (N) saved for backward
+        rstd: UnsafeMutablePointer<Float>,     // (N) saved for backward
+        inp: UnsafePointer<Float>,             // (N, C)
+        weight: UnsafePointer<Float>,          // (C)
+        bias: UnsafePointer<Float>,            // (C)
+        rows N: Int, channels C: Int, epsilon: Float = 1e-5
+    ) {
+        Profiler.measure(.layerNorm) {
+            ThreadPool.shared.parallelFor(N, grain: 4) { rows in
+                for row in rows {
+                    let x = inp + row * C, o = out + row * C
+                    var sum: Float = 0
+                    for c in 0..<C { sum += x[c] }
+                    let m = sum / Float(C)
+                    var v: Float = 0
+                    for c in 0..<C { let d = x[c] - m; v += d * d }
+                    let s = 1 / (v / Float(C) + epsilon).squareRoot()
+                    for c in 0..<C { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
+                    mean[row] = m
+                    rstd[row] = s
+                }
+            }
+        }
+    }
+
+    /// dinp += …; dweight += Σ norm·dout; dbias += Σ dout. Rows split for dinp, channels for the
+    /// parameter gradients, so nothing races and sums run in a fixed order.
+    public static func backward(
+        dinp: UnsafeMutablePointer<Float>,     // (N, C) accumulated
+        dweight: UnsafeMutablePointer<Float>,  // (C) accumulated
+        dbias: UnsafeMutablePointer<Float>,    // (C) accumulated
+        dout: UnsafePointer<Float>,            // (N, C)
+        inp: UnsafePointer<Float>,             // (N, C)
+        weight: UnsafePointer<Float>,          // (C)
+        mean: UnsafePointer<Float>,            // (N)
+        rstd: UnsafePointer<Float>,            // (N)
+        rows N: Int, channels C: Int
+    ) {
+        Profiler.measure(.layerNorm) {
+            let pool = ThreadPool.shared
+            pool.parallelFor(N, grain: 4) { rows in
+                for row in rows {
+                    let x = inp + row * C, d = dout + row * C, di = dinp + row * C
+                    let m = mean[row], s = rstd[row]
+                    var dnormMean: Float = 0, dnormNormMean: Float = 0
+                    for c in 0..<C {
+                        let norm = (x[c] - m) * s
+                        let dnorm = weight[c] * d[c]
+                        dnormMean += dnorm
+                        dnormNormMean += dnorm * norm
+                    }
+                    dnormMean /= Float(C)
+                    dnormNormMean /= Float(C)
+                    for c in 0..<C {
+                        let norm = (x[c] - m) * s
+                        let dnorm = weight[c] * d[c]
+                        di[c] += (dnorm - dnormMean - norm * dnormNormMean) * s
+                    }
+                }
+            }
+            pool.parallelFor(C, grain: 16) { cols in
+                for row in 0..<N {
+                    let x = inp + row * C, d = dout + row * C
+                    let m = mean[row], s = rstd[row]
+                    for c in cols {
+                        dbias[c] += d[c]
+                        dweight[c] += (x[c] - m) * s * d[c]
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+// Profiler: optional wall-clock accounting per kernel family, for `loom bench --profile`. It is
+// not a sampling profiler; when disabled each kernel pays one branch.
+import Dispatch
+
+public enum Profiler {
+    public enum Section: Int, CaseIterable {
+        case linear, attention, layerNorm, gelu, crossEntropy, lmHead, embedding, elementwise, optimizer, communication
+        public var name: String {
+            switch self {
+            case .linear: return "linear (sgemm)"
+            case .attention: return "attention"
+            case .layerNorm: return "layernorm"
+            case .gelu: return "gelu"
+            case .crossEntropy: return "softmax+cross-entropy"
+            case .lmHead: return "lm head (sgemm)"
+            case .embedding: return "embedding"
+            case .elementwise: return "residual/dropout/zero/scale"
+            case .optimizer: return "adamw"
+            case .communication: return "communication"
+            }
+        }
+    }
+
+    nonisolated(unsafe) public static var enabled = false
+    nonisolated(unsafe) public static var seconds = [Double](repeating: 0, count: Section.allCases.count)
+
+    public static func reset() { for i in seconds.indices { seconds[i] = 0 } }
+
+    /// Runs `body`, adding its wall time to `section` when enabled. Call from the main thread only.
+    @inline(__always)
+    public static func measure<R>(_ section: Section, _ body: () throws -> R) rethrows -> R {
+        if !enabled { return try body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let result = try body()
+        seconds[section.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        return result
+    }
+}

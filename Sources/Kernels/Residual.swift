@@ -1,0 +1,14 @@
+// Residual: elementwise sum of two streams, forward only (its backward is the identity on both
+// inputs, done by the caller reusing the gradient buffer). It is not a fused add-and-norm.
+
+/// out = a + b over N values.
+public enum Residual {
+    public static func forward(out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>,
+                               b: UnsafePointer<Float>, count N: Int) {
+        Profiler.measure(.elementwise) {
+            ThreadPool.shared.parallelFor(N, grain: 1024) { range in
+                for i in range { out[i] = a[i] + b[i] }
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+// AdamW: Adam with decoupled weight decay over one flat parameter buffer, plus global-norm
+// gradient clipping. It is not a general optimizer framework.
+import Kernels
+import Models
+
+/// Loshchilov & Hutter's AdamW as PyTorch implements it: p ← p − lr·wd·p (decayed tensors only),
+/// then the bias-corrected Adam update. Moments live in two buffers with the parameters' layout.
+public final class AdamW {
+    public var beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    public let m: FlatBuffer   // (P) first moment
+    public let v: FlatBuffer   // (P) second moment
+    /// Updates applied so far (the t of the bias correction).
+    public private(set) var updates = 0
+    /// Contiguous runs of parameters with the same decay flag.
+    private let segments: [(range: Range<Int>, decay: Bool)]
+
+    public init(layout: ParameterLayout, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float) {
+        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.weightDecay = weightDecay
+        m = FlatBuffer(count: layout.count)
+        v = FlatBuffer(count: layout.count)
+        var segments: [(range: Range<Int>, decay: Bool)] = []
+        for t in layout.tensors {
+            if let last = segments.last, last.decay == t.decay, last.range.upperBound == t.offset {
+                segments[segments.count - 1].range = last.range.lowerBound..<t.range.upperBound
+            } else {
+                segments.append((t.range, t.decay))
+            }
+        }
+        self.segments = segments
+    }
+
+    /// One update of `parameters` from `gradients` at learning rate `lr`.
+    public func step(parameters: FlatBuffer, gradients: FlatBuffer, learningRate lr: Float) {
+        updates += 1
+        let b1 = beta1, b2 = beta2, eps = epsilon, wd = weightDecay
+        let correction1 = 1 - Float(Double(b1).power(updates))
+        let correction2 = 1 - Float(Double(b2).power(updates))
+        let p = parameters.pointer, g = gradients.pointer, m = m.pointer, v = v.pointer
+        let segments = self.segments
+        ThreadPool.shared.parallelFor(parameters.count, grain: 4096) { range in
+            for segment in segments {
+                let lo = max(range.lowerBound, segment.range.lowerBound)
+                let hi = min(range.upperBound, segment.range.upperBound)
+                if lo >= hi { continue }
+                let decay: Float = segment.decay ? 1 - lr * wd : 1
+                for i in lo..<hi {
+                    let grad = g[i]
+                    let mi = b1 * m[i] + (1 - b1) * grad
+                    let vi = b2 * v[i] + (1 - b2) * grad * grad
+                    m[i] = mi; v[i] = vi
+                    let mhat = mi / correction1, vhat = vi / correction2
+                    p[i] = p[i] * decay - lr * mhat / (vhat.squareRoot() + eps)
+                }
+            }
+        }
+    }
+
+    /// Restores the step counter (when loading optimizer state).
+    public func setUpdates(_ n: Int) { updates = n }
+}
+
+/// Global-norm clipping as torch.nn.utils.clip_grad_norm_.
+public enum GradientClipping {
+    /// Returns the norm before clipping; scales the gradients down when it exceeds `maxNorm` > 0.
+    @discardableResult
+    public static func clip(_ gradients: FlatBuffer, maxNorm: Float) -> Float {
+        let norm = Float(VectorOps.sumOfSquares(gradients.pointer, count: gradients.count).squareRoot())
+        if maxNorm > 0, norm.isFinite, norm > maxNorm {
+            VectorOps.scale(gradients.pointer, count: gradients.count, by: maxNorm / (norm + 1e-6))
+        }
+        return norm
+    }
+}
+
+extension Double {
+    func power(_ n: Int) -> Double {
+        var result = 1.0, base = self, e = n
+        while e > 0 { if e & 1 == 1 { result *= base }; base *= base; e >>= 1 }
+        return result
+    }
+}

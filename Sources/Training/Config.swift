@@ -1,0 +1,334 @@
+// Config: the YAML schema of a Loom run (Codable, snake_case keys, full-word names), its loading
+// with `--set` overrides, and its validation. It is not the trainer: Trainer reads a valid Config.
+import Foundation
+import Yams
+import Models
+
+/// Everything a run needs, as plain data. Optional keys take the documented defaults.
+public struct LoomConfig: Codable, Equatable {
+    public var model: ModelSection
+    public var data: DataSection
+    public var training: TrainingSection
+    public var optimizer: OptimizerSection
+    public var schedule: ScheduleSection
+    public var evaluation: EvaluationSection
+    public var logging: LoggingSection
+
+    enum CodingKeys: String, CodingKey { case model, data, training, optimizer, schedule, evaluation, logging }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(ModelSection.self, forKey: .model)
+        data = try c.decode(DataSection.self, forKey: .data)
+        training = try c.decodeIfPresent(TrainingSection.self, forKey: .training) ?? TrainingSection()
+        optimizer = try c.decodeIfPresent(OptimizerSection.self, forKey: .optimizer) ?? OptimizerSection()
+        schedule = try c.decodeIfPresent(ScheduleSection.self, forKey: .schedule) ?? ScheduleSection()
+        evaluation = try c.decodeIfPresent(EvaluationSection.self, forKey: .evaluation) ?? EvaluationSection()
+        logging = try c.decodeIfPresent(LoggingSection.self, forKey: .logging) ?? LoggingSection()
+    }
+}
+
+/// The GPT's shape (see `GPTConfig`).
+public struct ModelSection: Codable, Equatable {
+    public var layers: Int
+    public var heads: Int
+    public var width: Int
+    /// Positions in the learned position table: the longest sequence the model reads.
+    public var contextLength: Int
+    /// Embedding, attention and residual dropout probability. Default 0.
+    public var dropout: Double = 0
+    /// Vocabulary size; default 0 = the tokenizer's. `loom bench` without a corpus needs it.
+    public var vocabularySize: Int = 0
+
+    enum CodingKeys: String, CodingKey {
+        case layers, heads, width, dropout
+        case contextLength = "context_length", vocabularySize = "vocabulary_size"
+    }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        layers = try c.decode(Int.self, forKey: .layers)
+        heads = try c.decode(Int.self, forKey: .heads)
+        width = try c.decode(Int.self, forKey: .width)
+        contextLength = try c.decode(Int.self, forKey: .contextLength)
+        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? 0
+        vocabularySize = try c.decodeIfPresent(Int.self, forKey: .vocabularySize) ?? 0
+    }
+}
+
+public struct DataSection: Codable, Equatable {
+    /// A UTF-8 text file; relative paths are taken from the current directory.
+    public var corpus: String
+    /// `character` (nanoGPT's char-level vocabulary).
+    public var tokenizer: String = "character"
+    /// The last fraction of the corpus held out for validation. Default 0.1.
+    public var validationFraction: Double = 0.1
+
+    enum CodingKeys: String, CodingKey { case corpus, tokenizer, validationFraction = "validation_fraction" }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        corpus = try c.decode(String.self, forKey: .corpus)
+        tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer) ?? "character"
+        validationFraction = try c.decodeIfPresent(Double.self, forKey: .validationFraction) ?? 0.1
+    }
+}
+
+public struct TrainingSection: Codable, Equatable {
+    /// Optimizer steps.
+    public var steps: Int = 1000
+    /// Sequences per optimizer step, over all ranks and micro-steps.
+    public var batchSize: Int = 12
+    /// Sequences per forward/backward; batch_size / micro_batch_size micro-steps accumulate.
+    public var microBatchSize: Int = 12
+    public var seed: Int = 1337
+    /// Threads per process; 0 = the cores of this machine.
+    public var threads: Int = 0
+
+    enum CodingKeys: String, CodingKey {
+        case steps, seed, threads, batchSize = "batch_size", microBatchSize = "micro_batch_size"
+    }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? 1000
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? 12
+        microBatchSize = try c.decodeIfPresent(Int.self, forKey: .microBatchSize) ?? batchSize
+        seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 1337
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? 0
+    }
+}
+
+/// AdamW. Weight decay applies to matrices only: the token embedding and the attention and MLP
+/// weights; never to biases, LayerNorm parameters or the position embedding.
+public struct OptimizerSection: Codable, Equatable {
+    public var learningRate: Double = 1e-3
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.99
+    public var epsilon: Double = 1e-8
+    public var weightDecay: Double = 0.1
+    /// Global gradient-norm clip; 0 disables.
+    public var gradientClip: Double = 1.0
+
+    enum CodingKeys: String, CodingKey {
+        case beta1, beta2, epsilon
+        case learningRate = "learning_rate", weightDecay = "weight_decay", gradientClip = "gradient_clip"
+    }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? 1e-3
+        beta1 = try c.decodeIfPresent(Double.self, forKey: .beta1) ?? 0.9
+        beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? 0.99
+        epsilon = try c.decodeIfPresent(Double.self, forKey: .epsilon) ?? 1e-8
+        weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay) ?? 0.1
+        gradientClip = try c.decodeIfPresent(Double.self, forKey: .gradientClip) ?? 1.0
+    }
+}
+
+/// Learning-rate schedule: `constant` or `cosine` (linear warmup, then cosine decay to the minimum
+/// at the last step), both with linear warmup lr·(s+1)/(warmup+1) as nanoGPT.
+public struct ScheduleSection: Codable, Equatable {
+    public var kind: String = "cosine"
+    public var warmupSteps: Int = 100
+    public var minimumLearningRate: Double = 1e-4
+
+    enum CodingKeys: String, CodingKey {
+        case kind, warmupSteps = "warmup_steps", minimumLearningRate = "minimum_learning_rate"
+    }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "cosine"
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? 100
+        minimumLearningRate = try c.decodeIfPresent(Double.self, forKey: .minimumLearningRate) ?? 1e-4
+    }
+}
+
+public struct EvaluationSection: Codable, Equatable {
+    /// Steps between validation passes (0 = only at the end).
+    public var interval: Int = 500
+    /// Validation batches averaged per pass.
+    public var batches: Int = 200
+
+    enum CodingKeys: String, CodingKey { case interval, batches }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        interval = try c.decodeIfPresent(Int.self, forKey: .interval) ?? 500
+        batches = try c.decodeIfPresent(Int.self, forKey: .batches) ?? 200
+    }
+}
+
+public struct LoggingSection: Codable, Equatable {
+    /// Steps between metrics lines.
+    public var interval: Int = 10
+
+    enum CodingKeys: String, CodingKey { case interval }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        interval = try c.decodeIfPresent(Int.self, forKey: .interval) ?? 10
+    }
+}
+
+/// A config problem, naming the file and the key at fault.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let file: String
+    public let key: String?
+    public let message: String
+    public var description: String {
+        if let key { return "\(file): key '\(key)': \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+extension LoomConfig {
+    /// Reads `path`, applies `key.path=value` overrides, decodes strictly and validates.
+    public static func load(path: String, overrides: [String] = []) throws -> LoomConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(file: path, key: nil, message: "cannot read the config file")
+        }
+        return try parse(yaml: text, file: path, overrides: overrides)
+    }
+
+    public static func parse(yaml: String, file: String, overrides: [String] = []) throws -> LoomConfig {
+        var node: Node
+        do {
+            guard let parsed = try Yams.compose(yaml: yaml) else {
+                throw ConfigError(file: file, key: nil, message: "the file is empty")
+            }
+            node = parsed
+        } catch let error as ConfigError { throw error } catch {
+            throw ConfigError(file: file, key: nil, message: "not valid YAML: \(error)")
+        }
+        guard node.mapping != nil else { throw ConfigError(file: file, key: nil, message: "expected a mapping at the top level") }
+        for override in overrides { try apply(override: override, to: &node, file: file) }
+
+        let config: LoomConfig
+        do { config = try YAMLDecoder().decode(LoomConfig.self, from: node) } catch let error as DecodingError {
+            throw ConfigError(decoding: error, file: file)
+        }
+        // Unknown keys: every key in the input must survive a decode → encode round trip.
+        let known = try Yams.compose(yaml: YAMLEncoder().encode(config))!
+        try rejectUnknownKeys(node, known: known, path: "", file: file)
+        try config.validate(file: file)
+        return config
+    }
+
+    /// Sets the value at a dotted key path, creating intermediate mappings.
+    static func apply(override: String, to node: inout Node, file: String) throws {
+        guard let eq = override.firstIndex(of: "="), eq != override.startIndex else {
+            throw ConfigError(file: "--set \(override)", key: nil, message: "expected key.path=value")
+        }
+        let path = override[..<eq].split(separator: ".").map(String.init)
+        let valueText = String(override[override.index(after: eq)...])
+        let value = (try? Yams.compose(yaml: valueText)).flatMap { $0 } ?? Node(valueText)
+        func set(_ node: inout Node, _ path: ArraySlice<String>) throws {
+            guard var mapping = node.mapping else {
+                throw ConfigError(file: "--set \(override)", key: path.joined(separator: "."), message: "is not inside a mapping")
+            }
+            let key = path.first!
+            if path.count == 1 {
+                mapping[key] = value
+            } else {
+                var child = mapping[key] ?? Node.mapping(Node.Mapping([]))
+                try set(&child, path.dropFirst())
+                mapping[key] = child
+            }
+            node = .mapping(mapping)
+        }
+        try set(&node, path[...])
+    }
+
+    static func rejectUnknownKeys(_ node: Node, known: Node, path: String, file: String) throws {
+        guard let mapping = node.mapping else { return }
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? "?"
+            let full = path.isEmpty ? key : path + "." + key
+            guard let knownValue = known.mapping?[key] else {
+                let choices = known.mapping?.keys.compactMap(\.string).sorted().joined(separator: ", ") ?? ""
+                throw ConfigError(file: file, key: full, message: "unknown key (known here: \(choices))")
+            }
+            try rejectUnknownKeys(value, known: knownValue, path: full, file: file)
+        }
+    }
+
+    /// Checks values that decode but cannot work; names the key and how to fix it.
+    public func validate(file: String) throws {
+        func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message: message) }
+        let m = model, t = training
+        for (key, value) in [("model.layers", m.layers), ("model.heads", m.heads), ("model.width", m.width),
+                             ("model.context_length", m.contextLength), ("training.steps", t.steps),
+                             ("training.batch_size", t.batchSize), ("training.micro_batch_size", t.microBatchSize),
+                             ("evaluation.batches", evaluation.batches), ("logging.interval", logging.interval)]
+        where value <= 0 {
+            throw fail(key, "must be positive, got \(value)")
+        }
+        if m.width % m.heads != 0 {
+            throw fail("model.width", "\(m.width) is not divisible by model.heads = \(m.heads)")
+        }
+        if !(0..<1).contains(m.dropout) { throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)") }
+        if m.vocabularySize < 0 { throw fail("model.vocabulary_size", "must be ≥ 0 (0 = the tokenizer's)") }
+        if t.batchSize % t.microBatchSize != 0 {
+            throw fail("training.batch_size", "\(t.batchSize) is not a multiple of training.micro_batch_size = \(t.microBatchSize)")
+        }
+        if t.threads < 0 { throw fail("training.threads", "must be ≥ 0 (0 = all cores)") }
+        if t.seed < 0 { throw fail("training.seed", "must be ≥ 0") }
+        if data.tokenizer != "character" {
+            throw fail("data.tokenizer", "unknown tokenizer '\(data.tokenizer)' (available: character)")
+        }
+        if !(data.validationFraction > 0 && data.validationFraction < 1) {
+            throw fail("data.validation_fraction", "must be between 0 and 1, got \(data.validationFraction)")
+        }
+        let o = optimizer
+        if !(o.learningRate > 0) { throw fail("optimizer.learning_rate", "must be positive") }
+        if !(0..<1).contains(o.beta1) { throw fail("optimizer.beta1", "must be in [0, 1)") }
+        if !(0..<1).contains(o.beta2) { throw fail("optimizer.beta2", "must be in [0, 1)") }
+        if !(o.epsilon > 0) { throw fail("optimizer.epsilon", "must be positive") }
+        if o.weightDecay < 0 { throw fail("optimizer.weight_decay", "must be ≥ 0") }
+        if o.gradientClip < 0 { throw fail("optimizer.gradient_clip", "must be ≥ 0 (0 disables clipping)") }
+        if !["constant", "cosine"].contains(schedule.kind) {
+            throw fail("schedule.kind", "unknown schedule '\(schedule.kind)' (available: constant, cosine)")
+        }
+        if schedule.warmupSteps < 0 { throw fail("schedule.warmup_steps", "must be ≥ 0") }
+        if schedule.minimumLearningRate < 0 || schedule.minimumLearningRate > o.learningRate {
+            throw fail("schedule.minimum_learning_rate", "must be between 0 and optimizer.learning_rate")
+        }
+        if evaluation.interval < 0 { throw fail("evaluation.interval", "must be ≥ 0 (0 = only at the end)") }
+    }
+
+    /// The model shape for a tokenizer of `vocabularySize` tokens (unless the config fixes one).
+    public func gptConfig(vocabularySize: Int) -> GPTConfig {
+        GPTConfig(vocabularySize: model.vocabularySize > 0 ? model.vocabularySize : vocabularySize,
+                  contextLength: model.contextLength, layers: model.layers, heads: model.heads,
+                  width: model.width, dropout: Float(model.dropout))
+    }
+
+    /// The config as YAML (what a run directory stores as `config.yaml`).
+    public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+}
+
+extension ConfigError {
+    init(decoding error: DecodingError, file: String) {
+        func dotted(_ path: [CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case let .typeMismatch(type, context):
+            self.init(file: file, key: dotted(context.codingPath), message: "expected \(Self.typeName(type))")
+        case let .valueNotFound(type, context):
+            self.init(file: file, key: dotted(context.codingPath), message: "missing value, expected \(Self.typeName(type))")
+        case let .keyNotFound(key, context):
+            self.init(file: file, key: dotted(context.codingPath + [key]), message: "required key is missing")
+        case let .dataCorrupted(context):
+            self.init(file: file, key: dotted(context.codingPath), message: context.debugDescription)
+        @unknown default:
+            self.init(file: file, key: nil, message: "\(error)")
+        }
+    }
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is String.Type: return "a string"
+        default: return "a mapping"
+        }
+    }
+}

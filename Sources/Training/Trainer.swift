@@ -1,0 +1,217 @@
+// Trainer: the training loop — data, forward/backward over micro-batches, gradient all-reduce,
+// clipping, AdamW at the scheduled rate, logging and validation — driven by the config. It is not
+// the model (Models) nor the transport (Distributed): it talks to peers only via a Communicator.
+import Foundation
+import Kernels
+import Models
+import Data
+import Distributed
+
+/// The corpus and tokenizer of a config, loaded before anything is written.
+public struct PreparedData {
+    public let tokenizer: Tokenizer
+    public let corpus: TextCorpus
+
+    public init(config: LoomConfig) throws {
+        let path = config.data.corpus
+        let text = try TextCorpus.readText(path)
+        let tokenizer = CharacterTokenizer(corpus: text)
+        self.tokenizer = tokenizer
+        corpus = TextCorpus(path: path, tokens: try tokenizer.encode(text),
+                            validationFraction: config.data.validationFraction)
+    }
+}
+
+/// Monotonic seconds.
+public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+public struct TrainingSummary {
+    public var steps: Int
+    public var finalValidationLoss: Double?
+    public var trainingSeconds: Double
+    public var tokensPerSecond: Double
+}
+
+public final class Trainer {
+    public let config: LoomConfig
+    public let model: GPT
+    public let optimizer: AdamW
+    public let schedule: LearningRateSchedule
+    let communicator: Communicator
+    let trainSampler: WindowSampler
+    let validationSampler: WindowSampler
+    let run: RunDirectory?
+    let progress: Progress
+
+    /// Sequences per forward/backward, and micro-steps per optimizer step on this rank.
+    public let microBatch: Int
+    public let microSteps: Int
+    let time: Int
+    let inputs: UnsafeMutablePointer<Int32>    // (microBatch, T)
+    let targets: UnsafeMutablePointer<Int32>   // (microBatch, T)
+    private var reduction = [Double](repeating: 0, count: 2)
+    /// Steps whose loss or gradient was not finite (update skipped).
+    public private(set) var skippedSteps = 0
+
+    public init(config: LoomConfig, data: PreparedData, communicator: Communicator,
+                run: RunDirectory?, progress: Progress) throws {
+        self.config = config
+        self.communicator = communicator
+        self.run = run
+        self.progress = progress
+        let t = config.training
+        let world = communicator.worldSize
+        guard t.batchSize % (world * t.microBatchSize) == 0 else {
+            throw ConfigError(file: "config", key: "training.batch_size",
+                              message: "\(t.batchSize) is not divisible by ranks (\(world)) × micro_batch_size (\(t.microBatchSize))")
+        }
+        microBatch = t.microBatchSize
+        microSteps = t.batchSize / (world * t.microBatchSize)
+        time = config.model.contextLength
+        let gpt = config.gptConfig(vocabularySize: data.tokenizer.vocabularySize)
+        guard gpt.vocabularySize >= data.tokenizer.vocabularySize else {
+            throw ConfigError(file: "config", key: "model.vocabulary_size",
+                              message: "\(gpt.vocabularySize) is smaller than the tokenizer's \(data.tokenizer.vocabularySize)")
+        }
+        model = GPT(config: gpt, maxBatch: microBatch)
+        let o = config.optimizer
+        optimizer = AdamW(layout: model.layout, beta1: Float(o.beta1), beta2: Float(o.beta2),
+                          epsilon: Float(o.epsilon), weightDecay: Float(o.weightDecay))
+        schedule = LearningRateSchedule(kind: .init(rawValue: config.schedule.kind)!, peak: o.learningRate,
+                                        minimum: config.schedule.minimumLearningRate,
+                                        warmupSteps: config.schedule.warmupSteps, totalSteps: t.steps)
+        let seed = UInt64(t.seed)
+        trainSampler = try WindowSampler(tokens: data.corpus.train, time: time, seed: seed, purpose: 1,
+                                         path: data.corpus.path, split: "training")
+        validationSampler = try WindowSampler(tokens: data.corpus.validation, time: time, seed: seed, purpose: 2,
+                                              path: data.corpus.path, split: "validation")
+        inputs = .allocate(capacity: microBatch * time)
+        targets = .allocate(capacity: microBatch * time)
+        // Rank 0 initialises, everyone receives the same weights.
+        if communicator.isCoordinator { model.initialize(seed: seed) }
+        communicator.broadcast(model.parameters.pointer, bytes: model.parameters.bytes, root: 0)
+    }
+
+    deinit { inputs.deallocate(); targets.deallocate() }
+
+    /// One optimizer step at `step` (0-based): returns the mean training loss over the global batch.
+    public func trainStep(_ step: Int, learningRate: Double) -> Double {
+        let world = communicator.worldSize, perRank = config.training.batchSize / world
+        let scale = Float(1.0 / Double(config.training.batchSize * time))
+        let dropoutKey = CounterRandom.key(UInt64(config.training.seed), 3, UInt64(step))
+        VectorOps.zero(model.gradients.pointer, count: model.gradients.count)
+        var lossSum = 0.0, counted = 0
+        for micro in 0..<microSteps {
+            let first = communicator.rank * perRank + micro * microBatch
+            trainSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: step, firstExample: first)
+            let (sum, count) = model.forward(tokens: inputs, targets: targets, batch: microBatch, time: time,
+                                             dropout: DropoutStream(key: dropoutKey, firstExample: first))
+            lossSum += sum; counted += count
+            model.backward(tokens: inputs, targets: targets, scale: scale)
+        }
+        Profiler.measure(.communication) {
+            communicator.allReduceSum(model.gradients.pointer, count: model.gradients.count)
+            reduction[0] = lossSum; reduction[1] = Double(counted)
+            reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 2) }
+        }
+        let loss = reduction[0] / max(reduction[1], 1)
+        let norm = Profiler.measure(.optimizer) {
+            GradientClipping.clip(model.gradients, maxNorm: Float(config.optimizer.gradientClip))
+        }
+        if !loss.isFinite || !norm.isFinite {
+            skippedSteps += 1
+            return loss
+        }
+        Profiler.measure(.optimizer) {
+            optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate))
+        }
+        return loss
+    }
+
+    /// Mean validation loss over `batches` fixed batches (the same ones at every evaluation).
+    public func evaluate(batches: Int) -> Double {
+        var sum = 0.0, count = 0
+        var b = communicator.rank
+        while b < batches {
+            validationSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: b, firstExample: 0)
+            let r = model.forward(tokens: inputs, targets: targets, batch: microBatch, time: time)
+            sum += r.sum / Double(max(r.count, 1)); count += 1
+            b += communicator.worldSize
+        }
+        reduction[0] = sum; reduction[1] = Double(count)
+        reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 2) }
+        return reduction[0] / max(reduction[1], 1)
+    }
+
+    /// Trains for `training.steps` steps, logging and validating as configured; saves the model.
+    public func train() throws -> TrainingSummary {
+        let total = config.training.steps
+        let tokensPerStep = Double(config.training.batchSize * time)
+        let logEvery = config.logging.interval, evalEvery = config.evaluation.interval
+        let start = monotonicSeconds()
+        var trainingSeconds = 0.0, lastValidation: Double?
+        var windowStart = monotonicSeconds(), windowSteps = 0, windowLoss = 0.0
+        var step = 0
+        while step < total {
+            let lr = schedule.rate(at: step)
+            let t0 = monotonicSeconds()
+            let loss = trainStep(step, learningRate: lr)
+            trainingSeconds += monotonicSeconds() - t0
+            step += 1
+            windowSteps += 1; windowLoss += loss
+
+            let isLast = step == total
+            if step % logEvery == 0 || isLast || step == 1 {
+                let now = monotonicSeconds()
+                let rate = Double(windowSteps) * tokensPerStep / max(now - windowStart, 1e-9)
+                let meanLoss = windowLoss / Double(windowSteps)
+                if communicator.isCoordinator {
+                    run?.log(["step": step, "train_loss": meanLoss, "lr": lr, "tokens": Int(Double(step) * tokensPerStep),
+                              "elapsed_s": now - start, "tokens_per_s": rate])
+                    progress.status(step: step, total: total, loss: meanLoss, learningRate: lr, tokensPerSecond: rate,
+                                    remainingSeconds: Double(total - step) * tokensPerStep / rate, line: true)
+                }
+                windowStart = monotonicSeconds(); windowSteps = 0; windowLoss = 0
+            } else if communicator.isCoordinator, progress.isTerminal {
+                let rate = Double(windowSteps) * tokensPerStep / max(monotonicSeconds() - windowStart, 1e-9)
+                progress.status(step: step, total: total, loss: loss, learningRate: lr, tokensPerSecond: rate,
+                                remainingSeconds: Double(total - step) * tokensPerStep / rate, line: false)
+            }
+            if (evalEvery > 0 && step % evalEvery == 0) || isLast {
+                let validation = evaluate(batches: config.evaluation.batches)
+                lastValidation = validation
+                if communicator.isCoordinator {
+                    run?.log(["step": step, "train_loss": loss, "lr": lr, "tokens": Int(Double(step) * tokensPerStep),
+                              "elapsed_s": monotonicSeconds() - start, "tokens_per_s": Double(step) * tokensPerStep / trainingSeconds,
+                              "val_loss": validation])
+                    progress.message(String(format: "step %d: val loss %.4f (mean of %d batches)", step, validation,
+                                            config.evaluation.batches))
+                }
+                windowStart = monotonicSeconds()
+            }
+        }
+        if communicator.isCoordinator, let run {
+            try Safetensors.write(run.modelPath, layout: model.layout, buffer: model.parameters,
+                                  metadata: ["format": "pt", "loom": "gpt", "step": "\(step)"])
+            run.close()
+        }
+        return TrainingSummary(steps: step, finalValidationLoss: lastValidation, trainingSeconds: trainingSeconds,
+                               tokensPerSecond: Double(step) * tokensPerStep / max(trainingSeconds, 1e-9))
+    }
+}
+
+extension PreparedData {
+    /// Random tokens of a given vocabulary, for benchmarks without a corpus.
+    public static func synthetic(vocabularySize: Int, tokens: Int, seed: UInt64) -> PreparedData {
+        let characters = (0..<vocabularySize).map { Unicode.Scalar(UInt32(0x100 + $0))! }
+        let key = CounterRandom.key(seed, 0xB)
+        let ids = (0..<tokens).map { Int32(CounterRandom.below(vocabularySize, key: key, counter: UInt64($0))) }
+        return PreparedData(tokenizer: CharacterTokenizer(characters: characters),
+                            corpus: TextCorpus(path: "(synthetic)", tokens: ids, validationFraction: 0.1))
+    }
+
+    public init(tokenizer: Tokenizer, corpus: TextCorpus) {
+        self.tokenizer = tokenizer
+        self.corpus = corpus
+    }
+}
