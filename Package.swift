@@ -25,7 +25,9 @@ let package = Package(
         .target(name: "MallocCounter", path: "Sources/MallocCounter"),
 
         // Numeric core on raw Float buffers.
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: fast),
+        // Floating-point environment controls (flush denormals) for the compute threads.
+        .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CKernelSupport"], swiftSettings: fast),
         // Parameters in one flat buffer; layers composed into GPT.
         .target(name: "Models", dependencies: ["Kernels"], swiftSettings: fast),
         // Tokenizers, corpora, the token sampler.

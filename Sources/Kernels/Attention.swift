@@ -28,25 +28,17 @@ public struct AttentionShape {
 }
 
 public enum Attention {
-    /// out(B,Tq,C) = softmax(q·kᵀ/√D + mask)·v, saving the probabilities for backward.
-    /// With dropout p > 0 the dropped probabilities go to `probsDropped` and feed the product.
-    public static func forward(
-        out: UnsafeMutablePointer<Float>, outStride: Int,          // (B, Tq, C)
-        probs: UnsafeMutablePointer<Float>,                        // (B, H, Tq, Tk)
-        q: UnsafePointer<Float>, qStride: Int,                     // (B, Tq, ≥C)
-        k: UnsafePointer<Float>, kStride: Int,                     // (B, Tk, ≥C)
-        v: UnsafePointer<Float>, vStride: Int,                     // (B, Tk, ≥C)
-        shape s: AttentionShape,
-        keyBatchStride: Int? = nil,                                // k and v alike (KV caches)
-        keyLengths: UnsafePointer<Int32>? = nil,                   // (B) valid keys per item
-        dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
-        probsDropped: UnsafeMutablePointer<Float>? = nil           // (B, H, Tq, Tk) when p > 0
-    ) {
-        Profiler.measure(.attention) {
+    struct Forward: ParallelLoop {
+        let out: UnsafeMutablePointer<Float>, outStride: Int, probs: UnsafeMutablePointer<Float>
+        let q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int
+        let v: UnsafePointer<Float>, vStride: Int, s: AttentionShape, kbs: Int, vbs: Int
+        let keyLengths: UnsafePointer<Int32>?, p: Float, dropoutKey: UInt64, dropoutCounter: Int
+        let probsDropped: UnsafeMutablePointer<Float>?
+
+        func run(_ tasks: Range<Int>) {
             let Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, H = s.heads
-            let kbs = keyBatchStride ?? Tk * kStride, vbs = keyBatchStride ?? Tk * vStride
             let alpha = 1 / Float(D).squareRoot()
-            ThreadPool.shared.run(tasks: s.batch * H) { task in
+            for task in tasks {
                 let b = task / H, h = task % H
                 let qbh = q + b * Tq * qStride + h * D
                 let kbh = k + b * kbs + h * D
@@ -64,7 +56,7 @@ public enum Attention {
                 if p > 0, let probsDropped {
                     let dbh = probsDropped + task * Tq * Tk
                     let offset = dropoutCounter + task * Tq * Tk
-                    let threshold = UInt64(Double(p) * 16_777_216.0), scale = 1 / (1 - p)
+                    let threshold = Dropout.threshold(p), scale = 1 / (1 - p)
                     for e in 0..<(Tq * Tk) {
                         dbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? pbh[e] * scale : 0
                     }
@@ -76,27 +68,19 @@ public enum Attention {
         }
     }
 
-    /// Gradients of `forward`: dq, dk, dv are overwritten (each (batch, head) writes its own block).
-    /// `dprobs` is scratch of the probabilities' size.
-    public static func backward(
-        dq: UnsafeMutablePointer<Float>, dqStride: Int,
-        dk: UnsafeMutablePointer<Float>, dkStride: Int,
-        dv: UnsafeMutablePointer<Float>, dvStride: Int,
-        dprobs: UnsafeMutablePointer<Float>,                       // (B, H, Tq, Tk) scratch
-        dout: UnsafePointer<Float>, doutStride: Int,               // (B, Tq, C)
-        probs: UnsafePointer<Float>,                               // (B, H, Tq, Tk) from forward
-        q: UnsafePointer<Float>, qStride: Int,
-        k: UnsafePointer<Float>, kStride: Int,
-        v: UnsafePointer<Float>, vStride: Int,
-        shape s: AttentionShape,
-        keyLengths: UnsafePointer<Int32>? = nil,
-        dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
-        probsDropped: UnsafePointer<Float>? = nil
-    ) {
-        Profiler.measure(.attention) {
+    struct Backward: ParallelLoop {
+        let dq: UnsafeMutablePointer<Float>, dqStride: Int, dk: UnsafeMutablePointer<Float>, dkStride: Int
+        let dv: UnsafeMutablePointer<Float>, dvStride: Int, dprobs: UnsafeMutablePointer<Float>
+        let dout: UnsafePointer<Float>, doutStride: Int, probs: UnsafePointer<Float>
+        let q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int
+        let v: UnsafePointer<Float>, vStride: Int, s: AttentionShape
+        let keyLengths: UnsafePointer<Int32>?, p: Float, dropoutKey: UInt64, dropoutCounter: Int
+        let probsDropped: UnsafePointer<Float>?
+
+        func run(_ tasks: Range<Int>) {
             let Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, H = s.heads
             let alpha = 1 / Float(D).squareRoot()
-            ThreadPool.shared.run(tasks: s.batch * H) { task in
+            for task in tasks {
                 let b = task / H, h = task % H
                 let qbh = q + b * Tq * qStride + h * D
                 let kbh = k + b * Tk * kStride + h * D
@@ -113,7 +97,7 @@ public enum Attention {
                             beta: 0, c: dv + b * Tk * dvStride + h * D, ldc: dvStride)
                 if p > 0 {
                     let offset = dropoutCounter + task * Tq * Tk
-                    let threshold = UInt64(Double(p) * 16_777_216.0), scale = 1 / (1 - p)
+                    let threshold = Dropout.threshold(p), scale = 1 / (1 - p)
                     for e in 0..<(Tq * Tk) {
                         dpbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? dpbh[e] * scale : 0
                     }
@@ -134,5 +118,50 @@ public enum Attention {
                             beta: 0, c: dk + b * Tk * dkStride + h * D, ldc: dkStride)
             }
         }
+    }
+
+    /// out(B,Tq,C) = softmax(q·kᵀ/√D + mask)·v, saving the probabilities for backward.
+    /// With dropout p > 0 the dropped probabilities go to `probsDropped` and feed the product.
+    public static func forward(
+        out: UnsafeMutablePointer<Float>, outStride: Int,          // (B, Tq, C)
+        probs: UnsafeMutablePointer<Float>,                        // (B, H, Tq, Tk)
+        q: UnsafePointer<Float>, qStride: Int,                     // (B, Tq, ≥C)
+        k: UnsafePointer<Float>, kStride: Int,                     // (B, Tk, ≥C)
+        v: UnsafePointer<Float>, vStride: Int,                     // (B, Tk, ≥C)
+        shape s: AttentionShape,
+        keyBatchStride: Int? = nil,                                // k and v alike (KV caches)
+        keyLengths: UnsafePointer<Int32>? = nil,                   // (B) valid keys per item
+        dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
+        probsDropped: UnsafeMutablePointer<Float>? = nil           // (B, H, Tq, Tk) when p > 0
+    ) {
+        let job = Forward(out: out, outStride: outStride, probs: probs, q: q, qStride: qStride, k: k, kStride: kStride,
+                          v: v, vStride: vStride, s: s, kbs: keyBatchStride ?? s.keyLength * kStride,
+                          vbs: keyBatchStride ?? s.keyLength * vStride, keyLengths: keyLengths, p: p,
+                          dropoutKey: dropoutKey, dropoutCounter: dropoutCounter, probsDropped: probsDropped)
+        Profiler.measure(.attention) { ThreadPool.shared.parallelFor(s.batch * s.heads, job) }
+    }
+
+    /// Gradients of `forward`: dq, dk, dv are overwritten (each (batch, head) writes its own block).
+    /// `dprobs` is scratch of the probabilities' size.
+    public static func backward(
+        dq: UnsafeMutablePointer<Float>, dqStride: Int,
+        dk: UnsafeMutablePointer<Float>, dkStride: Int,
+        dv: UnsafeMutablePointer<Float>, dvStride: Int,
+        dprobs: UnsafeMutablePointer<Float>,                       // (B, H, Tq, Tk) scratch
+        dout: UnsafePointer<Float>, doutStride: Int,               // (B, Tq, C)
+        probs: UnsafePointer<Float>,                               // (B, H, Tq, Tk) from forward
+        q: UnsafePointer<Float>, qStride: Int,
+        k: UnsafePointer<Float>, kStride: Int,
+        v: UnsafePointer<Float>, vStride: Int,
+        shape s: AttentionShape,
+        keyLengths: UnsafePointer<Int32>? = nil,
+        dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
+        probsDropped: UnsafePointer<Float>? = nil
+    ) {
+        let job = Backward(dq: dq, dqStride: dqStride, dk: dk, dkStride: dkStride, dv: dv, dvStride: dvStride,
+                           dprobs: dprobs, dout: dout, doutStride: doutStride, probs: probs, q: q, qStride: qStride,
+                           k: k, kStride: kStride, v: v, vStride: vStride, s: s, keyLengths: keyLengths, p: p,
+                           dropoutKey: dropoutKey, dropoutCounter: dropoutCounter, probsDropped: probsDropped)
+        Profiler.measure(.attention) { ThreadPool.shared.parallelFor(s.batch * s.heads, job) }
     }
 }

@@ -5,7 +5,48 @@
 /// Rows whose target is negative (padding) have loss 0 and zero gradient.
 /// Shapes: N rows (B·T), V vocabulary (row stride `stride` ≥ V, for padded vocabularies).
 public enum CrossEntropy {
+    struct Forward: ParallelLoop {
+        let losses: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>
+        let targets: UnsafePointer<Int32>, V: Int, eps: Float
+        func run(_ rows: Range<Int>) {
+            for row in rows {
+                let p = logits + row * V
+                let target = Int(targets[row])
+                var maxValue = -Float.infinity
+                for v in 0..<V { maxValue = max(maxValue, p[v]) }
+                var sumLogits: Float = 0
+                for v in 0..<V { sumLogits += p[v] }
+                let sum = Softmax.exponentiate(p, count: V, subtract: maxValue, scale: 1)
+                let inv = 1 / sum
+                for v in 0..<V { p[v] *= inv }
+                if target < 0 { losses[row] = 0; continue }
+                // −log p[target], computed from the probability (clamped away from 0).
+                var loss = -log(max(p[target], Float.leastNormalMagnitude))
+                if eps > 0 {
+                    let meanLogP = sumLogits / Float(V) - maxValue - log(sum)
+                    loss = (1 - eps) * loss - eps * meanLogP
+                }
+                losses[row] = loss
+            }
+        }
+    }
+
+    struct Backward: ParallelLoop {
+        let dlogits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, V: Int, scale: Float, eps: Float
+        func run(_ rows: Range<Int>) {
+            for row in rows {
+                let d = dlogits + row * V
+                let target = Int(targets[row])
+                if target < 0 { for v in 0..<V { d[v] = 0 }; continue }
+                let off = eps / Float(V)
+                for v in 0..<V { d[v] = (d[v] - off) * scale }
+                d[target] -= (1 - eps) * scale
+            }
+        }
+    }
+
     /// Overwrites `logits` with the probabilities and writes `losses`. Returns (Σ loss, counted rows).
+    /// Targets must be < V (callers validate token ids when data is loaded).
     @discardableResult
     public static func forward(
         losses: UnsafeMutablePointer<Float>,   // (N)
@@ -14,29 +55,7 @@ public enum CrossEntropy {
         rows N: Int, vocabulary V: Int, labelSmoothing eps: Float = 0
     ) -> (sum: Double, count: Int) {
         Profiler.measure(.crossEntropy) {
-            ThreadPool.shared.parallelFor(N, grain: 4) { rows in
-                for row in rows {
-                    let p = logits + row * V
-                    let target = Int(targets[row])
-                    var maxValue = -Float.infinity
-                    for v in 0..<V { maxValue = max(maxValue, p[v]) }
-                    var sumLogits: Float = 0
-                    for v in 0..<V { sumLogits += p[v] }
-                    let sum = Softmax.exponentiate(p, count: V, subtract: maxValue, scale: 1)
-                    let logSum = log(sum)
-                    for v in 0..<V { p[v] /= sum }
-                    if target < 0 { losses[row] = 0; continue }
-                    precondition(target < V, "CrossEntropy: target \(target) ≥ vocabulary \(V)")
-                    // log p[v] = logit[v] − max − log Σ; recover logit[target] from the probability.
-                    let logPTarget = log(max(p[target], Float.leastNormalMagnitude))
-                    var loss = -logPTarget
-                    if eps > 0 {
-                        let meanLogP = sumLogits / Float(V) - maxValue - logSum
-                        loss = (1 - eps) * loss - eps * meanLogP
-                    }
-                    losses[row] = loss
-                }
-            }
+            ThreadPool.shared.parallelFor(N, grain: 4, Forward(losses: losses, logits: logits, targets: targets, V: V, eps: eps))
             var total = 0.0
             var counted = 0
             for row in 0..<N where targets[row] >= 0 { total += Double(losses[row]); counted += 1 }
@@ -52,16 +71,7 @@ public enum CrossEntropy {
         rows N: Int, vocabulary V: Int, scale: Float, labelSmoothing eps: Float = 0
     ) {
         Profiler.measure(.crossEntropy) {
-            ThreadPool.shared.parallelFor(N, grain: 4) { rows in
-                for row in rows {
-                    let d = dlogits + row * V
-                    let target = Int(targets[row])
-                    if target < 0 { for v in 0..<V { d[v] = 0 }; continue }
-                    let off = eps / Float(V)
-                    for v in 0..<V { d[v] = (d[v] - off) * scale }
-                    d[target] -= (1 - eps) * scale
-                }
-            }
+            ThreadPool.shared.parallelFor(N, grain: 4, Backward(dlogits: dlogits, targets: targets, V: V, scale: scale, eps: eps))
         }
     }
 }

@@ -10,30 +10,34 @@ public enum Dropout {
         (CounterRandom.bits(key: key, counter: UInt64(i)) >> 40) >= threshold
     }
 
-    /// data *= mask/(1 − p), in place, for N values.
-    public static func apply(_ data: UnsafeMutablePointer<Float>, count N: Int, probability p: Float,
-                             key: UInt64, counter: Int = 0) {
-        Profiler.measure(.elementwise) {
-            if p <= 0 { return }
-            let threshold = UInt64(Double(p) * 16_777_216.0)
-            let scale = 1 / (1 - p)
-            ThreadPool.shared.parallelFor(N, grain: 1024) { range in
-                for i in range { data[i] = keep(counter + i, key: key, threshold: threshold) ? data[i] * scale : 0 }
-            }
+    @inline(__always)
+    static func threshold(_ p: Float) -> UInt64 { UInt64(Double(p) * 16_777_216.0) }
+
+    struct Mask: ParallelLoop {
+        let out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
+        let key: UInt64, threshold: UInt64, scale: Float, counter: Int
+        func run(_ range: Range<Int>) {
+            for i in range { out[i] = keep(counter + i, key: key, threshold: threshold) ? inp[i] * scale : 0 }
         }
     }
 
+    /// data *= mask/(1 − p), in place, for N values.
+    public static func apply(_ data: UnsafeMutablePointer<Float>, count N: Int, probability p: Float,
+                             key: UInt64, counter: Int = 0) {
+        forward(out: data, inp: data, count: N, probability: p, key: key, counter: counter)
+    }
+
     /// out = inp · mask/(1 − p) for N values (the backward of `apply` with the same key is the
-    /// same operation on the gradient).
+    /// same operation on the gradient). out may be inp.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count N: Int,
                                probability p: Float, key: UInt64, counter: Int = 0) {
         Profiler.measure(.elementwise) {
-            let threshold = UInt64(Double(p) * 16_777_216.0)
-            let scale = p <= 0 ? 1 : 1 / (1 - p)
-            ThreadPool.shared.parallelFor(N, grain: 1024) { range in
-                if p <= 0 { for i in range { out[i] = inp[i] }; return }
-                for i in range { out[i] = keep(counter + i, key: key, threshold: threshold) ? inp[i] * scale : 0 }
+            if p <= 0 {
+                if UnsafePointer(out) != inp { out.update(from: inp, count: N) }
+                return
             }
+            ThreadPool.shared.parallelFor(N, grain: 1024, Mask(out: out, inp: inp, key: key, threshold: threshold(p),
+                                                               scale: 1 / (1 - p), counter: counter))
         }
     }
 }

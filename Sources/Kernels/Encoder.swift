@@ -10,14 +10,18 @@ public enum Encoder {
         wpe: UnsafePointer<Float>,             // (maxT, C)
         batch B: Int, time T: Int, channels C: Int
     ) {
-        Profiler.measure(.embedding) {
-            ThreadPool.shared.parallelFor(B * T, grain: 8) { rows in
+        struct Rows: ParallelLoop {
+            let out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>
+            let wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>, T: Int, C: Int
+            func run(_ rows: Range<Int>) {
                 for row in rows {
-                    let t = row % T
-                    let o = out + row * C, e = wte + Int(tokens[row]) * C, p = wpe + t * C
+                    let o = out + row * C, e = wte + Int(tokens[row]) * C, p = wpe + (row % T) * C
                     for c in 0..<C { o[c] = e[c] + p[c] }
                 }
             }
+        }
+        Profiler.measure(.embedding) {
+            ThreadPool.shared.parallelFor(B * T, grain: 8, Rows(out: out, tokens: tokens, wte: wte, wpe: wpe, T: T, C: C))
         }
     }
 
@@ -30,14 +34,19 @@ public enum Encoder {
         tokens: UnsafePointer<Int32>,          // (B, T)
         batch B: Int, time T: Int, channels C: Int
     ) {
-        Profiler.measure(.embedding) {
-            ThreadPool.shared.parallelFor(C, grain: 16) { cols in
-                for row in 0..<(B * T) {
-                    let t = row % T
-                    let d = dout + row * C, e = dwte + Int(tokens[row]) * C, p = dwpe + t * C
+        struct Columns: ParallelLoop {
+            let dwte: UnsafeMutablePointer<Float>, dwpe: UnsafeMutablePointer<Float>
+            let dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, rows: Int, T: Int, C: Int
+            func run(_ cols: Range<Int>) {
+                for row in 0..<rows {
+                    let d = dout + row * C, e = dwte + Int(tokens[row]) * C, p = dwpe + (row % T) * C
                     for c in cols { e[c] += d[c]; p[c] += d[c] }
                 }
             }
+        }
+        Profiler.measure(.embedding) {
+            ThreadPool.shared.parallelFor(C, grain: 16, Columns(dwte: dwte, dwpe: dwpe, dout: dout, tokens: tokens,
+                                                                rows: B * T, T: T, C: C))
         }
     }
 }

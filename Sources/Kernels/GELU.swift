@@ -25,46 +25,53 @@ public enum GELU {
         return left + right
     }
 
-    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count N: Int) {
-        Profiler.measure(.gelu) {
-            ThreadPool.shared.parallelFor(N, grain: 1024) { range in
-                var i = range.lowerBound
-                while i + 8 <= range.upperBound { out.store8(i, value(inp.load8(i))); i += 8 }
-                while i < range.upperBound { out[i] = value(Float8(repeating: inp[i]))[0]; i += 1 }
-            }
+    struct Forward: ParallelLoop {
+        let out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
+        func run(_ range: Range<Int>) {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound { out.store8(i, value(inp.load8(i))); i += 8 }
+            while i < range.upperBound { out[i] = value(Float8(repeating: inp[i]))[0]; i += 1 }
         }
+    }
+
+    struct Backward: ParallelLoop {
+        let dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>
+        func run(_ range: Range<Int>) {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound { dinp.store8(i, derivative(inp.load8(i)) * dout.load8(i)); i += 8 }
+            while i < range.upperBound { dinp[i] = derivative(Float8(repeating: inp[i]))[0] * dout[i]; i += 1 }
+        }
+    }
+
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count N: Int) {
+        Profiler.measure(.gelu) { ThreadPool.shared.parallelFor(N, grain: 1024, Forward(out: out, inp: inp)) }
     }
 
     /// dinp = gelu′(inp) · dout (overwritten).
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count N: Int) {
-        Profiler.measure(.gelu) {
-            ThreadPool.shared.parallelFor(N, grain: 1024) { range in
-                var i = range.lowerBound
-                while i + 8 <= range.upperBound { dinp.store8(i, derivative(inp.load8(i)) * dout.load8(i)); i += 8 }
-                while i < range.upperBound { dinp[i] = derivative(Float8(repeating: inp[i]))[0] * dout[i]; i += 1 }
-            }
-        }
+        Profiler.measure(.gelu) { ThreadPool.shared.parallelFor(N, grain: 1024, Backward(dinp: dinp, inp: inp, dout: dout)) }
     }
 }
 
 /// ReLU (the encoder-decoder's feed-forward activation), forward and backward.
 public enum ReLU {
+    struct Forward: ParallelLoop {
+        let out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
+        func run(_ range: Range<Int>) { for i in range { out[i] = max(inp[i], 0) } }
+    }
+    struct Backward: ParallelLoop {
+        let dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>
+        func run(_ range: Range<Int>) { for i in range { dinp[i] = inp[i] > 0 ? dout[i] : 0 } }
+    }
+
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count N: Int) {
-        Profiler.measure(.gelu) {
-            ThreadPool.shared.parallelFor(N, grain: 1024) { range in
-                for i in range { out[i] = max(inp[i], 0) }
-            }
-        }
+        Profiler.measure(.gelu) { ThreadPool.shared.parallelFor(N, grain: 1024, Forward(out: out, inp: inp)) }
     }
 
     /// dinp = (inp > 0) · dout (overwritten).
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count N: Int) {
-        Profiler.measure(.gelu) {
-            ThreadPool.shared.parallelFor(N, grain: 1024) { range in
-                for i in range { dinp[i] = inp[i] > 0 ? dout[i] : 0 }
-            }
-        }
+        Profiler.measure(.gelu) { ThreadPool.shared.parallelFor(N, grain: 1024, Backward(dinp: dinp, inp: inp, dout: dout)) }
     }
 }

@@ -29,19 +29,25 @@ public enum Gemm {
                    a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
-        if m >= n {
-            pool.parallelFor(m, grain: 16) { rows in
-                let aOffset = transA ? rows.lowerBound : rows.lowerBound * lda
-                serial(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
-                       a: a + aOffset, lda: lda, b: b, ldb: ldb, beta: beta,
-                       c: c + rows.lowerBound * ldc, ldc: ldc)
-            }
-        } else {
-            pool.parallelFor(n, grain: 16) { cols in
-                let bOffset = transB ? cols.lowerBound * ldb : cols.lowerBound
-                serial(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
-                       a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta,
-                       c: c + cols.lowerBound, ldc: ldc)
+        let job = Block(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, splitRows: m >= n)
+        pool.parallelFor(m >= n ? m : n, grain: 16, job)
+    }
+
+    /// One thread's block of C: a range of rows (A's rows) or of columns (B's columns).
+    struct Block: ParallelLoop {
+        let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
+        let a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
+        let beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, splitRows: Bool
+        func run(_ part: Range<Int>) {
+            if splitRows {
+                let aOffset = transA ? part.lowerBound : part.lowerBound * lda
+                serial(transA: transA, transB: transB, m: part.count, n: n, k: k, alpha: alpha,
+                       a: a + aOffset, lda: lda, b: b, ldb: ldb, beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
+            } else {
+                let bOffset = transB ? part.lowerBound * ldb : part.lowerBound
+                serial(transA: transA, transB: transB, m: m, n: part.count, k: k, alpha: alpha,
+                       a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta, c: c + part.lowerBound, ldc: ldc)
             }
         }
     }

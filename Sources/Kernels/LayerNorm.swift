@@ -12,8 +12,11 @@ public enum LayerNorm {
         bias: UnsafePointer<Float>,            // (C)
         rows N: Int, channels C: Int, epsilon: Float = 1e-5
     ) {
-        Profiler.measure(.layerNorm) {
-            ThreadPool.shared.parallelFor(N, grain: 4) { rows in
+        struct Rows: ParallelLoop {
+            let out, mean, rstd: UnsafeMutablePointer<Float>
+            let inp, weight, bias: UnsafePointer<Float>
+            let C: Int, epsilon: Float
+            func run(_ rows: Range<Int>) {
                 for row in rows {
                     let x = inp + row * C, o = out + row * C
                     var sum: Float = 0
@@ -27,6 +30,10 @@ public enum LayerNorm {
                     rstd[row] = s
                 }
             }
+        }
+        Profiler.measure(.layerNorm) {
+            ThreadPool.shared.parallelFor(N, grain: 4, Rows(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight,
+                                                            bias: bias, C: C, epsilon: epsilon))
         }
     }
 
@@ -43,9 +50,11 @@ public enum LayerNorm {
         rstd: UnsafePointer<Float>,            // (N)
         rows N: Int, channels C: Int
     ) {
-        Profiler.measure(.layerNorm) {
-            let pool = ThreadPool.shared
-            pool.parallelFor(N, grain: 4) { rows in
+        struct InputRows: ParallelLoop {
+            let dinp: UnsafeMutablePointer<Float>
+            let dout, inp, weight, mean, rstd: UnsafePointer<Float>
+            let C: Int
+            func run(_ rows: Range<Int>) {
                 for row in rows {
                     let x = inp + row * C, d = dout + row * C, di = dinp + row * C
                     let m = mean[row], s = rstd[row]
@@ -65,7 +74,12 @@ public enum LayerNorm {
                     }
                 }
             }
-            pool.parallelFor(C, grain: 16) { cols in
+        }
+        struct ParameterColumns: ParallelLoop {
+            let dweight, dbias: UnsafeMutablePointer<Float>
+            let dout, inp, mean, rstd: UnsafePointer<Float>
+            let N: Int, C: Int
+            func run(_ cols: Range<Int>) {
                 for row in 0..<N {
                     let x = inp + row * C, d = dout + row * C
                     let m = mean[row], s = rstd[row]
@@ -75,6 +89,13 @@ public enum LayerNorm {
                     }
                 }
             }
+        }
+        Profiler.measure(.layerNorm) {
+            let pool = ThreadPool.shared
+            pool.parallelFor(N, grain: 4, InputRows(dinp: dinp, dout: dout, inp: inp, weight: weight, mean: mean,
+                                                    rstd: rstd, C: C))
+            pool.parallelFor(C, grain: 16, ParameterColumns(dweight: dweight, dbias: dbias, dout: dout, inp: inp,
+                                                            mean: mean, rstd: rstd, N: N, C: C))
         }
     }
 }

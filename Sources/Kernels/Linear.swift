@@ -12,11 +12,7 @@ public enum Linear {
         rows N: Int, inputs I: Int, outputs O: Int
     ) {
         Profiler.measure(.linear) {
-            if let bias {
-                ThreadPool.shared.parallelFor(N, grain: 16) { rows in
-                    for row in rows { (out + row * O).update(from: bias, count: O) }
-                }
-            }
+            if let bias { ThreadPool.shared.parallelFor(N, grain: 16, RowFill(out: out, row: bias, columns: O)) }
             Gemm.parallel(m: N, n: O, k: I, a: inp, lda: I, b: weight, ldb: O,
                           beta: bias == nil ? 0 : 1, c: out, ldc: O)
         }
@@ -47,15 +43,27 @@ public enum Linear {
     }
 }
 
+/// Copies one row into every row of a matrix (bias initialisation before sgemm with beta = 1).
+struct RowFill: ParallelLoop {
+    let out: UnsafeMutablePointer<Float>, row: UnsafePointer<Float>, columns: Int
+    func run(_ rows: Range<Int>) {
+        for r in rows { (out + r * columns).update(from: row, count: columns) }
+    }
+}
+
 /// into(C) += Σ_rows from(N, C), split over columns (fixed summation order).
 public enum ColumnSum {
-    public static func accumulate(into: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>,
-                                  rows N: Int, columns C: Int) {
-        ThreadPool.shared.parallelFor(C, grain: 16) { cols in
+    struct Columns: ParallelLoop {
+        let into: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>, N: Int, C: Int
+        func run(_ cols: Range<Int>) {
             for row in 0..<N {
                 let d = from + row * C
                 for c in cols { into[c] += d[c] }
             }
         }
+    }
+    public static func accumulate(into: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>,
+                                  rows N: Int, columns C: Int) {
+        ThreadPool.shared.parallelFor(C, grain: 16, Columns(into: into, from: from, N: N, C: C))
     }
 }

@@ -7,20 +7,32 @@ import Darwin
 #endif
 import Synchronization
 import CBLAS
+import CKernelSupport
 
-/// Runs loop bodies on `threads` threads (the caller plus `threads - 1` workers).
+/// A loop body and the state it reads, as a value: `run` does the iterations in `range`.
+///
+/// Kernels hand the pool structs rather than closures because a closure shared with another
+/// thread must be boxed on the heap (`withoutActuallyEscaping`), and the step loop must not
+/// allocate. A struct is passed by address; the specialised call stores two plain words.
+public protocol ParallelLoop {
+    func run(_ range: Range<Int>)
+}
+
+/// Runs loops on `threads` threads (the caller plus `threads - 1` workers).
 ///
 /// Why our own pool: OpenBLAS runs single-threaded and the pool splits every sgemm and every
-/// elementwise kernel, so exactly one set of threads competes for the cores. Issuing a job
-/// allocates nothing: the body is borrowed (`withoutActuallyEscaping`), workers spin briefly
+/// elementwise kernel, so exactly one set of threads competes for the cores. Workers spin briefly
 /// between jobs (the step loop issues hundreds per step), then sleep on a condition variable.
 public final class ThreadPool: @unchecked Sendable {
     /// The pool every kernel uses; replace it with `ThreadPool.configure(threads:)` at start-up.
     nonisolated(unsafe) public private(set) static var shared = ThreadPool(threads: 1)
 
-    /// Makes a pool of `threads` threads the shared one and pins OpenBLAS to one thread per call.
+    /// Makes a pool of `threads` threads the shared one, pins OpenBLAS to one thread per call and
+    /// flushes denormals to zero on the calling thread (workers do it when they start): sharpening
+    /// attention produces probabilities near e^−87, and denormal arithmetic is ~100× slower.
     public static func configure(threads: Int) {
         openblas_set_num_threads(1)
+        loom_flush_denormals()
         if shared.threads != threads { shared = ThreadPool(threads: max(1, threads)) }
     }
 
@@ -28,11 +40,14 @@ public final class ThreadPool: @unchecked Sendable {
     public let threads: Int
 
     private let generation = Atomic<Int>(0)
-    private let nextTask = Atomic<Int>(0)
+    private let nextPart = Atomic<Int>(0)
     private let busyWorkers = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
-    private var body: ((Int) -> Void)?
-    private var taskCount = 0
+    private let inUse = Atomic<Bool>(false)
+    // The current job: a pointer to the caller's loop value and a context-free invoker.
+    private var job: UnsafeRawPointer?
+    private var invoke: ((UnsafeRawPointer, Range<Int>) -> Void)?
+    private var jobCount = 0, jobGrain = 1, jobGrains = 0, jobParts = 0
     private var stopping = false
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
@@ -58,6 +73,7 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func workerLoop() {
+        loom_flush_denormals()
         var seen = 0
         while true {
             var polls = 0
@@ -74,57 +90,70 @@ public final class ThreadPool: @unchecked Sendable {
             }
             seen = generation.load(ordering: .acquiring)
             if stopping { return }
-            if let body {
-                while true {
-                    let task = nextTask.add(1, ordering: .relaxed).oldValue
-                    if task >= taskCount { break }
-                    body(task)
-                }
-            }
+            runParts()
             busyWorkers.subtract(1, ordering: .releasing)
         }
     }
 
-    /// Calls `body(task)` once for every task in `0..<tasks`, spread over the pool's threads.
-    /// Returns when all have finished.
-    public func run(tasks: Int, _ body: (Int) -> Void) {
-        if tasks <= 0 { return }
-        if threads == 1 || tasks == 1 {
-            for task in 0..<tasks { body(task) }
-            return
-        }
-        withoutActuallyEscaping(body) { escapable in
-            self.body = escapable
-            self.taskCount = tasks
-            nextTask.store(0, ordering: .relaxed)
-            busyWorkers.store(threads - 1, ordering: .relaxed)
-            generation.add(1, ordering: .sequentiallyConsistent)
-            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
-                pthread_mutex_lock(&mutex)
-                pthread_cond_broadcast(&condition)
-                pthread_mutex_unlock(&mutex)
-            }
-            while true {
-                let task = nextTask.add(1, ordering: .relaxed).oldValue
-                if task >= tasks { break }
-                escapable(task)
-            }
-            while busyWorkers.load(ordering: .acquiring) > 0 {}
-            self.body = nil
+    /// Takes parts of the current job until none are left.
+    private func runParts() {
+        guard let job, let invoke else { return }
+        while true {
+            let part = nextPart.add(1, ordering: .relaxed).oldValue
+            if part >= jobParts { return }
+            invoke(job, range(part))
         }
     }
 
+    /// Part `part` of `jobParts` contiguous ranges over `0..<jobCount`, in multiples of the grain.
+    private func range(_ part: Int) -> Range<Int> {
+        let start = min(jobCount, (jobGrains * part / jobParts) * jobGrain)
+        let end = min(jobCount, (jobGrains * (part + 1) / jobParts) * jobGrain)
+        return start..<end
+    }
+
     /// Splits `0..<count` into at most `threads` contiguous ranges (multiples of `grain` where
-    /// possible) and runs `body` on each. Static partitioning keeps results deterministic.
-    public func parallelFor(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+    /// possible) and runs `loop` on each. Static partitioning keeps results deterministic.
+    /// A call made while the pool is busy (from another thread) runs serially on its caller.
+    @inlinable
+    public func parallelFor<Loop: ParallelLoop>(_ count: Int, grain: Int = 1, _ loop: Loop) {
         if count <= 0 { return }
         let grains = (count + grain - 1) / grain
         let parts = min(threads, grains)
-        if parts <= 1 { body(0..<count); return }
-        run(tasks: parts) { part in
-            let start = min(count, (grains * part / parts) * grain)
-            let end = min(count, (grains * (part + 1) / parts) * grain)
-            if start < end { body(start..<end) }
+        if parts <= 1 || !acquire() {
+            loop.run(0..<count)
+            return
         }
+        withUnsafePointer(to: loop) { pointer in
+            start(job: UnsafeRawPointer(pointer), count: count, grain: grain, grains: grains, parts: parts,
+                  invoke: { raw, range in raw.assumingMemoryBound(to: Loop.self).pointee.run(range) })
+        }
+    }
+
+    /// Claims the pool for one job; false when another job is running.
+    @usableFromInline
+    func acquire() -> Bool {
+        inUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    }
+
+    @usableFromInline
+    func start(job: UnsafeRawPointer, count: Int, grain: Int, grains: Int, parts: Int,
+                       invoke: @escaping (UnsafeRawPointer, Range<Int>) -> Void) {
+        self.job = job
+        self.invoke = invoke
+        jobCount = count; jobGrain = grain; jobGrains = grains; jobParts = parts
+        nextPart.store(0, ordering: .relaxed)
+        busyWorkers.store(threads - 1, ordering: .relaxed)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(&mutex)
+            pthread_cond_broadcast(&condition)
+            pthread_mutex_unlock(&mutex)
+        }
+        runParts()
+        while busyWorkers.load(ordering: .acquiring) > 0 {}
+        self.job = nil
+        self.invoke = nil
+        inUse.store(false, ordering: .releasing)
     }
 }

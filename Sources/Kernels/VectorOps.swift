@@ -1,47 +1,58 @@
 // VectorOps: whole-buffer reductions and updates used by the optimizer and the trainer (sum of
-// squares, scaling, finiteness). It is not a layer.
+// squares, scaling, zeroing). It is not a layer.
 
 public enum VectorOps {
-    /// Σ x[i]² in double precision, in a fixed order (per-thread partials added in thread order).
-    public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
-        let pool = ThreadPool.shared
-        let parts = pool.threads
-        return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
-            for i in 0..<parts { partial[i] = 0 }
-            pool.run(tasks: parts) { part in
+    /// At most this many partial sums (one per part of the pool's split).
+    static let maxParts = 64
+
+    struct SquaresLoop: ParallelLoop {
+        let x: UnsafePointer<Float>, n: Int, parts: Int, partial: UnsafeMutablePointer<Double>
+        func run(_ range: Range<Int>) {
+            for part in range {
                 let start = n * part / parts, end = n * (part + 1) / parts
                 var acc8 = SIMD8<Double>()
                 var i = start
                 while i + 8 <= end {
-                    acc8 += SIMD8<Double>(UnsafeRawPointer(x + i).loadUnaligned(as: Float8.self))
-                        * SIMD8<Double>(UnsafeRawPointer(x + i).loadUnaligned(as: Float8.self))
+                    let v = SIMD8<Double>(x.load8(i))
+                    acc8 += v * v
                     i += 8
                 }
                 var acc = acc8.sum()
                 while i < end { acc += Double(x[i]) * Double(x[i]); i += 1 }
                 partial[part] = acc
             }
+        }
+    }
+
+    /// Σ x[i]² in double precision, in a fixed order whatever the thread count (fixed parts,
+    /// added in part order).
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
+        let parts = min(8, max(1, n / 1024))
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: maxParts) { partial in
+            ThreadPool.shared.parallelFor(parts, SquaresLoop(x: x, n: n, parts: parts, partial: partial.baseAddress!))
             var total = 0.0
             for i in 0..<parts { total += partial[i] }
             return total
         }
     }
 
+    struct ScaleLoop: ParallelLoop {
+        let x: UnsafeMutablePointer<Float>, factor: Float
+        func run(_ range: Range<Int>) { for i in range { x[i] *= factor } }
+    }
+
     /// x *= factor.
     public static func scale(_ x: UnsafeMutablePointer<Float>, count n: Int, by factor: Float) {
-        Profiler.measure(.elementwise) {
-            ThreadPool.shared.parallelFor(n, grain: 4096) { range in
-                for i in range { x[i] *= factor }
-            }
-        }
+        Profiler.measure(.elementwise) { ThreadPool.shared.parallelFor(n, grain: 4096, ScaleLoop(x: x, factor: factor)) }
+    }
+
+    struct ZeroLoop: ParallelLoop {
+        let x: UnsafeMutablePointer<Float>
+        func run(_ range: Range<Int>) { (x + range.lowerBound).update(repeating: 0, count: range.count) }
     }
 
     /// x = 0.
     public static func zero(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        Profiler.measure(.elementwise) {
-            ThreadPool.shared.parallelFor(n, grain: 1 << 16) { range in
-                (x + range.lowerBound).update(repeating: 0, count: range.count)
-            }
-        }
+        Profiler.measure(.elementwise) { ThreadPool.shared.parallelFor(n, grain: 1 << 16, ZeroLoop(x: x)) }
     }
 }

@@ -32,12 +32,20 @@ public final class AdamW {
     /// One update of `parameters` from `gradients` at learning rate `lr`.
     public func step(parameters: FlatBuffer, gradients: FlatBuffer, learningRate lr: Float) {
         updates += 1
-        let b1 = beta1, b2 = beta2, eps = epsilon, wd = weightDecay
-        let correction1 = 1 - Float(Double(b1).power(updates))
-        let correction2 = 1 - Float(Double(b2).power(updates))
-        let p = parameters.pointer, g = gradients.pointer, m = m.pointer, v = v.pointer
-        let segments = self.segments
-        ThreadPool.shared.parallelFor(parameters.count, grain: 4096) { range in
+        let correction1 = 1 - Float(Double(beta1).power(updates))
+        let correction2 = 1 - Float(Double(beta2).power(updates))
+        let job = Update(p: parameters.pointer, g: gradients.pointer, m: m.pointer, v: v.pointer, segments: segments,
+                         b1: beta1, b2: beta2, eps: epsilon, wd: weightDecay, lr: lr,
+                         correction1: correction1, correction2: correction2)
+        ThreadPool.shared.parallelFor(parameters.count, grain: 4096, job)
+    }
+
+    /// The update over one range of the flat buffer, decaying only the segments flagged for it.
+    struct Update: ParallelLoop {
+        let p, g, m, v: UnsafeMutablePointer<Float>
+        let segments: [(range: Range<Int>, decay: Bool)]
+        let b1, b2, eps, wd, lr, correction1, correction2: Float
+        func run(_ range: Range<Int>) {
             for segment in segments {
                 let lo = max(range.lowerBound, segment.range.lowerBound)
                 let hi = min(range.upperBound, segment.range.upperBound)

@@ -1,0 +1,2 @@
+// CKernelSupport: the header holds everything; this file exists so SwiftPM builds the target.
+#include "CKernelSupport.h"

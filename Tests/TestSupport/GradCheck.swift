@@ -1,0 +1,71 @@
+// GradCheck: finite-difference gradient checking and small helpers shared by the test targets.
+// It is not used by Loom itself.
+import Kernels
+
+/// The outcome of comparing analytic gradients with central differences.
+public struct GradCheckResult: CustomStringConvertible {
+    public var worstRelativeError: Double
+    public var worstIndex: Int
+    public var checked: Int
+    public var description: String {
+        "worst relative error \(worstRelativeError) at index \(worstIndex) over \(checked) entries"
+    }
+}
+
+/// Checks `analytic` (∂loss/∂values) against (loss(v + h) − loss(v − h)) / 2h at `indices`.
+/// Relative error = |a − n| / max(|a|, |n|, floor) with floor = 1e-3 · max|a| (so entries whose
+/// true gradient is ~0 are judged on an absolute scale). `loss` must recompute from `values`.
+public func gradCheck(values: UnsafeMutablePointer<Float>, analytic: [Float], indices: [Int],
+                      step h: Float = 1e-2, loss: () -> Double) -> GradCheckResult {
+    let scale = indices.map { abs(Double(analytic[$0])) }.max() ?? 0
+    let floor = max(1e-3 * scale, 1e-7)
+    var worst = 0.0, worstIndex = -1
+    for i in indices {
+        let saved = values[i]
+        values[i] = saved + h
+        let plus = loss()
+        values[i] = saved - h
+        let minus = loss()
+        values[i] = saved
+        let numeric = (plus - minus) / (2 * Double(h))
+        let a = Double(analytic[i])
+        let error = abs(a - numeric) / max(abs(a), abs(numeric), floor)
+        if error > worst { worst = error; worstIndex = i }
+    }
+    return GradCheckResult(worstRelativeError: worst, worstIndex: worstIndex, checked: indices.count)
+}
+
+/// Deterministic pseudo-random floats in [-scale, scale).
+public func randomFloats(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+    let key = CounterRandom.key(seed)
+    return (0..<count).map { (CounterRandom.uniform(key: key, counter: UInt64($0)) * 2 - 1) * scale }
+}
+
+/// Σ w[i]·x[i] in double precision: a scalar loss whose gradient w.r.t. x is w.
+public func weightedSum(_ x: UnsafePointer<Float>, _ w: [Float]) -> Double {
+    var s = 0.0
+    for i in w.indices { s += Double(w[i]) * Double(x[i]) }
+    return s
+}
+
+/// Up to `limit` indices spread over 0..<count (all of them when count ≤ limit).
+public func sampleIndices(_ count: Int, limit: Int, seed: UInt64 = 1) -> [Int] {
+    if count <= limit { return Array(0..<count) }
+    let key = CounterRandom.key(seed, 99)
+    return (0..<limit).map { CounterRandom.below(count, key: key, counter: UInt64($0)) }
+}
+
+/// A heap buffer of Floats for tests (stable pointer, freed on deinit).
+public final class Buf {
+    public let p: UnsafeMutablePointer<Float>
+    public let count: Int
+    public init(_ values: [Float]) {
+        count = values.count
+        p = .allocate(capacity: max(count, 1))
+        p.initialize(from: values, count: count)
+    }
+    public convenience init(zeros count: Int) { self.init([Float](repeating: 0, count: count)) }
+    deinit { p.deallocate() }
+    public var array: [Float] { Array(UnsafeBufferPointer(start: p, count: count)) }
+    public func zero() { p.update(repeating: 0, count: count) }
+}
