@@ -51,6 +51,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "TestSupport"]),
+        // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
+        .testTarget(name: "LoomCLITests", dependencies: ["loom"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -19,6 +19,10 @@ public struct PreparedData {
         self.tokenizer = tokenizer
         corpus = TextCorpus(path: path, tokens: try tokenizer.encode(text),
                             validationFraction: config.data.validationFraction)
+        for (split, tokens) in [("training", corpus.train), ("validation", corpus.validation)]
+        where tokens.count <= config.model.contextLength {
+            throw CorpusError.tooSmall(path: path, split: split, tokens: tokens.count, needed: config.model.contextLength + 1)
+        }
     }
 }
 
@@ -40,7 +44,8 @@ public final class Trainer {
     let communicator: Communicator
     let trainSampler: WindowSampler
     let validationSampler: WindowSampler
-    let run: RunDirectory?
+    /// Where the coordinator logs and saves; nil for benchmarks.
+    public var run: RunDirectory?
     let progress: Progress
 
     /// Sequences per forward/backward, and micro-steps per optimizer step on this rank.

@@ -24,10 +24,12 @@ struct TrainCommand: ParsableCommand {
                                  : ProcessInfo.processInfo.activeProcessorCount)
             let communicator = SingleProcessCommunicator()
             let progress = Progress(enabled: !quiet)
+            let trainer = try Trainer(config: config, data: data, communicator: communicator, run: nil, progress: progress)
+            // Everything is validated; only now is anything written.
             let path = runDirectory ?? defaultRunDirectory()
             let run = try RunDirectory(creating: path)
             try run.writeStart(config: config, tokenizer: data.tokenizer)
-            let trainer = try Trainer(config: config, data: data, communicator: communicator, run: run, progress: progress)
+            trainer.run = run
             progress.message("loom train: \(trainer.model.layout.count) parameters, vocabulary \(trainer.model.config.vocabularySize), "
                              + "\(trainer.microSteps) micro-step(s) of \(trainer.microBatch), \(ThreadPool.shared.threads) thread(s), run dir \(path)")
             let summary = try trainer.train()
