@@ -18,6 +18,10 @@ public struct AttentionShape {
     /// Floats in one probability tensor (B, H, Tq, Tk).
     public var probabilityCount: Int { batch * heads * queryLength * keyLength }
 
+    /// Query rows processed together: each block multiplies only the keys its last row can see,
+    /// which skips most of the masked upper triangle of causal attention.
+    public var blockRows: Int { causal ? max(16, queryLength / 4) : queryLength }
+
     /// Keys visible to query row i of batch item b.
     @inline(__always)
     func visibleKeys(_ i: Int, _ keyLengths: UnsafePointer<Int32>?, _ b: Int) -> Int {
@@ -38,32 +42,46 @@ public enum Attention {
         func run(_ tasks: Range<Int>) {
             let Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, H = s.heads
             let alpha = 1 / Float(D).squareRoot()
+            let R = s.blockRows
             for task in tasks {
                 let b = task / H, h = task % H
                 let qbh = q + b * Tq * qStride + h * D
                 let kbh = k + b * kbs + h * D
                 let vbh = v + b * vbs + h * D
                 let pbh = probs + task * Tq * Tk
-                Gemm.serial(transB: true, m: Tq, n: Tk, k: D, alpha: alpha, a: qbh, lda: qStride,
-                            b: kbh, ldb: kStride, beta: 0, c: pbh, ldc: Tk)
-                for i in 0..<Tq {
-                    let row = pbh + i * Tk
-                    let limit = s.visibleKeys(i, keyLengths, b)
-                    if limit > 0 { Softmax.row(row, count: limit) }
-                    for j in limit..<Tk { row[j] = 0 }
-                }
-                var used = UnsafePointer(pbh)
-                if p > 0, let probsDropped {
-                    let dbh = probsDropped + task * Tq * Tk
-                    let offset = dropoutCounter + task * Tq * Tk
-                    let threshold = Dropout.threshold(p), scale = 1 / (1 - p)
-                    for e in 0..<(Tq * Tk) {
-                        dbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? pbh[e] * scale : 0
+                let dbh = p > 0 ? probsDropped! + task * Tq * Tk : pbh
+                let threshold = Dropout.threshold(p), scale = 1 / (1 - p)
+                // Blocks of R query rows; each block multiplies only the keys its last row sees.
+                var i0 = 0
+                while i0 < Tq {
+                    let rows = min(R, Tq - i0)
+                    let keys = s.visibleKeys(i0 + rows - 1, keyLengths, b)
+                    let block = pbh + i0 * Tk
+                    if keys > 0 {
+                        Gemm.serial(transB: true, m: rows, n: keys, k: D, alpha: alpha, a: qbh + i0 * qStride, lda: qStride,
+                                    b: kbh, ldb: kStride, beta: 0, c: block, ldc: Tk)
                     }
-                    used = UnsafePointer(dbh)
+                    for i in i0..<(i0 + rows) {
+                        let row = pbh + i * Tk
+                        let limit = s.visibleKeys(i, keyLengths, b)
+                        if limit > 0 { Softmax.row(row, count: limit) }
+                        for j in limit..<Tk { row[j] = 0 }
+                    }
+                    if p > 0 {
+                        let offset = dropoutCounter + task * Tq * Tk
+                        for e in (i0 * Tk)..<((i0 + rows) * Tk) {
+                            dbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? pbh[e] * scale : 0
+                        }
+                    }
+                    let o = out + (b * Tq + i0) * outStride + h * D
+                    if keys > 0 {
+                        Gemm.serial(m: rows, n: D, k: keys, a: dbh + i0 * Tk, lda: Tk, b: vbh, ldb: vStride,
+                                    beta: 0, c: o, ldc: outStride)
+                    } else {
+                        for r in 0..<rows { (o + r * outStride).update(repeating: 0, count: D) }
+                    }
+                    i0 += rows
                 }
-                Gemm.serial(m: Tq, n: D, k: Tk, a: used, lda: Tk, b: vbh, ldb: vStride,
-                            beta: 0, c: out + b * Tq * outStride + h * D, ldc: outStride)
             }
         }
     }
@@ -80,6 +98,7 @@ public enum Attention {
         func run(_ tasks: Range<Int>) {
             let Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, H = s.heads
             let alpha = 1 / Float(D).squareRoot()
+            let R = s.blockRows
             for task in tasks {
                 let b = task / H, h = task % H
                 let qbh = q + b * Tq * qStride + h * D
@@ -88,34 +107,54 @@ public enum Attention {
                 let pbh = probs + task * Tq * Tk
                 let dpbh = dprobs + task * Tq * Tk
                 let dobh = dout + b * Tq * doutStride + h * D
-                var used = pbh
-                if p > 0, let probsDropped { used = probsDropped + task * Tq * Tk }
-                // dP′ = dO·Vᵀ ; dV = P′ᵀ·dO
-                Gemm.serial(transB: true, m: Tq, n: Tk, k: D, a: dobh, lda: doutStride, b: vbh, ldb: vStride,
-                            beta: 0, c: dpbh, ldc: Tk)
-                Gemm.serial(transA: true, m: Tk, n: D, k: Tq, a: used, lda: Tk, b: dobh, ldb: doutStride,
-                            beta: 0, c: dv + b * Tk * dvStride + h * D, ldc: dvStride)
-                if p > 0 {
-                    let offset = dropoutCounter + task * Tq * Tk
-                    let threshold = Dropout.threshold(p), scale = 1 / (1 - p)
-                    for e in 0..<(Tq * Tk) {
-                        dpbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? dpbh[e] * scale : 0
+                let used = p > 0 ? probsDropped! + task * Tq * Tk : pbh
+                let dkbh = dk + b * Tk * dkStride + h * D, dvbh = dv + b * Tk * dvStride + h * D
+                for j in 0..<Tk {
+                    (dkbh + j * dkStride).update(repeating: 0, count: D)
+                    (dvbh + j * dvStride).update(repeating: 0, count: D)
+                }
+                let threshold = Dropout.threshold(p), scale = 1 / (1 - p)
+                var i0 = 0
+                while i0 < Tq {
+                    let rows = min(R, Tq - i0)
+                    let keys = s.visibleKeys(i0 + rows - 1, keyLengths, b)
+                    let dq0 = dq + (b * Tq + i0) * dqStride + h * D
+                    if keys == 0 {
+                        for r in 0..<rows { (dq0 + r * dqStride).update(repeating: 0, count: D) }
+                        i0 += rows
+                        continue
                     }
+                    let dpBlock = dpbh + i0 * Tk, do0 = dobh + i0 * doutStride
+                    // dP′ = dO·Vᵀ ; dV += P′ᵀ·dO
+                    Gemm.serial(transB: true, m: rows, n: keys, k: D, a: do0, lda: doutStride, b: vbh, ldb: vStride,
+                                beta: 0, c: dpBlock, ldc: Tk)
+                    Gemm.serial(transA: true, m: keys, n: D, k: rows, a: used + i0 * Tk, lda: Tk, b: do0, ldb: doutStride,
+                                beta: 1, c: dvbh, ldc: dvStride)
+                    if p > 0 {
+                        let offset = dropoutCounter + task * Tq * Tk
+                        for i in i0..<(i0 + rows) {
+                            for j in 0..<keys {
+                                let e = i * Tk + j
+                                dpbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? dpbh[e] * scale : 0
+                            }
+                        }
+                    }
+                    // dS = P ⊙ (dP − Σ_j P·dP) · α   (entries a row cannot see are 0)
+                    for i in i0..<(i0 + rows) {
+                        let pr = pbh + i * Tk, dr = dpbh + i * Tk
+                        let limit = s.visibleKeys(i, keyLengths, b)
+                        var dot: Float = 0
+                        for j in 0..<limit { dot += pr[j] * dr[j] }
+                        for j in 0..<limit { dr[j] = pr[j] * (dr[j] - dot) * alpha }
+                        for j in limit..<keys { dr[j] = 0 }
+                    }
+                    // dQ = dS·K ; dK += dSᵀ·Q
+                    Gemm.serial(m: rows, n: D, k: keys, a: dpBlock, lda: Tk, b: kbh, ldb: kStride,
+                                beta: 0, c: dq0, ldc: dqStride)
+                    Gemm.serial(transA: true, m: keys, n: D, k: rows, a: dpBlock, lda: Tk, b: qbh + i0 * qStride, ldb: qStride,
+                                beta: 1, c: dkbh, ldc: dkStride)
+                    i0 += rows
                 }
-                // dS = P ⊙ (dP − Σ_j P·dP) · α   (masked entries have P = 0)
-                for i in 0..<Tq {
-                    let pr = pbh + i * Tk, dr = dpbh + i * Tk
-                    let limit = s.visibleKeys(i, keyLengths, b)
-                    var dot: Float = 0
-                    for j in 0..<limit { dot += pr[j] * dr[j] }
-                    for j in 0..<limit { dr[j] = pr[j] * (dr[j] - dot) * alpha }
-                    for j in limit..<Tk { dr[j] = 0 }
-                }
-                // dQ = dS·K ; dK = dSᵀ·Q
-                Gemm.serial(m: Tq, n: D, k: Tk, a: dpbh, lda: Tk, b: kbh, ldb: kStride,
-                            beta: 0, c: dq + b * Tq * dqStride + h * D, ldc: dqStride)
-                Gemm.serial(transA: true, m: Tk, n: D, k: Tq, a: dpbh, lda: Tk, b: qbh, ldb: qStride,
-                            beta: 0, c: dk + b * Tk * dkStride + h * D, ldc: dkStride)
             }
         }
     }

@@ -31,6 +31,8 @@ struct BenchCommand: ParsableCommand {
                 data = try PreparedData(config: config)
             }
             config.evaluation.interval = 0
+            // What the process holds before the model exists: runtime, libraries, the corpus.
+            let baseline = ProcessMemory.residentBytes()
             let threads = config.training.threads > 0 ? config.training.threads : ProcessInfo.processInfo.activeProcessorCount
             ThreadPool.configure(threads: threads)
             let trainer = try Trainer(config: config, data: data, communicator: SingleProcessCommunicator(),
@@ -59,7 +61,8 @@ struct BenchCommand: ParsableCommand {
             let parameterBytes = model.parameters.bytes
             let plan = [("parameters", parameterBytes), ("gradients", model.gradients.bytes),
                         ("optimizer state (AdamW m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
-                        ("activations + backward scratch", model.activationBytes)]
+                        ("activations + backward scratch", model.activationBytes),
+                        ("process before the model (runtime, data)", baseline)]
             let planned = plan.reduce(0) { $0 + $1.1 }
             let rss = ProcessMemory.peakResidentBytes()
 
@@ -83,8 +86,8 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "  sgemm at model shapes  %.1f GFLOP/s (%@)", peak.gflops, peak.detail))
             print(String(format: "  ratio            %.0f %% of the measured sgemm rate", 100 * gflops / peak.gflops))
             print("  memory plan")
-            for (name, bytes) in plan { print(String(format: "    %-32@ %8.1f MiB", name as NSString, Double(bytes) / 1048576)) }
-            print(String(format: "    %-32@ %8.1f MiB", "total" as NSString, Double(planned) / 1048576))
+            for (name, bytes) in plan { print("    " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(bytes) / 1048576)) }
+            print("    " + "total".padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(planned) / 1048576))
             print(String(format: "  peak RSS         %.1f MiB (%.2f× the plan)", Double(rss) / 1048576, Double(rss) / Double(planned)))
             print("  heap allocations during the \(steps) measured steps: \(allocations)")
             if profile {
@@ -94,10 +97,10 @@ struct BenchCommand: ParsableCommand {
                 for section in Profiler.Section.allCases {
                     let s = Profiler.seconds[section.rawValue]
                     accounted += s
-                    if s > 0 { print(String(format: "    %-30@ %7.1f ms/step  %5.1f %%", section.name as NSString, s / Double(steps) * 1e3, 100 * s / total)) }
+                    if s > 0 { print("    " + section.name.padding(toLength: 32, withPad: " ", startingAt: 0) + String(format: "%7.1f ms/step  %5.1f %%", s / Double(steps) * 1e3, 100 * s / total)) }
                 }
-                print(String(format: "    %-30@ %7.1f ms/step  %5.1f %%", "other (data, bookkeeping)" as NSString,
-                             (total - accounted) / Double(steps) * 1e3, 100 * (total - accounted) / total))
+                print("    " + "other (data, bookkeeping)".padding(toLength: 32, withPad: " ", startingAt: 0)
+                      + String(format: "%7.1f ms/step  %5.1f %%", (total - accounted) / Double(steps) * 1e3, 100 * (total - accounted) / total))
             }
         }
     }
@@ -137,12 +140,15 @@ enum GemmPeak {
 }
 
 enum ProcessMemory {
+    /// VmRSS from /proc/self/status (current resident set), in bytes.
+    static func residentBytes() -> Int { field("VmRSS:") }
     /// VmHWM from /proc/self/status (peak resident set), in bytes.
-    static func peakResidentBytes() -> Int {
+    static func peakResidentBytes() -> Int { field("VmHWM:") }
+
+    static func field(_ name: String) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-            return kb * 1024
+        for line in status.split(separator: "\n") where line.hasPrefix(name) {
+            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
         }
         return 0
     }
