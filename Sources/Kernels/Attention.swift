@@ -143,9 +143,10 @@ public enum Attention {
                     for i in i0..<(i0 + rows) {
                         let pr = pbh + i * Tk, dr = dpbh + i * Tk
                         let limit = s.visibleKeys(i, keyLengths, b)
-                        var dot: Float = 0
-                        for j in 0..<limit { dot += pr[j] * dr[j] }
-                        for j in 0..<limit { dr[j] = pr[j] * (dr[j] - dot) * alpha }
+                        let dot = Softmax.dot(pr, dr, count: limit)
+                        var j = 0
+                        while j + 8 <= limit { dr.store8(j, pr.load8(j) * (dr.load8(j) - dot) * alpha); j += 8 }
+                        while j < limit { dr[j] = pr[j] * (dr[j] - dot) * alpha; j += 1 }
                         for j in limit..<keys { dr[j] = 0 }
                     }
                     // dQ = dS·K ; dK += dSᵀ·Q

@@ -39,16 +39,13 @@ public enum FastMath {
         var q = x2 * 1.19825839466702e-06 + 1.18534705686654e-04
         q = x2 * q + 2.26843463243900e-03
         q = x2 * q + 4.89352518554385e-03
-        let r = p / q
-        return input.replacing(with: input, where: abs(input) .< 0.0004).replacing(with: r, where: abs(input) .>= 0.0004)
+        return p / q   // near 0, p/q ≈ x·(4.8935246e-3/4.8935252e-3): no special case needed
     }
 
     @inline(__always) public static func exp(_ x: Float) -> Float { exp(Float8(repeating: x))[0] }
     @inline(__always) public static func tanh(_ x: Float) -> Float { tanh(Float8(repeating: x))[0] }
 }
 
-@inline(__always)
-func abs(_ v: Float8) -> Float8 { v.replacing(with: -v, where: v .< 0) }
 
 extension UnsafePointer where Pointee == Float {
     @inline(__always) func load8(_ i: Int) -> Float8 {

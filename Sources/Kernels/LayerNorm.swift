@@ -3,6 +3,16 @@
 
 /// out = (x − mean) · rstd · weight + bias per row, rstd = 1/√(var + ε). Shapes: N rows, C channels.
 public enum LayerNorm {
+    @inline(__always)
+    static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = Float8()
+        var i = 0
+        while i + 8 <= n { acc += x.load8(i); i += 8 }
+        var total = acc.sum()
+        while i < n { total += x[i]; i += 1 }
+        return total
+    }
+
     public static func forward(
         out: UnsafeMutablePointer<Float>,      // (N, C)
         mean: UnsafeMutablePointer<Float>,     // (N) saved for backward
@@ -18,12 +28,13 @@ public enum LayerNorm {
             let C: Int, epsilon: Float
             func run(_ rows: Range<Int>) {
                 for row in rows {
-                    let x = inp + row * C, o = out + row * C
-                    var sum: Float = 0
-                    for c in 0..<C { sum += x[c] }
-                    let m = sum / Float(C)
-                    var v: Float = 0
-                    for c in 0..<C { let d = x[c] - m; v += d * d }
+                    let x = UnsafePointer(inp + row * C), o = out + row * C
+                    let m = LayerNorm.sum(x, C) / Float(C)
+                    var v8 = Float8()
+                    var c = 0
+                    while c + 8 <= C { let d = x.load8(c) - m; v8 += d * d; c += 8 }
+                    var v = v8.sum()
+                    while c < C { let d = x[c] - m; v += d * d; c += 1 }
                     let s = 1 / (v / Float(C) + epsilon).squareRoot()
                     for c in 0..<C { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
                     mean[row] = m
@@ -58,12 +69,20 @@ public enum LayerNorm {
                 for row in rows {
                     let x = inp + row * C, d = dout + row * C, di = dinp + row * C
                     let m = mean[row], s = rstd[row]
-                    var dnormMean: Float = 0, dnormNormMean: Float = 0
-                    for c in 0..<C {
-                        let norm = (x[c] - m) * s
+                    var a8 = Float8(), b8 = Float8()
+                    var c = 0
+                    while c + 8 <= C {
+                        let dnorm = weight.load8(c) * d.load8(c)
+                        a8 += dnorm
+                        b8 += dnorm * ((x.load8(c) - m) * s)
+                        c += 8
+                    }
+                    var dnormMean = a8.sum(), dnormNormMean = b8.sum()
+                    while c < C {
                         let dnorm = weight[c] * d[c]
                         dnormMean += dnorm
-                        dnormNormMean += dnorm * norm
+                        dnormNormMean += dnorm * ((x[c] - m) * s)
+                        c += 1
                     }
                     dnormMean /= Float(C)
                     dnormNormMean /= Float(C)

@@ -27,9 +27,31 @@ public enum Softmax {
     /// In-place softmax of one row of length n (max-subtracted for stability).
     @inline(__always)
     public static func row(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-        var maxValue = -Float.infinity
-        for i in 0..<n { maxValue = max(maxValue, p[i]) }
-        let inv = 1 / exponentiate(p, count: n, subtract: maxValue, scale: 1)
-        for i in 0..<n { p[i] *= inv }
+        let inv = 1 / exponentiate(p, count: n, subtract: maximum(p, count: n), scale: 1)
+        var i = 0
+        while i + 8 <= n { p.store8(i, p.load8(i) * inv); i += 8 }
+        while i < n { p[i] *= inv; i += 1 }
+    }
+
+    /// max of p[0..<n] (n > 0).
+    @inline(__always)
+    public static func maximum(_ p: UnsafePointer<Float>, count n: Int) -> Float {
+        var m8 = Float8(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n { m8 = pointwiseMax(m8, p.load8(i)); i += 8 }
+        var m = m8.max()
+        while i < n { m = max(m, p[i]); i += 1 }
+        return m
+    }
+
+    /// Σ a[i]·b[i] for i < n, eight lanes at a time.
+    @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Float {
+        var acc = Float8()
+        var i = 0
+        while i + 8 <= n { acc += a.load8(i) * b.load8(i); i += 8 }
+        var sum = acc.sum()
+        while i < n { sum += a[i] * b[i]; i += 1 }
+        return sum
     }
 }
