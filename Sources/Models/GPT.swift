@@ -222,6 +222,13 @@ public final class GPT {
                                    headSize: C / config.heads, causal: true)
         let first = dropout?.firstExample ?? 0
         let p = params, g = grads, a = acts, s = acts.scratch
+        /// The gradient a residual branch receives: dresidual, masked as its dropout was in forward.
+        func branchGradient(layer l: Int, site: UInt64) -> UnsafePointer<Float> {
+            guard let dropout, pDrop > 0 else { return UnsafePointer(s.dresidual) }
+            Dropout.forward(out: s.dproj, inp: s.dresidual, count: BT * C, probability: pDrop,
+                            key: dropout.key(layer: l, site: site), counter: first * T * C)
+            return UnsafePointer(s.dproj)
+        }
 
         CrossEntropy.backward(dlogits: a.logits, targets: targets, rows: BT, vocabulary: V, scale: scale)
         // Tied head: dlnf = dlogits · wte ; dwte += dlogitsᵀ · lnf
@@ -238,13 +245,8 @@ public final class GPT {
             let w = p.blocks[l], dw = g.blocks[l], x = a.blocks[l]
             let residual = l == 0 ? a.encoded : a.blocks[l - 1].residual3
             // residual3 = residual2 + dropout(fcProj): dresidual flows through; fcProj gets it masked.
-            var dfcProj = UnsafePointer(s.dresidual)
-            if let dropout, pDrop > 0 {
-                Dropout.forward(out: s.dproj, inp: s.dresidual, count: BT * C, probability: pDrop,
-                                key: dropout.key(layer: l, site: 3), counter: first * T * C)
-                dfcProj = UnsafePointer(s.dproj)
-            }
-            Linear.backward(dinp: s.dfchGelu, dweight: dw.fcProjWeight, dbias: dw.fcProjBias, dout: dfcProj,
+            Linear.backward(dinp: s.dfchGelu, dweight: dw.fcProjWeight, dbias: dw.fcProjBias,
+                            dout: branchGradient(layer: l, site: 3),
                             inp: x.fchGelu, weight: w.fcProjWeight, rows: BT, inputs: 4 * C, outputs: C)
             GELU.backward(dinp: s.dfch, inp: x.fch, dout: s.dfchGelu, count: BT * 4 * C)
             Linear.backward(dinp: s.dln, dweight: dw.fcWeight, dbias: dw.fcBias, dout: s.dfch,
@@ -253,13 +255,8 @@ public final class GPT {
                                inp: x.residual2, weight: w.ln2Weight, mean: x.ln2Mean, rstd: x.ln2Rstd,
                                rows: BT, channels: C)
             // residual2 = residual + dropout(attProj)
-            var dattProj = UnsafePointer(s.dresidual)
-            if let dropout, pDrop > 0 {
-                Dropout.forward(out: s.dproj, inp: s.dresidual, count: BT * C, probability: pDrop,
-                                key: dropout.key(layer: l, site: 2), counter: first * T * C)
-                dattProj = UnsafePointer(s.dproj)
-            }
-            Linear.backward(dinp: s.datty, dweight: dw.attnProjWeight, dbias: dw.attnProjBias, dout: dattProj,
+            Linear.backward(dinp: s.datty, dweight: dw.attnProjWeight, dbias: dw.attnProjBias,
+                            dout: branchGradient(layer: l, site: 2),
                             inp: x.atty, weight: w.attnProjWeight, rows: BT, inputs: C, outputs: C)
             Attention.backward(dq: s.dqkv, dqStride: 3 * C, dk: s.dqkv + C, dkStride: 3 * C,
                                dv: s.dqkv + 2 * C, dvStride: 3 * C, dprobs: s.datt,
