@@ -32,50 +32,63 @@ public struct AttentionShape {
 }
 
 public enum Attention {
-    struct Forward: ParallelLoop {
-        let out: UnsafeMutablePointer<Float>, outStride: Int, probs: UnsafeMutablePointer<Float>
+    /// What both directions read: queries, keys and values with their strides, the shape, the
+    /// masks and the dropout stream.
+    struct Operands {
         let q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int
-        let v: UnsafePointer<Float>, vStride: Int, s: AttentionShape, kbs: Int, vbs: Int
+        let v: UnsafePointer<Float>, vStride: Int, s: AttentionShape, keyBatchStride: Int?
         let keyLengths: UnsafePointer<Int32>?, p: Float, dropoutKey: UInt64, dropoutCounter: Int
+
+        /// Batch item and the first row of head h's queries, keys and values for task b·H + h.
+        @inline(__always)
+        func head(_ task: Int) -> (b: Int, h: Int, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>) {
+            let b = task / s.heads, h = task % s.heads, D = s.headSize
+            return (b, h, q + b * s.queryLength * qStride + h * D,
+                    k + b * (keyBatchStride ?? s.keyLength * kStride) + h * D,
+                    v + b * (keyBatchStride ?? s.keyLength * vStride) + h * D)
+        }
+
+        /// `value` through the dropout mask of element e of task `task`'s (Tq, Tk) probabilities.
+        @inline(__always)
+        func dropped(_ value: Float, task: Int, element e: Int) -> Float {
+            let index = dropoutCounter + task * s.queryLength * s.keyLength + e
+            return Dropout.keep(index, key: dropoutKey, threshold: Dropout.threshold(p)) ? value / (1 - p) : 0
+        }
+    }
+
+    struct Forward: ParallelLoop {
+        let x: Operands
+        let out: UnsafeMutablePointer<Float>, outStride: Int, probs: UnsafeMutablePointer<Float>
         let probsDropped: UnsafeMutablePointer<Float>?
 
         func run(_ tasks: Range<Int>) {
-            let Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, H = s.heads
+            let s = x.s, Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, R = s.blockRows
             let alpha = 1 / Float(D).squareRoot()
-            let R = s.blockRows
             for task in tasks {
-                let b = task / H, h = task % H
-                let qbh = q + b * Tq * qStride + h * D
-                let kbh = k + b * kbs + h * D
-                let vbh = v + b * vbs + h * D
+                let (b, h, qbh, kbh, vbh) = x.head(task)
                 let pbh = probs + task * Tq * Tk
-                let dbh = p > 0 ? probsDropped! + task * Tq * Tk : pbh
-                let threshold = Dropout.threshold(p), scale = 1 / (1 - p)
+                let dbh = x.p > 0 ? probsDropped! + task * Tq * Tk : pbh
                 // Blocks of R query rows; each block multiplies only the keys its last row sees.
                 var i0 = 0
                 while i0 < Tq {
                     let rows = min(R, Tq - i0)
-                    let keys = s.visibleKeys(i0 + rows - 1, keyLengths, b)
-                    let block = pbh + i0 * Tk
+                    let keys = s.visibleKeys(i0 + rows - 1, x.keyLengths, b)
                     if keys > 0 {
-                        Gemm.serial(transB: true, m: rows, n: keys, k: D, alpha: alpha, a: qbh + i0 * qStride, lda: qStride,
-                                    b: kbh, ldb: kStride, beta: 0, c: block, ldc: Tk)
+                        Gemm.serial(transB: true, m: rows, n: keys, k: D, alpha: alpha, a: qbh + i0 * x.qStride, lda: x.qStride,
+                                    b: kbh, ldb: x.kStride, beta: 0, c: pbh + i0 * Tk, ldc: Tk)
                     }
                     for i in i0..<(i0 + rows) {
                         let row = pbh + i * Tk
-                        let limit = s.visibleKeys(i, keyLengths, b)
+                        let limit = s.visibleKeys(i, x.keyLengths, b)
                         if limit > 0 { Softmax.row(row, count: limit) }
                         for j in limit..<Tk { row[j] = 0 }
                     }
-                    if p > 0 {
-                        let offset = dropoutCounter + task * Tq * Tk
-                        for e in (i0 * Tk)..<((i0 + rows) * Tk) {
-                            dbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? pbh[e] * scale : 0
-                        }
+                    if x.p > 0 {
+                        for e in (i0 * Tk)..<((i0 + rows) * Tk) { dbh[e] = x.dropped(pbh[e], task: task, element: e) }
                     }
                     let o = out + (b * Tq + i0) * outStride + h * D
                     if keys > 0 {
-                        Gemm.serial(m: rows, n: D, k: keys, a: dbh + i0 * Tk, lda: Tk, b: vbh, ldb: vStride,
+                        Gemm.serial(m: rows, n: D, k: keys, a: dbh + i0 * Tk, lda: Tk, b: vbh, ldb: x.vStride,
                                     beta: 0, c: o, ldc: outStride)
                     } else {
                         for r in 0..<rows { (o + r * outStride).update(repeating: 0, count: D) }
@@ -87,37 +100,30 @@ public enum Attention {
     }
 
     struct Backward: ParallelLoop {
+        let x: Operands
         let dq: UnsafeMutablePointer<Float>, dqStride: Int, dk: UnsafeMutablePointer<Float>, dkStride: Int
         let dv: UnsafeMutablePointer<Float>, dvStride: Int, dprobs: UnsafeMutablePointer<Float>
         let dout: UnsafePointer<Float>, doutStride: Int, probs: UnsafePointer<Float>
-        let q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int
-        let v: UnsafePointer<Float>, vStride: Int, s: AttentionShape
-        let keyLengths: UnsafePointer<Int32>?, p: Float, dropoutKey: UInt64, dropoutCounter: Int
         let probsDropped: UnsafePointer<Float>?
 
         func run(_ tasks: Range<Int>) {
-            let Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, H = s.heads
+            let s = x.s, Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, R = s.blockRows
             let alpha = 1 / Float(D).squareRoot()
-            let R = s.blockRows
             for task in tasks {
-                let b = task / H, h = task % H
-                let qbh = q + b * Tq * qStride + h * D
-                let kbh = k + b * Tk * kStride + h * D
-                let vbh = v + b * Tk * vStride + h * D
+                let (b, h, qbh, kbh, vbh) = x.head(task)
                 let pbh = probs + task * Tq * Tk
                 let dpbh = dprobs + task * Tq * Tk
                 let dobh = dout + b * Tq * doutStride + h * D
-                let used = p > 0 ? probsDropped! + task * Tq * Tk : pbh
+                let used = x.p > 0 ? probsDropped! + task * Tq * Tk : pbh
                 let dkbh = dk + b * Tk * dkStride + h * D, dvbh = dv + b * Tk * dvStride + h * D
                 for j in 0..<Tk {
                     (dkbh + j * dkStride).update(repeating: 0, count: D)
                     (dvbh + j * dvStride).update(repeating: 0, count: D)
                 }
-                let threshold = Dropout.threshold(p), scale = 1 / (1 - p)
                 var i0 = 0
                 while i0 < Tq {
                     let rows = min(R, Tq - i0)
-                    let keys = s.visibleKeys(i0 + rows - 1, keyLengths, b)
+                    let keys = s.visibleKeys(i0 + rows - 1, x.keyLengths, b)
                     let dq0 = dq + (b * Tq + i0) * dqStride + h * D
                     if keys == 0 {
                         for r in 0..<rows { (dq0 + r * dqStride).update(repeating: 0, count: D) }
@@ -126,23 +132,19 @@ public enum Attention {
                     }
                     let dpBlock = dpbh + i0 * Tk, do0 = dobh + i0 * doutStride
                     // dP′ = dO·Vᵀ ; dV += P′ᵀ·dO
-                    Gemm.serial(transB: true, m: rows, n: keys, k: D, a: do0, lda: doutStride, b: vbh, ldb: vStride,
+                    Gemm.serial(transB: true, m: rows, n: keys, k: D, a: do0, lda: doutStride, b: vbh, ldb: x.vStride,
                                 beta: 0, c: dpBlock, ldc: Tk)
                     Gemm.serial(transA: true, m: keys, n: D, k: rows, a: used + i0 * Tk, lda: Tk, b: do0, ldb: doutStride,
                                 beta: 1, c: dvbh, ldc: dvStride)
-                    if p > 0 {
-                        let offset = dropoutCounter + task * Tq * Tk
+                    if x.p > 0 {
                         for i in i0..<(i0 + rows) {
-                            for j in 0..<keys {
-                                let e = i * Tk + j
-                                dpbh[e] = Dropout.keep(offset + e, key: dropoutKey, threshold: threshold) ? dpbh[e] * scale : 0
-                            }
+                            for j in 0..<keys { dpbh[i * Tk + j] = x.dropped(dpbh[i * Tk + j], task: task, element: i * Tk + j) }
                         }
                     }
                     // dS = P ⊙ (dP − Σ_j P·dP) · α   (entries a row cannot see are 0)
                     for i in i0..<(i0 + rows) {
                         let pr = pbh + i * Tk, dr = dpbh + i * Tk
-                        let limit = s.visibleKeys(i, keyLengths, b)
+                        let limit = s.visibleKeys(i, x.keyLengths, b)
                         let dot = Softmax.dot(pr, dr, count: limit)
                         var j = 0
                         while j + 8 <= limit { dr.store8(j, pr.load8(j) * (dr.load8(j) - dot) * alpha); j += 8 }
@@ -150,9 +152,9 @@ public enum Attention {
                         for j in limit..<keys { dr[j] = 0 }
                     }
                     // dQ = dS·K ; dK += dSᵀ·Q
-                    Gemm.serial(m: rows, n: D, k: keys, a: dpBlock, lda: Tk, b: kbh, ldb: kStride,
+                    Gemm.serial(m: rows, n: D, k: keys, a: dpBlock, lda: Tk, b: kbh, ldb: x.kStride,
                                 beta: 0, c: dq0, ldc: dqStride)
-                    Gemm.serial(transA: true, m: keys, n: D, k: rows, a: dpBlock, lda: Tk, b: qbh + i0 * qStride, ldb: qStride,
+                    Gemm.serial(transA: true, m: keys, n: D, k: rows, a: dpBlock, lda: Tk, b: qbh + i0 * x.qStride, ldb: x.qStride,
                                 beta: 1, c: dkbh, ldc: dkStride)
                     i0 += rows
                 }
@@ -174,10 +176,10 @@ public enum Attention {
         dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
         probsDropped: UnsafeMutablePointer<Float>? = nil           // (B, H, Tq, Tk) when p > 0
     ) {
-        let job = Forward(out: out, outStride: outStride, probs: probs, q: q, qStride: qStride, k: k, kStride: kStride,
-                          v: v, vStride: vStride, s: s, kbs: keyBatchStride ?? s.keyLength * kStride,
-                          vbs: keyBatchStride ?? s.keyLength * vStride, keyLengths: keyLengths, p: p,
-                          dropoutKey: dropoutKey, dropoutCounter: dropoutCounter, probsDropped: probsDropped)
+        let operands = Operands(q: q, qStride: qStride, k: k, kStride: kStride, v: v, vStride: vStride, s: s,
+                                keyBatchStride: keyBatchStride, keyLengths: keyLengths, p: p,
+                                dropoutKey: dropoutKey, dropoutCounter: dropoutCounter)
+        let job = Forward(x: operands, out: out, outStride: outStride, probs: probs, probsDropped: probsDropped)
         Profiler.measure(.attention) { ThreadPool.shared.parallelFor(s.batch * s.heads, job) }
     }
 
@@ -198,10 +200,11 @@ public enum Attention {
         dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
         probsDropped: UnsafePointer<Float>? = nil
     ) {
-        let job = Backward(dq: dq, dqStride: dqStride, dk: dk, dkStride: dkStride, dv: dv, dvStride: dvStride,
-                           dprobs: dprobs, dout: dout, doutStride: doutStride, probs: probs, q: q, qStride: qStride,
-                           k: k, kStride: kStride, v: v, vStride: vStride, s: s, keyLengths: keyLengths, p: p,
-                           dropoutKey: dropoutKey, dropoutCounter: dropoutCounter, probsDropped: probsDropped)
+        let operands = Operands(q: q, qStride: qStride, k: k, kStride: kStride, v: v, vStride: vStride, s: s,
+                                keyBatchStride: nil, keyLengths: keyLengths, p: p,
+                                dropoutKey: dropoutKey, dropoutCounter: dropoutCounter)
+        let job = Backward(x: operands, dq: dq, dqStride: dqStride, dk: dk, dkStride: dkStride, dv: dv, dvStride: dvStride,
+                           dprobs: dprobs, dout: dout, doutStride: doutStride, probs: probs, probsDropped: probsDropped)
         Profiler.measure(.attention) { ThreadPool.shared.parallelFor(s.batch * s.heads, job) }
     }
 }

@@ -18,7 +18,8 @@ public protocol ParallelLoop {
     func run(_ range: Range<Int>)
 }
 
-/// Runs loops on `threads` threads (the caller plus `threads - 1` workers).
+/// Runs loops on `threads` threads (the caller plus `threads - 1` workers). Workers live as long
+/// as the process: pools are made once at start-up.
 ///
 /// Why our own pool: OpenBLAS runs single-threaded and the pool splits every sgemm and every
 /// elementwise kernel, so exactly one set of threads competes for the cores. Workers spin briefly
@@ -48,7 +49,6 @@ public final class ThreadPool: @unchecked Sendable {
     private var job: UnsafeRawPointer?
     private var invoke: ((UnsafeRawPointer, Range<Int>) -> Void)?
     private var jobCount = 0, jobGrain = 1, jobGrains = 0, jobParts = 0
-    private var stopping = false
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
 
@@ -89,7 +89,6 @@ public final class ThreadPool: @unchecked Sendable {
                 pthread_mutex_unlock(&mutex)
             }
             seen = generation.load(ordering: .acquiring)
-            if stopping { return }
             runParts()
             busyWorkers.subtract(1, ordering: .releasing)
         }

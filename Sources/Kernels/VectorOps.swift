@@ -2,9 +2,6 @@
 // squares, scaling, zeroing). It is not a layer.
 
 public enum VectorOps {
-    /// At most this many partial sums (one per part of the pool's split).
-    static let maxParts = 64
-
     struct SquaresLoop: ParallelLoop {
         let x: UnsafePointer<Float>, n: Int, parts: Int, partial: UnsafeMutablePointer<Double>
         func run(_ range: Range<Int>) {
@@ -28,7 +25,7 @@ public enum VectorOps {
     /// added in part order).
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
         let parts = min(8, max(1, n / 1024))
-        return withUnsafeTemporaryAllocation(of: Double.self, capacity: maxParts) { partial in
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
             ThreadPool.shared.parallelFor(parts, SquaresLoop(x: x, n: n, parts: parts, partial: partial.baseAddress!))
             var total = 0.0
             for i in 0..<parts { total += partial[i] }

@@ -7,25 +7,6 @@ import Models
 import Data
 import Distributed
 
-/// The corpus and tokenizer of a config, loaded before anything is written.
-public struct PreparedData {
-    public let tokenizer: Tokenizer
-    public let corpus: TextCorpus
-
-    public init(config: LoomConfig) throws {
-        let path = config.data.corpus
-        let text = try TextCorpus.readText(path)
-        let tokenizer = CharacterTokenizer(corpus: text)
-        self.tokenizer = tokenizer
-        corpus = TextCorpus(path: path, tokens: try tokenizer.encode(text),
-                            validationFraction: config.data.validationFraction)
-        for (split, tokens) in [("training", corpus.train), ("validation", corpus.validation)]
-        where tokens.count <= config.model.contextLength {
-            throw CorpusError.tooSmall(path: path, split: split, tokens: tokens.count, needed: config.model.contextLength + 1)
-        }
-    }
-}
-
 /// Monotonic seconds.
 public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
@@ -202,21 +183,5 @@ public final class Trainer {
         }
         return TrainingSummary(steps: step, finalValidationLoss: lastValidation, trainingSeconds: trainingSeconds,
                                tokensPerSecond: Double(step) * tokensPerStep / max(trainingSeconds, 1e-9))
-    }
-}
-
-extension PreparedData {
-    /// Random tokens of a given vocabulary, for benchmarks without a corpus.
-    public static func synthetic(vocabularySize: Int, tokens: Int, seed: UInt64) -> PreparedData {
-        let characters = (0..<vocabularySize).map { Unicode.Scalar(UInt32(0x100 + $0))! }
-        let key = CounterRandom.key(seed, 0xB)
-        let ids = (0..<tokens).map { Int32(CounterRandom.below(vocabularySize, key: key, counter: UInt64($0))) }
-        return PreparedData(tokenizer: CharacterTokenizer(characters: characters),
-                            corpus: TextCorpus(path: "(synthetic)", tokens: ids, validationFraction: 0.1))
-    }
-
-    public init(tokenizer: Tokenizer, corpus: TextCorpus) {
-        self.tokenizer = tokenizer
-        self.corpus = corpus
     }
 }
