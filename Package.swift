@@ -21,6 +21,8 @@ let package = Package(
         // System-library shims.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
         // Counts heap allocations so `loom bench` can prove the step loop allocates nothing.
         .target(name: "MallocCounter", path: "Sources/MallocCounter"),
 
@@ -32,8 +34,8 @@ let package = Package(
         .target(name: "Models", dependencies: ["Kernels"], swiftSettings: fast),
         // Tokenizers, corpora, the token sampler.
         .target(name: "Data", dependencies: ["Kernels"], swiftSettings: fast),
-        // The narrow communicator the trainer talks through.
-        .target(name: "Distributed", dependencies: [], swiftSettings: fast),
+        // The narrow communicator the trainer talks through (MPI or one process), gradient buckets.
+        .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),
         // Optimizer, schedules, trainer loop, configs, checkpoints, metrics.
         .target(name: "Training",
                 dependencies: ["Models", "Data", "Distributed", "Kernels",
@@ -50,6 +52,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "TestSupport"]),
         // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
         .testTarget(name: "LoomCLITests", dependencies: ["loom"]),

@@ -28,4 +28,4 @@ ensure_swift() {
 }
 
 # The packages every Loom build needs.
-LOOM_BUILD_PACKAGES=(libopenblas-dev pkg-config)
+LOOM_BUILD_PACKAGES=(libopenblas-dev libopenmpi-dev openmpi-bin pkg-config)

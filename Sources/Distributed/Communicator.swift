@@ -1,20 +1,54 @@
-// Communicator: the narrow interface through which the trainer talks to its peers, and the
-// single-process implementation used in dev mode. It is not MPI (see MPICommunicator, later).
+// Communicator: the narrow interface through which the trainer talks to its peers, the
+// single-process implementation used in dev mode, and `Launch`, which picks one from how the
+// process was started. It is not MPI itself (see MPICommunicator).
+import Foundation
 
 /// What the trainer needs from the other ranks, and nothing more.
 public protocol Communicator: AnyObject {
+    /// This process's index among all ranks, and their number.
     var rank: Int { get }
     var worldSize: Int { get }
-    /// In-place sum over all ranks.
+    /// This process's index among the ranks on its node, and their number (sizes thread pools).
+    var localRank: Int { get }
+    var localSize: Int { get }
+    /// In-place sum over all ranks (blocking).
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int)
+    /// Starts an in-place sum over all ranks without waiting for it. `slot` (0 ..< `maxPending`)
+    /// names the request for `test`/`wait`; the buffer must not be touched until it completes.
+    func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int)
+    /// Advances the request in `slot`; true when it has completed (then the slot is free again).
+    func test(slot: Int) -> Bool
+    /// Blocks until the request in `slot` has completed.
+    func wait(slot: Int)
     /// Copies rank `root`'s buffer to every rank.
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int)
+    /// Every rank's `bytes` bytes, concatenated in rank order into `into` (worldSize × bytes).
+    func allGather(_ send: UnsafeRawPointer, bytes: Int, into: UnsafeMutableRawPointer)
     func barrier()
+    /// Ends every rank of the job (after this one has printed its error). Never returns.
+    func abort(code: Int32) -> Never
+    /// Leaves the job cleanly (all ranks call it at the end).
+    func finish()
 }
+
+/// How many nonblocking requests may be in flight at once.
+public let maxPending = 1024
 
 extension Communicator {
     public var isCoordinator: Bool { rank == 0 }
+
+    /// Every rank's value of a fixed-size byte string, in rank order.
+    public func allGather(_ bytes: [UInt8]) -> [[UInt8]] {
+        var out = [UInt8](repeating: 0, count: bytes.count * worldSize)
+        bytes.withUnsafeBytes { send in
+            out.withUnsafeMutableBytes { allGather(send.baseAddress!, bytes: bytes.count, into: $0.baseAddress!) }
+        }
+        return (0..<worldSize).map { Array(out[($0 * bytes.count)..<(($0 + 1) * bytes.count)]) }
+    }
+
+    /// "rank r of W" — how messages name the process at fault.
+    public var rankDescription: String { "rank \(rank) of \(worldSize)" }
 }
 
 /// One process, no peers: every collective is the identity. Dev mode and tests use it.
@@ -22,8 +56,34 @@ public final class SingleProcessCommunicator: Communicator {
     public init() {}
     public var rank: Int { 0 }
     public var worldSize: Int { 1 }
+    public var localRank: Int { 0 }
+    public var localSize: Int { 1 }
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) {}
+    public func test(slot: Int) -> Bool { true }
+    public func wait(slot: Int) {}
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {}
+    public func allGather(_ send: UnsafeRawPointer, bytes: Int, into: UnsafeMutableRawPointer) {
+        into.copyMemory(from: send, byteCount: bytes)
+    }
     public func barrier() {}
+    public func abort(code: Int32) -> Never { exit(code) }
+    public func finish() {}
+}
+
+/// Decides from the environment how this process was started.
+public enum Launch {
+    /// True when a process manager (mpirun / OpenMPI's PRRTE, PMIx, Slurm's PMI) started us as
+    /// one rank of a job.
+    public static var underMPI: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"].contains { env[$0] != nil }
+    }
+
+    /// MPI (initialised now, funneled) when launched by mpirun/srun; otherwise one process, and MPI
+    /// is not initialised at all.
+    public static func communicator() throws -> Communicator {
+        underMPI ? try MPICommunicator() : SingleProcessCommunicator()
+    }
 }

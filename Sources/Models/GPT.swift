@@ -88,6 +88,8 @@ public final class GPT {
     /// Called after backward has finished each layout group (in reverse order: ln_f is part of the
     /// last group, then blocks L−1…0, then the embeddings), so all-reduce can start early.
     public var onGroupReady: ((Int) -> Void)?
+    /// Called between the layers of backward, so communication in flight can progress.
+    public var onBackwardProgress: (() -> Void)?
 
     private var lastBatch = 0, lastTime = 0
     private var lastDropout: DropoutStream?
@@ -248,9 +250,11 @@ public final class GPT {
             Linear.backward(dinp: s.dfchGelu, dweight: dw.fcProjWeight, dbias: dw.fcProjBias,
                             dout: branchGradient(layer: l, site: 3),
                             inp: x.fchGelu, weight: w.fcProjWeight, rows: BT, inputs: 4 * C, outputs: C)
+            onBackwardProgress?()
             GELU.backward(dinp: s.dfch, inp: x.fch, dout: s.dfchGelu, count: BT * 4 * C)
             Linear.backward(dinp: s.dln, dweight: dw.fcWeight, dbias: dw.fcBias, dout: s.dfch,
                             inp: x.ln2, weight: w.fcWeight, rows: BT, inputs: C, outputs: 4 * C)
+            onBackwardProgress?()
             LayerNorm.backward(dinp: s.dresidual, dweight: dw.ln2Weight, dbias: dw.ln2Bias, dout: s.dln,
                                inp: x.residual2, weight: w.ln2Weight, mean: x.ln2Mean, rstd: x.ln2Rstd,
                                rows: BT, channels: C)
@@ -258,6 +262,7 @@ public final class GPT {
             Linear.backward(dinp: s.datty, dweight: dw.attnProjWeight, dbias: dw.attnProjBias,
                             dout: branchGradient(layer: l, site: 2),
                             inp: x.atty, weight: w.attnProjWeight, rows: BT, inputs: C, outputs: C)
+            onBackwardProgress?()
             Attention.backward(dq: s.dqkv, dqStride: 3 * C, dk: s.dqkv + C, dkStride: 3 * C,
                                dv: s.dqkv + 2 * C, dvStride: 3 * C, dprobs: s.datt,
                                dout: s.datty, doutStride: C, probs: x.att,
@@ -265,6 +270,7 @@ public final class GPT {
                                shape: shape, dropout: pDrop, dropoutKey: dropout?.key(layer: l, site: 1) ?? 0,
                                dropoutCounter: first * shape.probabilityCount / max(B, 1),
                                probsDropped: x.attDropped.map { UnsafePointer($0) })
+            onBackwardProgress?()
             Linear.backward(dinp: s.dln, dweight: dw.qkvWeight, dbias: dw.qkvBias, dout: s.dqkv,
                             inp: x.ln1, weight: w.qkvWeight, rows: BT, inputs: C, outputs: 3 * C)
             LayerNorm.backward(dinp: s.dresidual, dweight: dw.ln1Weight, dbias: dw.ln1Bias, dout: s.dln,

@@ -13,8 +13,9 @@ public struct LoomConfig: Codable, Equatable {
     public var schedule: ScheduleSection
     public var evaluation: EvaluationSection
     public var logging: LoggingSection
+    public var distributed: DistributedSection
 
-    enum CodingKeys: String, CodingKey { case model, data, training, optimizer, schedule, evaluation, logging }
+    enum CodingKeys: String, CodingKey { case model, data, training, optimizer, schedule, evaluation, logging, distributed }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -25,6 +26,7 @@ public struct LoomConfig: Codable, Equatable {
         schedule = try c.decodeIfPresent(ScheduleSection.self, forKey: .schedule) ?? ScheduleSection()
         evaluation = try c.decodeIfPresent(EvaluationSection.self, forKey: .evaluation) ?? EvaluationSection()
         logging = try c.decodeIfPresent(LoggingSection.self, forKey: .logging) ?? LoggingSection()
+        distributed = try c.decodeIfPresent(DistributedSection.self, forKey: .distributed) ?? DistributedSection()
     }
 }
 
@@ -80,7 +82,7 @@ public struct TrainingSection: Codable, Equatable {
     /// Sequences per forward/backward; batch_size / micro_batch_size micro-steps accumulate.
     public var microBatchSize: Int = 12
     public var seed: Int = 1337
-    /// Threads per process; 0 = the cores of this machine.
+    /// Compute threads per rank (sgemm and parallel loops); 0 = cores on this node / ranks on this node.
     public var threads: Int = 0
 
     enum CodingKeys: String, CodingKey {
@@ -167,6 +169,22 @@ public struct LoggingSection: Codable, Equatable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         interval = try c.decodeIfPresent(Int.self, forKey: .interval) ?? 10
+    }
+}
+
+/// Data parallelism over MPI (ignored in a single process).
+public struct DistributedSection: Codable, Equatable {
+    /// Gradient bucket size in MiB; 0 = one bucket per layout group (one transformer block).
+    public var bucketMegabytes: Double = 0
+    /// Start each bucket's all-reduce while backward continues (false: all after backward).
+    public var overlap: Bool = true
+
+    enum CodingKeys: String, CodingKey { case overlap, bucketMegabytes = "bucket_megabytes" }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        bucketMegabytes = try c.decodeIfPresent(Double.self, forKey: .bucketMegabytes) ?? 0
+        overlap = try c.decodeIfPresent(Bool.self, forKey: .overlap) ?? true
     }
 }
 
@@ -293,6 +311,9 @@ extension LoomConfig {
         if schedule.minimumLearningRate < 0 || schedule.minimumLearningRate > o.learningRate {
             throw fail("schedule.minimum_learning_rate", "must be between 0 and optimizer.learning_rate")
         }
+        if !(distributed.bucketMegabytes >= 0) {
+            throw fail("distributed.bucket_megabytes", "must be ≥ 0 (0 = one bucket per block)")
+        }
         if evaluation.interval < 0 { throw fail("evaluation.interval", "must be ≥ 0 (0 = only at the end)") }
     }
 
@@ -328,6 +349,7 @@ extension ConfigError {
         case is Int.Type: return "an integer"
         case is Double.Type: return "a number"
         case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
         default: return "a mapping"
         }
     }

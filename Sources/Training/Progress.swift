@@ -1,6 +1,7 @@
 // Progress: what a person watching a run sees — one redrawn status line on a terminal, plain
 // periodic lines otherwise. It is not the metrics file (RunDirectory).
 import Foundation
+import Distributed
 
 public final class Progress {
     public let isTerminal: Bool
@@ -9,7 +10,9 @@ public final class Progress {
 
     public init(enabled: Bool) {
         self.enabled = enabled
-        isTerminal = isatty(STDOUT_FILENO) == 1
+        // mpirun hands ranks a pseudo-terminal even when its own output goes to a file: under a
+        // process manager, print plain lines.
+        isTerminal = isatty(STDOUT_FILENO) == 1 && !Launch.underMPI
     }
 
     /// Step status: redrawn in place on a terminal, printed as a line otherwise (when `line`).

@@ -48,8 +48,8 @@ public final class RunDirectory {
             if i > 0 { line += ", " }
             line += "\"\(key)\": "
             switch value {
-            case let d as Double: line += d.isFinite ? String(format: "%.6g", d) : "null"
-            case let f as Float: line += f.isFinite ? String(format: "%.6g", Double(f)) : "null"
+            case let d as Double: line += d.isFinite ? String(format: "%.9g", d) : "null"
+            case let f as Float: line += f.isFinite ? String(format: "%.9g", Double(f)) : "null"
             default: line += "\(value)"
             }
         }

@@ -15,6 +15,8 @@ public struct TrainingSummary {
     public var finalValidationLoss: Double?
     public var trainingSeconds: Double
     public var tokensPerSecond: Double
+    /// SHA-256 (hex) of the final parameters, checked equal on every rank.
+    public var parameterHash: String?
 }
 
 public final class Trainer {
@@ -22,7 +24,9 @@ public final class Trainer {
     public let model: GPT
     public let optimizer: AdamW
     public let schedule: LearningRateSchedule
-    let communicator: Communicator
+    public let communicator: Communicator
+    /// The gradient all-reduce, bucket by bucket, overlapped with backward.
+    public let buckets: GradientBuckets
     let trainSampler: WindowSampler
     let validationSampler: WindowSampler
     /// Where the coordinator logs and saves; nil for benchmarks.
@@ -73,7 +77,16 @@ public final class Trainer {
                                               path: data.corpus.path, split: "validation")
         inputs = .allocate(capacity: microBatch * time)
         targets = .allocate(capacity: microBatch * time)
-        // Rank 0 initialises, everyone receives the same weights.
+        buckets = GradientBuckets(groups: model.layout.groups.map(\.range),
+                                  bucketBytes: Int(config.distributed.bucketMegabytes * 1048576),
+                                  gradients: model.gradients.pointer, communicator: communicator,
+                                  overlap: config.distributed.overlap)
+        let groupStarts = model.layout.groups.map(\.range.lowerBound)
+        model.onGroupReady = { [buckets] group in buckets.ready(from: groupStarts[group]) }
+        model.onBackwardProgress = { [buckets] in buckets.progress() }
+
+        // Every rank must run the same config and binary; rank 0 initialises, everyone receives.
+        try ReplicaCheck.sameRun(config: config, communicator: communicator)
         if communicator.isCoordinator { model.initialize(seed: seed) }
         communicator.broadcast(model.parameters.pointer, bytes: model.parameters.bytes, root: 0)
     }
@@ -88,7 +101,9 @@ public final class Trainer {
         VectorOps.zero(model.gradients.pointer, count: model.gradients.count)
         var lossSum = 0.0, counted = 0
         for micro in 0..<microSteps {
+            // Rank r's share of the global batch: examples r·perRank ..< (r+1)·perRank, in micro-batches.
             let first = communicator.rank * perRank + micro * microBatch
+            if micro == microSteps - 1 { buckets.arm() }
             trainSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: step, firstExample: first)
             let (sum, count) = model.forward(tokens: inputs, targets: targets, batch: microBatch, time: time,
                                              dropout: DropoutStream(key: dropoutKey, firstExample: first))
@@ -96,7 +111,7 @@ public final class Trainer {
             model.backward(tokens: inputs, targets: targets, scale: scale)
         }
         Profiler.measure(.communication) {
-            communicator.allReduceSum(model.gradients.pointer, count: model.gradients.count)
+            buckets.finish()
             reduction[0] = lossSum; reduction[1] = Double(counted)
             reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 2) }
         }
@@ -176,12 +191,14 @@ public final class Trainer {
                 windowStart = monotonicSeconds()
             }
         }
+        let hash = try ReplicaCheck.identicalParameters(model.parameters, communicator: communicator)
         if communicator.isCoordinator, let run {
             try Safetensors.write(run.modelPath, layout: model.layout, buffer: model.parameters,
                                   metadata: ["format": "pt", "loom": "gpt", "step": "\(step)"])
             run.close()
         }
         return TrainingSummary(steps: step, finalValidationLoss: lastValidation, trainingSeconds: trainingSeconds,
-                               tokensPerSecond: Double(step) * tokensPerStep / max(trainingSeconds, 1e-9))
+                               tokensPerSecond: Double(step) * tokensPerStep / max(trainingSeconds, 1e-9),
+                               parameterHash: hash)
     }
 }

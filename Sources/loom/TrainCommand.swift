@@ -18,24 +18,32 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let job = try joinJob()
             let config = try LoomConfig.load(path: config, overrides: overrides)
             let data = try PreparedData(config: config)
-            ThreadPool.configure(threads: config.training.threads > 0 ? config.training.threads
-                                 : ProcessInfo.processInfo.activeProcessorCount)
-            let communicator = SingleProcessCommunicator()
-            let progress = Progress(enabled: !quiet)
-            let trainer = try Trainer(config: config, data: data, communicator: communicator, run: nil, progress: progress)
-            // Everything is validated; only now is anything written.
+            ThreadPool.configure(threads: threadsPerRank(configured: config.training.threads, job: job))
+            let progress = Progress(enabled: !quiet && job.isCoordinator)
+            let trainer = try Trainer(config: config, data: data, communicator: job, run: nil, progress: progress)
+            // Everything is validated; only now is anything written, and only by rank 0.
             let path = runDirectory ?? defaultRunDirectory()
-            let run = try RunDirectory(creating: path)
-            try run.writeStart(config: config, tokenizer: data.tokenizer)
-            trainer.run = run
+            if job.isCoordinator {
+                let run = try RunDirectory(creating: path)
+                try run.writeStart(config: config, tokenizer: data.tokenizer)
+                trainer.run = run
+            }
             progress.message("loom train: \(trainer.model.layout.count) parameters, vocabulary \(trainer.model.config.vocabularySize), "
-                             + "\(trainer.microSteps) micro-step(s) of \(trainer.microBatch), \(ThreadPool.shared.threads) thread(s), run dir \(path)")
+                             + "\(job.worldSize) rank(s) × \(trainer.microSteps) micro-step(s) of \(trainer.microBatch), "
+                             + "\(ThreadPool.shared.threads) thread(s) per rank, run dir \(path)")
             let summary = try trainer.train()
-            print(String(format: "done: %d steps, final val loss %.4f, training time %.1f s (%.0f tokens/s), model %@",
-                         summary.steps, summary.finalValidationLoss ?? .nan, summary.trainingSeconds,
-                         summary.tokensPerSecond, run.modelPath))
+            if job.isCoordinator {
+                print(String(format: "done: %d steps, final val loss %.4f, training time %.1f s (%.0f tokens/s), model %@",
+                             summary.steps, summary.finalValidationLoss ?? .nan, summary.trainingSeconds,
+                             summary.tokensPerSecond, trainer.run?.modelPath ?? path))
+                if job.worldSize > 1, let hash = summary.parameterHash {
+                    print("replicas: \(job.worldSize) ranks hold bit-identical parameters (sha256 \(hash.prefix(16))…)")
+                }
+            }
+            job.finish()
         }
     }
 
