@@ -2,6 +2,7 @@
 // (and so invisible to Swift) wrapped in static inline functions. It is not a wrapper: only
 // Distributed/MPICommunicator.swift imports this module.
 #include <mpi.h>
+#include <mpi-ext.h>   // MPIX_Allreduce_init: persistent collectives (MPI-4, an extension in OpenMPI 4.1)
 
 static inline MPI_Comm loom_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Comm loom_mpi_comm_null(void) { return MPI_COMM_NULL; }

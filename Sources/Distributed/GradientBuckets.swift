@@ -7,8 +7,8 @@ import Foundation
 @inline(__always) func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 
 public final class GradientBuckets {
-    /// Bucket ranges of the flat buffer, in the order backward finishes them (from the end of the
-    /// layer-major buffer towards its start).
+    /// The reductions: ranges of the flat buffer, in the order backward finishes them (from the
+    /// end of the layer-major buffer towards its start). A bucket is one or more of them.
     public let buckets: [Range<Int>]
     let communicator: Communicator
     let gradients: UnsafeMutablePointer<Float>
@@ -21,31 +21,53 @@ public final class GradientBuckets {
     private var nextToComplete = 0
     private var armed = false
 
-    /// Time the caller spent in communication calls that did not overlap computation: starts and
-    /// tests during backward plus the final wait (accumulated until `resetStatistics`).
-    public private(set) var exposedSeconds = 0.0
+    /// Time spent in communication calls during backward (starts and tests), and waiting after
+    /// it for the reductions to finish (accumulated until `resetStatistics`). Neither overlaps
+    /// computation: together they are the exposed communication time.
+    public private(set) var progressSeconds = 0.0
+    public private(set) var waitSeconds = 0.0
+    public var exposedSeconds: Double { progressSeconds + waitSeconds }
     /// Reduction rounds finished (steps with all buckets reduced).
     public private(set) var rounds = 0
+    /// Per round (up to `recordCapacity`, then wrapping): when backward ended (monotonic seconds,
+    /// comparable between ranks on one node) and how long the wait after it took. A rank that
+    /// finished backward last never waits for a peer's computation, so its wait is the
+    /// communication left exposed; an earlier rank's wait also holds the skew between ranks.
+    public let recordCapacity = 1024
+    public private(set) var backwardEnds: [Double]
+    public private(set) var waits: [Double]
 
     /// - Parameters:
     ///   - groups: the layout's contiguous groups (embeddings, blocks…), in buffer order.
     ///   - bucketBytes: 0 = one bucket per group; otherwise buckets of at most this many bytes.
-    public init(groups: [Range<Int>], bucketBytes: Int, gradients: UnsafeMutablePointer<Float>,
-                communicator: Communicator, overlap: Bool) {
+    ///   - messageBytes: the largest single reduction; bigger buckets go as several messages
+    ///     (OpenMPI's shared-memory all-reduce is fastest at 0.5–4 MiB).
+    public init(groups: [Range<Int>], bucketBytes: Int, messageBytes: Int = 2 << 20,
+                gradients: UnsafeMutablePointer<Float>, communicator: Communicator, overlap: Bool) {
         var ranges: [Range<Int>] = []
+        let floats = MemoryLayout<Float>.stride
         if bucketBytes <= 0 {
             ranges = groups.reversed().filter { !$0.isEmpty }
         } else {
-            let size = max(bucketBytes / MemoryLayout<Float>.stride, 1)
+            let size = max(bucketBytes / floats, 1)
             let total = groups.map(\.upperBound).max() ?? 0
             var hi = total
             while hi > 0 { let lo = max(hi - size, 0); ranges.append(lo..<hi); hi = lo }
+        }
+        // Messages: each bucket in pieces of at most messageBytes, from its end (backward order).
+        let piece = max(messageBytes / floats, 1)
+        ranges = ranges.flatMap { r -> [Range<Int>] in
+            var out: [Range<Int>] = [], hi = r.upperBound
+            while hi > r.lowerBound { let lo = max(hi - piece, r.lowerBound); out.append(lo..<hi); hi = lo }
+            return out
         }
         precondition(ranges.count <= maxPending, "too many gradient buckets (\(ranges.count)); raise distributed.bucket_megabytes")
         buckets = ranges
         self.communicator = communicator
         self.gradients = gradients
         self.overlap = overlap && communicator.worldSize > 1
+        backwardEnds = Array(repeating: 0, count: recordCapacity)
+        waits = Array(repeating: 0, count: recordCapacity)
     }
 
     /// Called before the backward whose gradients are final for this step.
@@ -64,7 +86,7 @@ public final class GradientBuckets {
         readyFrom = min(readyFrom, offset)
         startReadyBuckets()
         advance()
-        exposedSeconds += now() - t0
+        progressSeconds += now() - t0
     }
 
     /// Lets MPI progress the reductions in flight (call between layers).
@@ -72,7 +94,7 @@ public final class GradientBuckets {
         guard armed, overlap, nextToComplete < nextToStart else { return }
         let t0 = now()
         advance()
-        exposedSeconds += now() - t0
+        progressSeconds += now() - t0
     }
 
     /// After backward: reduces what is left and waits for every bucket.
@@ -93,11 +115,14 @@ public final class GradientBuckets {
                 communicator.allReduceSum(gradients + range.lowerBound, count: range.count)
             }
         }
-        exposedSeconds += now() - t0
+        let waited = now() - t0
+        waitSeconds += waited
+        backwardEnds[rounds % recordCapacity] = t0
+        waits[rounds % recordCapacity] = waited
         rounds += 1
     }
 
-    public func resetStatistics() { exposedSeconds = 0; rounds = 0 }
+    public func resetStatistics() { progressSeconds = 0; waitSeconds = 0; rounds = 0 }
 
     private func startReadyBuckets() {
         while nextToStart < buckets.count, buckets[nextToStart].lowerBound >= readyFrom {

@@ -23,8 +23,11 @@ public final class MPICommunicator: Communicator {
     public let localRank: Int
     public let localSize: Int
     private let world: MPI_Comm
-    /// One request per slot; allocated once so the step loop allocates nothing.
+    /// One persistent request per slot, created on the slot's first use and restarted after:
+    /// the reduction schedule and its buffers are built once, not at every step.
     private let requests: UnsafeMutablePointer<MPI_Request?>
+    /// The (buffer, count) each slot's persistent request was built for.
+    private var prepared: [(UnsafeMutablePointer<Float>?, Int)]
     private var finished = false
 
     /// Initialises MPI (funneled) and learns this rank's place in the world and on its node.
@@ -48,6 +51,7 @@ public final class MPICommunicator: Communicator {
         localRank = Int(lr); localSize = Int(ls)
         requests = .allocate(capacity: maxPending)
         requests.initialize(repeating: loom_mpi_request_null(), count: maxPending)
+        prepared = Array(repeating: (nil, 0), count: maxPending)
     }
 
     deinit { requests.deallocate() }
@@ -68,8 +72,13 @@ public final class MPICommunicator: Communicator {
     }
 
     public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) {
-        check(MPI_Iallreduce(loom_mpi_in_place(), buffer, Int32(count), loom_mpi_float(), loom_mpi_sum(), world,
-                             requests + slot), "MPI_Iallreduce")
+        if prepared[slot].0 != buffer || prepared[slot].1 != count {
+            if prepared[slot].0 != nil { check(MPI_Request_free(requests + slot), "MPI_Request_free") }
+            check(MPIX_Allreduce_init(loom_mpi_in_place(), buffer, Int32(count), loom_mpi_float(), loom_mpi_sum(), world,
+                                      loom_mpi_info_null(), requests + slot), "MPIX_Allreduce_init")
+            prepared[slot] = (buffer, count)
+        }
+        check(MPI_Start(requests + slot), "MPI_Start")
     }
 
     public func test(slot: Int) -> Bool {
@@ -106,6 +115,7 @@ public final class MPICommunicator: Communicator {
     public func finish() {
         guard !finished else { return }
         finished = true
+        for slot in 0..<maxPending where prepared[slot].0 != nil { MPI_Request_free(requests + slot) }
         MPI_Finalize()
     }
 }

@@ -19,6 +19,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("warmup"), help: "Unmeasured steps first.") var warmup: Int = 3
     @Flag(help: "Also print where step time goes, per kernel family.") var profile = false
     @Flag(help: "Print one JSON line instead of the table.") var json = false
+    @Flag(name: .customLong("batch-per-rank"),
+          help: "Treat training.batch_size as each rank's share: the global batch grows with the ranks (weak scaling).")
+    var batchPerRank = false
 
     func run() throws {
         try reportingErrors {
@@ -33,16 +36,21 @@ struct BenchCommand: ParsableCommand {
             config.evaluation.interval = 0
             // What the process holds before the model exists: runtime, libraries, the corpus.
             let baseline = ProcessMemory.residentBytes()
-            let threads = config.training.threads > 0 ? config.training.threads : ProcessInfo.processInfo.activeProcessorCount
+            let job = try joinJob()
+            if batchPerRank { config.training.batchSize *= job.worldSize }
+            let threads = threadsPerRank(configured: config.training.threads, job: job)
             ThreadPool.configure(threads: threads)
-            let trainer = try Trainer(config: config, data: data, communicator: SingleProcessCommunicator(),
+            let trainer = try Trainer(config: config, data: data, communicator: job,
                                       run: nil, progress: Progress(enabled: false))
             let model = trainer.model, c = model.config
+            // The global batch: every rank's share of it.
             let tokensPerStep = config.training.batchSize * c.contextLength
 
             for s in 0..<warmup { _ = trainer.trainStep(s, learningRate: 1e-4) }
             var times: [Double] = []
             times.reserveCapacity(steps)
+            job.barrier()
+            trainer.buckets.resetStatistics()
             Profiler.reset()
             Profiler.enabled = profile
             let mallocsBefore = loom_malloc_count()
@@ -53,6 +61,10 @@ struct BenchCommand: ParsableCommand {
             }
             let allocations = loom_malloc_count() - mallocsBefore
             Profiler.enabled = false
+            let exposed = trainer.buckets.exposedSeconds / Double(steps)
+            let waited = trainer.buckets.waitSeconds / Double(steps)
+            let lastRankWait = AllReduceCost.lastRankWait(trainer.buckets, steps: steps, job: job)
+            let reduce = AllReduceCost.measure(trainer: trainer, job: job)
             let median = times.sorted()[times.count / 2]
             let tokensPerSecond = Double(tokensPerStep) / median
             let gflops = tokensPerSecond * c.flopsPerToken / 1e9
@@ -66,8 +78,14 @@ struct BenchCommand: ParsableCommand {
             let planned = plan.reduce(0) { $0 + $1.1 }
             let rss = ProcessMemory.peakResidentBytes()
 
+            let overlap = trainer.buckets.overlap
+            let hidden = job.worldSize > 1 ? max(0, 1 - exposed / reduce.seconds) : 0
+            guard job.isCoordinator else { job.finish(); return }
+            defer { job.finish() }
             if json {
                 let fields: [String: Any] = [
+                    "ranks": job.worldSize, "allreduce_ms": reduce.seconds * 1e3, "exposed_allreduce_ms": exposed * 1e3, "wait_after_backward_ms": waited * 1e3,
+                    "hidden_share": hidden, "bus_bandwidth_gbs": reduce.busBandwidth / 1e9, "buckets": trainer.buckets.buckets.count,
                     "tokens_per_s": tokensPerSecond.rounded(), "step_ms": median * 1e3, "gflops": gflops,
                     "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads,
                     "flops_per_token": c.flopsPerToken, "planned_bytes": planned, "peak_rss_bytes": rss,
@@ -77,7 +95,8 @@ struct BenchCommand: ParsableCommand {
                 return
             }
             print("loom bench \(self.config): layers \(c.layers), heads \(c.heads), width \(c.width), context \(c.contextLength), "
-                  + "vocabulary \(c.vocabularySize), batch \(config.training.batchSize) (micro \(config.training.microBatchSize)), \(threads) thread(s)")
+                  + "vocabulary \(c.vocabularySize), batch \(config.training.batchSize) (micro \(config.training.microBatchSize)), "
+                  + "\(job.worldSize) rank(s) × \(threads) thread(s)")
             print(String(format: "  step time        %.2f ms (median of %d, after %d warm-up)", median * 1e3, steps, warmup))
             print(String(format: "  throughput       %.0f tokens/s", tokensPerSecond))
             print(String(format: "  FLOPs/token      %.4g = 6·N + 12·L·T·C (N = %d parameters without the position table)",
@@ -89,7 +108,22 @@ struct BenchCommand: ParsableCommand {
             for (name, bytes) in plan { print("    " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(bytes) / 1048576)) }
             print("    " + "total".padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(planned) / 1048576))
             print(String(format: "  peak RSS         %.1f MiB (%.2f× the plan)", Double(rss) / 1048576, Double(rss) / Double(planned)))
-            print("  heap allocations during the \(steps) measured steps: \(allocations)")
+            print("  heap allocations during the \(steps) measured steps: \(allocations)\(job.worldSize > 1 ? " (rank 0)" : "")")
+            if job.worldSize > 1 {
+                print(String(format: "  gradient all-reduce   %.1f MiB in %d bucket(s), %@", Double(model.gradients.bytes) / 1048576,
+                             trainer.buckets.buckets.count, overlap ? "overlapped with backward" : "after backward (overlap off)"))
+                print(String(format: "    blocking cost       %.2f ms/step (all buckets, measured alone; bus bandwidth %.2f GB/s)",
+                             reduce.seconds * 1e3, reduce.busBandwidth / 1e9))
+                print(String(format: "    exposed in the step %.2f ms/step: %.2f in starts and tests during backward, %.2f waiting after it",
+                             exposed * 1e3, (exposed - waited) * 1e3, waited * 1e3))
+                print(String(format: "    wait after backward on the rank that finished it last %.2f ms/step (no skew in it)", lastRankWait * 1e3))
+                print(String(format: "    hidden under backward %.0f %% (1 − exposed / blocking cost); %.0f %% counting only the last rank's wait",
+                             100 * hidden, 100 * max(0, 1 - lastRankWait / reduce.seconds)))
+            }
+            print(String(format: "scaling: ranks=%d threads=%d tokens_per_s=%.0f step_ms=%.2f allreduce_ms=%.2f exposed_ms=%.2f wait_ms=%.2f last_rank_wait_ms=%.2f hidden=%.3f busbw_gbs=%.2f",
+                         job.worldSize, threads, tokensPerSecond, median * 1e3, reduce.seconds * 1e3, exposed * 1e3, waited * 1e3,
+                         lastRankWait * 1e3, hidden,
+                         reduce.busBandwidth / 1e9))
             if profile {
                 let total = times.reduce(0, +)
                 print("  where step time goes (sum over measured steps):")
@@ -136,6 +170,49 @@ enum GemmPeak {
             seconds += best * Double(repeats)
         }
         return (flops / seconds / 1e9, "\(shapes.count) shapes of one step, best of 5 each, FLOP-weighted")
+    }
+}
+
+/// What the gradient all-reduce costs when nothing else runs: every bucket reduced blocking,
+/// best of several rounds; bus bandwidth = 2(W−1)/W · bytes / time (the NCCL convention).
+enum AllReduceCost {
+    static func measure(trainer: Trainer, job: Communicator) -> (seconds: Double, busBandwidth: Double) {
+        guard job.worldSize > 1 else { return (0, 0) }
+        let g = trainer.model.gradients
+        var best = Double.infinity
+        for _ in 0..<7 {
+            job.barrier()
+            let t0 = monotonicSeconds()
+            for range in trainer.buckets.buckets { job.allReduceSum(g.pointer + range.lowerBound, count: range.count) }
+            best = min(best, monotonicSeconds() - t0)
+        }
+        // Every rank reports rank 0's view: take the slowest rank's best.
+        var worst = [best]
+        worst.withUnsafeMutableBufferPointer { p in
+            var all = [Double](repeating: 0, count: job.worldSize)
+            all.withUnsafeMutableBytes { job.allGather(p.baseAddress!, bytes: 8, into: $0.baseAddress!) }
+            p[0] = all.max()!
+        }
+        let W = Double(job.worldSize)
+        return (worst[0], 2 * (W - 1) / W * Double(g.bytes) / worst[0])
+    }
+
+    /// Mean over the last `steps` rounds of the wait after backward of whichever rank ended
+    /// backward last (ranks on one node share the monotonic clock).
+    static func lastRankWait(_ buckets: GradientBuckets, steps: Int, job: Communicator) -> Double {
+        guard job.worldSize > 1, buckets.rounds >= steps, steps <= buckets.recordCapacity else { return 0 }
+        var mine = [Double](), total = 0.0
+        for i in (buckets.rounds - steps)..<buckets.rounds {
+            let k = i % buckets.recordCapacity
+            mine += [buckets.backwardEnds[k], buckets.waits[k]]
+        }
+        var all = [Double](repeating: 0, count: mine.count * job.worldSize)
+        mine.withUnsafeBytes { m in all.withUnsafeMutableBytes { job.allGather(m.baseAddress!, bytes: m.count, into: $0.baseAddress!) } }
+        for s in 0..<steps {
+            let last = (0..<job.worldSize).max { all[$0 * mine.count + 2 * s] < all[$1 * mine.count + 2 * s] }!
+            total += all[last * mine.count + 2 * s + 1]
+        }
+        return total / Double(steps)
     }
 }
 

@@ -79,6 +79,22 @@ struct GradientBucketsTests {
         #expect(comm.completed.count == 5)
     }
 
+    @Test func largeBucketsGoAsSeveralMessagesThatStartTogether() {
+        let grads = UnsafeMutablePointer<Float>.allocate(capacity: 870)
+        defer { grads.deallocate() }
+        let comm = RecordingCommunicator(base: grads, testsToComplete: 1)
+        // One bucket per group, messages of at most 100 floats.
+        let buckets = GradientBuckets(groups: groups, bucketBytes: 0, messageBytes: 400, gradients: grads,
+                                      communicator: comm, overlap: true)
+        #expect(buckets.buckets.prefix(3) == [770..<870, 670..<770, 600..<670])
+        #expect(buckets.buckets.count == 3 + 3 + 3 + 1)
+        buckets.arm()
+        buckets.ready(from: 600)   // the whole last group: its three messages start together
+        #expect(comm.started.map(\.offset) == [770, 670, 600])
+        buckets.finish()
+        #expect(comm.started.map(\.count).reduce(0, +) == 870)
+    }
+
     @Test func nothingStartsBeforeArmingAndOverlapOffReducesAfterBackward() {
         let grads = UnsafeMutablePointer<Float>.allocate(capacity: 870)
         defer { grads.deallocate() }
