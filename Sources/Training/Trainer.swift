@@ -53,7 +53,8 @@ public final class Trainer {
         let world = communicator.worldSize
         guard t.batchSize % (world * t.microBatchSize) == 0 else {
             throw ConfigError(file: "config", key: "training.batch_size",
-                              message: "\(t.batchSize) is not divisible by ranks (\(world)) × micro_batch_size (\(t.microBatchSize))")
+                              message: "\(t.batchSize) is not divisible by ranks (\(world)) × micro_batch_size (\(t.microBatchSize))"
+                              + (t.batchSize % world == 0 ? "; e.g. --set training.micro_batch_size=\(t.batchSize / world)" : ""))
         }
         microBatch = t.microBatchSize
         microSteps = t.batchSize / (world * t.microBatchSize)
