@@ -26,6 +26,9 @@ let package = Package(
         // Counts heap allocations so `loom bench` can prove the step loop allocates nothing.
         .target(name: "MallocCounter", path: "Sources/MallocCounter"),
 
+        // Stop requests from signals (SIGTERM/SIGINT/SIGUSR1), read at step boundaries.
+        .target(name: "CSignals", path: "Sources/CSignals"),
+
         // Numeric core on raw Float buffers.
         // Floating-point environment controls (flush denormals) for the compute threads.
         .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
@@ -38,12 +41,12 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),
         // Optimizer, schedules, trainer loop, configs, checkpoints, metrics.
         .target(name: "Training",
-                dependencies: ["Models", "Data", "Distributed", "Kernels",
+                dependencies: ["Models", "Data", "Distributed", "Kernels", "CSignals",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         // The command-line tool.
         .executableTarget(name: "loom",
-                          dependencies: ["Training", "MallocCounter",
+                          dependencies: ["Training", "MallocCounter", "CSignals",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 

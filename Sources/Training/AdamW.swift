@@ -9,8 +9,8 @@ public final class AdamW {
     public var beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     public let m: FlatBuffer   // (P) first moment
     public let v: FlatBuffer   // (P) second moment
-    /// Updates applied so far (the t of the bias correction).
-    public private(set) var updates = 0
+    /// Updates applied so far (the t of the bias correction); restored on resume.
+    public var updates = 0
     /// Contiguous runs of parameters with the same decay flag.
     private let segments: [(range: Range<Int>, decay: Bool)]
 

@@ -37,7 +37,12 @@ public enum AtomicFile {
             unlink(temporary)
             throw FileWriteError(path: path, reason: failure)
         }
-        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY)
+        syncDirectory(directory.isEmpty ? "." : directory)
+    }
+
+    /// fsyncs a directory so a rename inside it survives a crash.
+    public static func syncDirectory(_ directory: String) {
+        let dfd = open(directory, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 

@@ -14,8 +14,9 @@ public struct LoomConfig: Codable, Equatable {
     public var evaluation: EvaluationSection
     public var logging: LoggingSection
     public var distributed: DistributedSection
+    public var checkpoint: CheckpointSection
 
-    enum CodingKeys: String, CodingKey { case model, data, training, optimizer, schedule, evaluation, logging, distributed }
+    enum CodingKeys: String, CodingKey { case model, data, training, optimizer, schedule, evaluation, logging, distributed, checkpoint }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -27,6 +28,7 @@ public struct LoomConfig: Codable, Equatable {
         evaluation = try c.decodeIfPresent(EvaluationSection.self, forKey: .evaluation) ?? EvaluationSection()
         logging = try c.decodeIfPresent(LoggingSection.self, forKey: .logging) ?? LoggingSection()
         distributed = try c.decodeIfPresent(DistributedSection.self, forKey: .distributed) ?? DistributedSection()
+        checkpoint = try c.decodeIfPresent(CheckpointSection.self, forKey: .checkpoint) ?? CheckpointSection()
     }
 }
 
@@ -84,9 +86,13 @@ public struct TrainingSection: Codable, Equatable {
     public var seed: Int = 1337
     /// Compute threads per rank (sgemm and parallel loops); 0 = cores on this node / ranks on this node.
     public var threads: Int = 0
+    /// A step whose loss or gradient is not finite is skipped (no update) and counted; this many in
+    /// a row stop the run, without writing a checkpoint of the poisoned state.
+    public var maximumNonfiniteSteps: Int = 5
 
     enum CodingKeys: String, CodingKey {
         case steps, seed, threads, batchSize = "batch_size", microBatchSize = "micro_batch_size"
+        case maximumNonfiniteSteps = "maximum_nonfinite_steps"
     }
     init() {}
     public init(from decoder: Decoder) throws {
@@ -96,6 +102,7 @@ public struct TrainingSection: Codable, Equatable {
         microBatchSize = try c.decodeIfPresent(Int.self, forKey: .microBatchSize) ?? batchSize
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 1337
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? 0
+        maximumNonfiniteSteps = try c.decodeIfPresent(Int.self, forKey: .maximumNonfiniteSteps) ?? 5
     }
 }
 
@@ -126,15 +133,23 @@ public struct OptimizerSection: Codable, Equatable {
     }
 }
 
-/// Learning-rate schedule: `constant` or `cosine` (linear warmup, then cosine decay to the minimum
-/// at the last step), both with linear warmup lr·(s+1)/(warmup+1) as nanoGPT.
+/// Learning-rate schedule, decided by the coordinator (rank 0) and broadcast every step:
+/// - `constant`, `cosine`, `linear`: linear warmup lr·(s+1)/(warmup+1) as nanoGPT, then constant,
+///   cosine or straight-line decay to `minimum_learning_rate` at the last step;
+/// - `inverse_sqrt` ("Attention Is All You Need"): learning_rate · width^−½ · min(n^−½, n·warmup^−³ᐟ²),
+///   n = step + 1 — `optimizer.learning_rate` is the paper's factor (e.g. 1–2);
+/// - `plateau`: warmup, then constant, multiplied by `plateau_factor` whenever `plateau_patience`
+///   validations in a row fail to improve the best validation loss (never below the minimum).
 public struct ScheduleSection: Codable, Equatable {
     public var kind: String = "cosine"
     public var warmupSteps: Int = 100
     public var minimumLearningRate: Double = 1e-4
+    public var plateauFactor: Double = 0.5
+    public var plateauPatience: Int = 2
 
     enum CodingKeys: String, CodingKey {
         case kind, warmupSteps = "warmup_steps", minimumLearningRate = "minimum_learning_rate"
+        case plateauFactor = "plateau_factor", plateauPatience = "plateau_patience"
     }
     init() {}
     public init(from decoder: Decoder) throws {
@@ -142,6 +157,24 @@ public struct ScheduleSection: Codable, Equatable {
         kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "cosine"
         warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? 100
         minimumLearningRate = try c.decodeIfPresent(Double.self, forKey: .minimumLearningRate) ?? 1e-4
+        plateauFactor = try c.decodeIfPresent(Double.self, forKey: .plateauFactor) ?? 0.5
+        plateauPatience = try c.decodeIfPresent(Int.self, forKey: .plateauPatience) ?? 2
+    }
+}
+
+/// Checkpoints, written by the coordinator into RUN/checkpoints/step-NNNNNNNN/.
+public struct CheckpointSection: Codable, Equatable {
+    /// Steps between checkpoints (0 = only at the end and on preemption).
+    public var interval: Int = 0
+    /// How many of the newest checkpoints to keep (the best by validation loss is kept as well).
+    public var keep: Int = 3
+
+    enum CodingKeys: String, CodingKey { case interval, keep }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        interval = try c.decodeIfPresent(Int.self, forKey: .interval) ?? 0
+        keep = try c.decodeIfPresent(Int.self, forKey: .keep) ?? 3
     }
 }
 
@@ -304,9 +337,17 @@ extension LoomConfig {
         if !(o.epsilon > 0) { throw fail("optimizer.epsilon", "must be positive") }
         if o.weightDecay < 0 { throw fail("optimizer.weight_decay", "must be ≥ 0") }
         if o.gradientClip < 0 { throw fail("optimizer.gradient_clip", "must be ≥ 0 (0 disables clipping)") }
-        if !["constant", "cosine"].contains(schedule.kind) {
-            throw fail("schedule.kind", "unknown schedule '\(schedule.kind)' (available: constant, cosine)")
+        let kinds = LearningRateSchedule.Kind.allCases.map(\.rawValue)
+        if !kinds.contains(schedule.kind) {
+            throw fail("schedule.kind", "unknown schedule '\(schedule.kind)' (available: \(kinds.joined(separator: ", ")))")
         }
+        if !(schedule.plateauFactor > 0 && schedule.plateauFactor < 1) {
+            throw fail("schedule.plateau_factor", "must be between 0 and 1, got \(schedule.plateauFactor)")
+        }
+        if schedule.plateauPatience < 0 { throw fail("schedule.plateau_patience", "must be ≥ 0") }
+        if checkpoint.interval < 0 { throw fail("checkpoint.interval", "must be ≥ 0 (0 = only at the end)") }
+        if checkpoint.keep < 1 { throw fail("checkpoint.keep", "must be ≥ 1") }
+        if t.maximumNonfiniteSteps < 1 { throw fail("training.maximum_nonfinite_steps", "must be ≥ 1") }
         if schedule.warmupSteps < 0 { throw fail("schedule.warmup_steps", "must be ≥ 0") }
         if schedule.minimumLearningRate < 0 || schedule.minimumLearningRate > o.learningRate {
             throw fail("schedule.minimum_learning_rate", "must be between 0 and optimizer.learning_rate")

@@ -12,11 +12,12 @@ public final class RunDirectory {
     public var metricsPath: String { path + "/metrics.jsonl" }
     public var modelPath: String { path + "/model.safetensors" }
 
-    /// Creates the directory (and parents); refuses a directory that already holds a model.
-    public init(creating path: String) throws {
+    /// Creates the directory (and parents); refuses a directory that already holds a run unless
+    /// `replacing` (a restart that found no checkpoint to continue from).
+    public init(creating path: String, replacing: Bool = false) throws {
         self.path = path
         let fm = FileManager.default
-        if fm.fileExists(atPath: path + "/model.safetensors") || fm.fileExists(atPath: path + "/metrics.jsonl") {
+        if !replacing, fm.fileExists(atPath: path + "/model.safetensors") || fm.fileExists(atPath: path + "/metrics.jsonl") {
             throw FileWriteError(path: path, reason: "it already holds a run; choose another --run-dir or remove it")
         }
         do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
@@ -33,11 +34,39 @@ public final class RunDirectory {
         }
     }
 
+    /// Reopens a run to continue it after `step`: metrics lines of later steps (written after the
+    /// checkpoint by the interrupted run) are dropped so the curve has no duplicates.
+    public init(resuming path: String, afterStep step: Int) throws {
+        self.path = path
+        let fm = FileManager.default
+        if fm.fileExists(atPath: metricsPath) {
+            let text = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
+            let kept = text.split(separator: "\n").filter { line in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let s = object["step"] as? Int else { return false }
+                return s <= step
+            }
+            try AtomicFile.write(metricsPath, text: kept.map { $0 + "\n" }.joined())
+        } else {
+            fm.createFile(atPath: metricsPath, contents: nil)
+        }
+        guard let handle = FileHandle(forWritingAtPath: metricsPath) else {
+            throw FileWriteError(path: metricsPath, reason: "cannot open for appending")
+        }
+        handle.seekToEndOfFile()
+        metrics = handle
+    }
+
     public func writeStart(config: LoomConfig, tokenizer: Tokenizer) throws {
-        try AtomicFile.write(configPath, text: try config.yaml())
-        try AtomicFile.write(tokenizerPath, data: try tokenizer.serialized())
+        try writeConfigAndTokenizer(config: config, tokenizer: tokenizer)
         FileManager.default.createFile(atPath: metricsPath, contents: nil)
         metrics = FileHandle(forWritingAtPath: metricsPath)
+    }
+
+    /// The resolved config and the tokenizer (what `loom sample` needs besides the model).
+    public func writeConfigAndTokenizer(config: LoomConfig, tokenizer: Tokenizer) throws {
+        try AtomicFile.write(configPath, text: try config.yaml())
+        try AtomicFile.write(tokenizerPath, data: try tokenizer.serialized())
     }
 
     /// Appends one JSON object as a line of metrics.jsonl.

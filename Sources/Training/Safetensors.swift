@@ -15,10 +15,20 @@ public enum Safetensors {
     /// is already in layout order, the data section is the buffer itself.
     public static func write(_ path: String, layout: ParameterLayout, buffer: FlatBuffer,
                              metadata: [String: String] = [:]) throws {
+        try write(path, layout: layout, buffers: [("", buffer)], metadata: metadata)
+    }
+
+    /// Writes several buffers of the same layout, each tensor named prefix + name (e.g. the AdamW
+    /// moments as `exp_avg.…` and `exp_avg_sq.…`); the data section is the buffers one after another.
+    public static func write(_ path: String, layout: ParameterLayout, buffers: [(prefix: String, buffer: FlatBuffer)],
+                             metadata: [String: String] = [:]) throws {
         var header: [String: Any] = [:]
-        for t in layout.tensors {
-            header[t.name] = ["dtype": "F32", "shape": t.shape,
-                              "data_offsets": [t.offset * 4, (t.offset + t.count) * 4]] as [String: Any]
+        for (i, (prefix, _)) in buffers.enumerated() {
+            let base = i * layout.count
+            for t in layout.tensors {
+                header[prefix + t.name] = ["dtype": "F32", "shape": t.shape,
+                                           "data_offsets": [(base + t.offset) * 4, (base + t.offset + t.count) * 4]] as [String: Any]
+            }
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -27,7 +37,9 @@ public enum Safetensors {
         let lengthBytes = withUnsafeBytes(of: &length) { Data($0) }
         try lengthBytes.withUnsafeBytes { l in
             try json.withUnsafeBytes { h in
-                try AtomicFile.write(path, parts: [l, h, UnsafeRawBufferPointer(start: buffer.pointer, count: layout.count * 4)])
+                try AtomicFile.write(path, parts: [l, h] + buffers.map {
+                    UnsafeRawBufferPointer(start: $0.buffer.pointer, count: layout.count * 4)
+                })
             }
         }
     }
@@ -71,21 +83,30 @@ public enum Safetensors {
     /// Reads `path` into `buffer` (layout `layout`); every tensor must be present with its shape.
     @discardableResult
     public static func read(_ path: String, layout: ParameterLayout, into buffer: FlatBuffer) throws -> [String: String] {
+        try read(path, layout: layout, buffers: [("", buffer)])
+    }
+
+    /// Reads tensors named prefix + name into each buffer (see the multi-buffer `write`).
+    @discardableResult
+    public static func read(_ path: String, layout: ParameterLayout, buffers: [(prefix: String, buffer: FlatBuffer)]) throws -> [String: String] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
             throw SafetensorsError(path: path, message: "cannot read (\(error.localizedDescription))")
         }
         let header = try readHeader(data, path: path)
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            for t in layout.tensors {
-                guard let entry = header.tensors[t.name] else {
-                    throw SafetensorsError(path: path, message: "tensor '\(t.name)' is missing")
+            for (prefix, buffer) in buffers {
+                for t in layout.tensors {
+                    let name = prefix + t.name
+                    guard let entry = header.tensors[name] else {
+                        throw SafetensorsError(path: path, message: "tensor '\(name)' is missing")
+                    }
+                    guard entry.shape == t.shape else {
+                        throw SafetensorsError(path: path, message: "tensor '\(name)' has shape \(entry.shape), the config needs \(t.shape)")
+                    }
+                    let source = raw.baseAddress! + header.dataOffset + entry.range.lowerBound
+                    UnsafeMutableRawPointer(buffer.pointer + t.offset).copyMemory(from: source, byteCount: entry.range.count)
                 }
-                guard entry.shape == t.shape else {
-                    throw SafetensorsError(path: path, message: "tensor '\(t.name)' has shape \(entry.shape), the config needs \(t.shape)")
-                }
-                let source = raw.baseAddress! + header.dataOffset + entry.range.lowerBound
-                UnsafeMutableRawPointer(buffer.pointer + t.offset).copyMemory(from: source, byteCount: entry.range.count)
             }
         }
         return header.metadata

@@ -6,6 +6,7 @@ import Kernels
 import Models
 import Data
 import Distributed
+import CSignals
 
 /// Monotonic seconds.
 public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
@@ -17,6 +18,8 @@ public struct TrainingSummary {
     public var tokensPerSecond: Double
     /// SHA-256 (hex) of the final parameters, checked equal on every rank.
     public var parameterHash: String?
+    /// Stopped early by --stop-after (a checkpoint, no final model).
+    public var paused = false
 }
 
 public final class Trainer {
@@ -39,9 +42,16 @@ public final class Trainer {
     let time: Int
     let inputs: UnsafeMutablePointer<Int32>    // (microBatch, T)
     let targets: UnsafeMutablePointer<Int32>   // (microBatch, T)
-    private var reduction = [Double](repeating: 0, count: 2)
+    private var reduction = [Double](repeating: 0, count: 3)
+    private var broadcastSlot = [Double](repeating: 0, count: 1)
+    /// Step counter, skip counts, plateau and best-validation state (what a checkpoint restores).
+    public var state = TrainingState()
+    /// Where the coordinator writes checkpoints; nil = no checkpoints (benchmarks, tests).
+    public var checkpoints: CheckpointStore?
+    /// Stop cleanly after this step with a checkpoint (training in chunks; resume tests).
+    public var stopAfterStep: Int?
     /// Steps whose loss or gradient was not finite (update skipped).
-    public private(set) var skippedSteps = 0
+    public var skippedSteps: Int { state.skippedSteps }
 
     public init(config: LoomConfig, data: PreparedData, communicator: Communicator,
                 run: RunDirectory?, progress: Progress) throws {
@@ -70,7 +80,10 @@ public final class Trainer {
                           epsilon: Float(o.epsilon), weightDecay: Float(o.weightDecay))
         schedule = LearningRateSchedule(kind: .init(rawValue: config.schedule.kind)!, peak: o.learningRate,
                                         minimum: config.schedule.minimumLearningRate,
-                                        warmupSteps: config.schedule.warmupSteps, totalSteps: t.steps)
+                                        warmupSteps: config.schedule.warmupSteps, totalSteps: t.steps,
+                                        width: config.model.width)
+        state.plateau = ReduceOnPlateau(factor: config.schedule.plateauFactor, patience: config.schedule.plateauPatience,
+                                        minimumScale: config.schedule.minimumLearningRate / o.learningRate)
         let seed = UInt64(t.seed)
         trainSampler = try WindowSampler(tokens: data.corpus.train, time: time, seed: seed, purpose: 1,
                                          path: data.corpus.path, split: "training")
@@ -94,8 +107,19 @@ public final class Trainer {
 
     deinit { inputs.deallocate(); targets.deallocate() }
 
-    /// One optimizer step at `step` (0-based): returns the mean training loss over the global batch.
-    public func trainStep(_ step: Int, learningRate: Double) -> Double {
+    /// What one optimizer step reports back.
+    public struct StepResult {
+        /// Mean training loss over the global batch.
+        public var loss: Double
+        /// False when the loss or gradient was not finite and the update was skipped.
+        public var updated: Bool
+        /// Some rank was asked to stop (SIGTERM/SIGINT/SIGUSR1): every rank sees the same answer.
+        public var stopRequested: Bool
+    }
+
+    /// One optimizer step at `step` (0-based). `stopRequested` is this rank's stop request; it is
+    /// summed with the loss, so all ranks agree on it at the same step boundary.
+    public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool = false) -> StepResult {
         let world = communicator.worldSize, perRank = config.training.batchSize / world
         let scale = Float(1.0 / Double(config.training.batchSize * time))
         let dropoutKey = CounterRandom.key(UInt64(config.training.seed), 3, UInt64(step))
@@ -113,21 +137,21 @@ public final class Trainer {
         }
         Profiler.measure(.communication) {
             buckets.finish()
-            reduction[0] = lossSum; reduction[1] = Double(counted)
-            reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 2) }
+            reduction[0] = lossSum; reduction[1] = Double(counted); reduction[2] = stopRequested ? 1 : 0
+            reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 3) }
         }
         let loss = reduction[0] / max(reduction[1], 1)
+        let stop = reduction[2] > 0
         let norm = Profiler.measure(.optimizer) {
             GradientClipping.clip(model.gradients, maxNorm: Float(config.optimizer.gradientClip))
         }
         if !loss.isFinite || !norm.isFinite {
-            skippedSteps += 1
-            return loss
+            return StepResult(loss: loss, updated: false, stopRequested: stop)
         }
         Profiler.measure(.optimizer) {
             optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate))
         }
-        return loss
+        return StepResult(loss: loss, updated: true, stopRequested: stop)
     }
 
     /// Mean validation loss over `batches` fixed batches (the same ones at every evaluation).
@@ -140,66 +164,179 @@ public final class Trainer {
             sum += r.sum / Double(max(r.count, 1)); count += 1
             b += communicator.worldSize
         }
-        reduction[0] = sum; reduction[1] = Double(count)
-        reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 2) }
+        reduction[0] = sum; reduction[1] = Double(count); reduction[2] = 0
+        reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 3) }
         return reduction[0] / max(reduction[1], 1)
     }
 
-    /// Trains for `training.steps` steps, logging and validating as configured; saves the model.
+    /// The coordinator's learning rate for `step`, broadcast so every rank uses rank 0's value.
+    public func learningRate(at step: Int) -> Double {
+        if communicator.isCoordinator {
+            var rate = schedule.rate(at: step)
+            if schedule.kind == .plateau && step >= schedule.warmupSteps { rate *= state.plateau.scale }
+            broadcastSlot[0] = rate
+        }
+        broadcastSlot.withUnsafeMutableBytes { communicator.broadcast($0.baseAddress!, bytes: 8, root: 0) }
+        return broadcastSlot[0]
+    }
+
+    /// Continues from a checkpoint: rank 0 reads and verifies it, every rank receives the weights,
+    /// AdamW moments and state. Shapes that differ from the config are an error naming the tensor.
+    public func resume(from path: String) throws {
+        var fields = [Double](repeating: 0, count: 9)
+        var failure: Error?
+        if communicator.isCoordinator {
+            do {
+                let s = try CheckpointStore.load(path, model: model, optimizer: optimizer)
+                fields = [Double(s.step), Double(s.optimizerUpdates), Double(s.skippedSteps), Double(s.nonfiniteInARow),
+                          s.plateau.scale, s.plateau.best, Double(s.plateau.badEvaluations),
+                          s.validationLoss ?? .nan, s.bestValidationLoss ?? .nan]
+            } catch {
+                failure = error
+                fields[0] = -1
+            }
+        }
+        fields.withUnsafeMutableBytes { communicator.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
+        if let failure { throw failure }
+        guard fields[0] >= 0 else {
+            throw CheckpointError(path: path, message: "rank 0 could not load this checkpoint (see its error)")
+        }
+        for buffer in [model.parameters, optimizer.m, optimizer.v] {
+            communicator.broadcast(buffer.pointer, bytes: buffer.bytes, root: 0)
+        }
+        state.step = Int(fields[0]); state.optimizerUpdates = Int(fields[1])
+        state.skippedSteps = Int(fields[2]); state.nonfiniteInARow = Int(fields[3])
+        state.plateau.scale = fields[4]; state.plateau.best = fields[5]; state.plateau.badEvaluations = Int(fields[6])
+        state.validationLoss = fields[7].isNaN ? nil : fields[7]
+        state.bestValidationLoss = fields[8].isNaN ? nil : fields[8]
+        optimizer.updates = state.optimizerUpdates
+    }
+
+    /// Writes a checkpoint of the current state (coordinator only; others return nil).
+    @discardableResult
+    func saveCheckpoint() throws -> String? {
+        guard communicator.isCoordinator, let checkpoints else { return nil }
+        state.optimizerUpdates = optimizer.updates
+        let path = try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config,
+                                        worldSize: communicator.worldSize, tokensPerStep: config.training.batchSize * time)
+        progress.message("checkpoint: \(path)")
+        return path
+    }
+
+    /// Trains from `state.step` to `training.steps`, logging, validating and checkpointing as
+    /// configured; saves the final model. Throws `Preempted` after checkpointing when any rank
+    /// was signalled to stop, and `TrainingError.nonfinite` when too many steps in a row failed.
     public func train() throws -> TrainingSummary {
         let total = config.training.steps
         let tokensPerStep = Double(config.training.batchSize * time)
         let logEvery = config.logging.interval, evalEvery = config.evaluation.interval
+        let checkpointEvery = config.checkpoint.interval
         let start = monotonicSeconds()
         var trainingSeconds = 0.0, lastValidation: Double?
         var windowStart = monotonicSeconds(), windowSteps = 0, windowLoss = 0.0
-        var step = 0
-        while step < total {
-            let lr = schedule.rate(at: step)
-            let t0 = monotonicSeconds()
-            let loss = trainStep(step, learningRate: lr)
-            trainingSeconds += monotonicSeconds() - t0
-            step += 1
-            windowSteps += 1; windowLoss += loss
+        let firstStep = state.step
 
-            let isLast = step == total
-            if step % logEvery == 0 || isLast || step == 1 {
+        while state.step < total {
+            let step = state.step
+            let lr = learningRate(at: step)
+            let t0 = monotonicSeconds()
+            let result = trainStep(step, learningRate: lr, stopRequested: loom_stop_signal() != 0)
+            trainingSeconds += monotonicSeconds() - t0
+            state.step += 1
+            state.validationLoss = nil
+            if result.updated {
+                state.nonfiniteInARow = 0
+            } else {
+                state.skippedSteps += 1; state.nonfiniteInARow += 1
+                progress.message("step \(state.step): non-finite loss or gradient, update skipped (\(state.nonfiniteInARow) in a row)")
+                if state.nonfiniteInARow >= config.training.maximumNonfiniteSteps {
+                    throw TrainingError.nonfinite(steps: state.nonfiniteInARow, lastStep: state.step)
+                }
+            }
+            windowSteps += 1; windowLoss += result.loss
+
+            let done = state.step == total
+            if state.step % logEvery == 0 || done || state.step == firstStep + 1 {
                 let now = monotonicSeconds()
                 let rate = Double(windowSteps) * tokensPerStep / max(now - windowStart, 1e-9)
                 let meanLoss = windowLoss / Double(windowSteps)
                 if communicator.isCoordinator {
-                    run?.log(["step": step, "train_loss": meanLoss, "lr": lr, "tokens": Int(Double(step) * tokensPerStep),
+                    run?.log(["step": state.step, "train_loss": meanLoss, "lr": lr, "tokens": Int(Double(state.step) * tokensPerStep),
                               "elapsed_s": now - start, "tokens_per_s": rate])
-                    progress.status(step: step, total: total, loss: meanLoss, learningRate: lr, tokensPerSecond: rate,
-                                    remainingSeconds: Double(total - step) * tokensPerStep / rate, line: true)
+                    progress.status(step: state.step, total: total, loss: meanLoss, learningRate: lr, tokensPerSecond: rate,
+                                    remainingSeconds: Double(total - state.step) * tokensPerStep / rate, line: true)
                 }
                 windowStart = monotonicSeconds(); windowSteps = 0; windowLoss = 0
             } else if communicator.isCoordinator, progress.isTerminal {
                 let rate = Double(windowSteps) * tokensPerStep / max(monotonicSeconds() - windowStart, 1e-9)
-                progress.status(step: step, total: total, loss: loss, learningRate: lr, tokensPerSecond: rate,
-                                remainingSeconds: Double(total - step) * tokensPerStep / rate, line: false)
+                progress.status(step: state.step, total: total, loss: result.loss, learningRate: lr, tokensPerSecond: rate,
+                                remainingSeconds: Double(total - state.step) * tokensPerStep / rate, line: false)
             }
-            if (evalEvery > 0 && step % evalEvery == 0) || isLast {
+            if (evalEvery > 0 && state.step % evalEvery == 0) || done {
                 let validation = evaluate(batches: config.evaluation.batches)
                 lastValidation = validation
+                state.validationLoss = validation
                 if communicator.isCoordinator {
-                    run?.log(["step": step, "train_loss": loss, "lr": lr, "tokens": Int(Double(step) * tokensPerStep),
-                              "elapsed_s": monotonicSeconds() - start, "tokens_per_s": Double(step) * tokensPerStep / trainingSeconds,
+                    if schedule.kind == .plateau, state.plateau.observe(validationLoss: validation) {
+                        progress.message(String(format: "validation loss stopped improving: learning rate × %.3g", state.plateau.scale))
+                    }
+                    run?.log(["step": state.step, "train_loss": result.loss, "lr": lr, "tokens": Int(Double(state.step) * tokensPerStep),
+                              "elapsed_s": monotonicSeconds() - start, "tokens_per_s": Double(state.step - firstStep) * tokensPerStep / trainingSeconds,
                               "val_loss": validation])
-                    progress.message(String(format: "step %d: val loss %.4f (mean of %d batches)", step, validation,
+                    progress.message(String(format: "step %d: val loss %.4f (mean of %d batches)", state.step, validation,
                                             config.evaluation.batches))
                 }
                 windowStart = monotonicSeconds()
+            }
+            let pause = state.step == stopAfterStep && !done
+            let checkpointDue = (checkpointEvery > 0 && state.step % checkpointEvery == 0) || done || result.stopRequested || pause
+            if checkpointDue {
+                // "Best" is among checkpoints: only a saved validation loss can become it.
+                if let v = state.validationLoss, v <= (state.bestValidationLoss ?? .infinity) { state.bestValidationLoss = v }
+                try saveCheckpoint()
+            }
+            if pause && !result.stopRequested {
+                run?.close()
+                progress.message("loom train: paused after step \(state.step) as asked (--stop-after); continue with --resume latest")
+                return TrainingSummary(steps: state.step, finalValidationLoss: state.validationLoss, trainingSeconds: trainingSeconds,
+                                       tokensPerSecond: Double(state.step - firstStep) * tokensPerStep / max(trainingSeconds, 1e-9),
+                                       parameterHash: nil, paused: true)
+            }
+            if result.stopRequested && !done {
+                run?.close()
+                throw Preempted(step: state.step, checkpoint: checkpoints.map { $0.directory + "/" + CheckpointStore.name(step: state.step) })
             }
         }
         let hash = try ReplicaCheck.identicalParameters(model.parameters, communicator: communicator)
         if communicator.isCoordinator, let run {
             try Safetensors.write(run.modelPath, layout: model.layout, buffer: model.parameters,
-                                  metadata: ["format": "pt", "loom": "gpt", "step": "\(step)"])
+                                  metadata: ["format": "pt", "loom": "gpt", "step": "\(state.step)"])
             run.close()
         }
-        return TrainingSummary(steps: step, finalValidationLoss: lastValidation, trainingSeconds: trainingSeconds,
-                               tokensPerSecond: Double(step) * tokensPerStep / max(trainingSeconds, 1e-9),
+        return TrainingSummary(steps: state.step, finalValidationLoss: lastValidation ?? state.validationLoss,
+                               trainingSeconds: trainingSeconds,
+                               tokensPerSecond: Double(state.step - firstStep) * tokensPerStep / max(trainingSeconds, 1e-9),
                                parameterHash: hash)
+    }
+}
+
+/// A run stopped by a signal at a step boundary, after the coordinator wrote `checkpoint`.
+public struct Preempted: Error, CustomStringConvertible {
+    /// Exit status of a preempted run (EX_TEMPFAIL): "try again with --resume latest".
+    public static let exitCode: Int32 = 75
+    public let step: Int
+    public let checkpoint: String?
+    public var description: String {
+        "stopped by a signal after step \(step)" + (checkpoint.map { "; checkpoint \($0); continue with --resume latest" } ?? "")
+    }
+}
+
+public enum TrainingError: Error, CustomStringConvertible {
+    case nonfinite(steps: Int, lastStep: Int)
+    public var description: String {
+        switch self {
+        case let .nonfinite(steps, lastStep):
+            return "\(steps) steps in a row (up to step \(lastStep)) had a non-finite loss or gradient; stopped without writing a checkpoint of that state (lower optimizer.learning_rate or raise training.maximum_nonfinite_steps)"
+        }
     }
 }

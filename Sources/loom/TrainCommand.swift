@@ -5,6 +5,7 @@ import Foundation
 import Training
 import Kernels
 import Distributed
+import CSignals
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Train a model from a YAML config.")
@@ -14,6 +15,12 @@ struct TrainCommand: ParsableCommand {
     var overrides: [String] = []
     @Option(name: .customLong("run-dir"), help: "Where the run's files go (default: runs/NAME-TIMESTAMP).")
     var runDirectory: String?
+    @Option(name: .customLong("resume"), help: ArgumentHelp(
+        "Continue from a checkpoint: 'latest' (the newest valid one of --run-dir), 'auto' (latest if there is one, else start fresh: for restarts), or a checkpoint directory.",
+        valueName: "latest|auto|PATH"))
+    var resume: String?
+    @Option(name: .customLong("stop-after"), help: "Stop cleanly after this step, with a checkpoint (continue later with --resume latest).")
+    var stopAfter: Int?
     @Flag(name: .long, help: "Print only errors and the final summary.") var quiet = false
 
     func run() throws {
@@ -24,17 +31,46 @@ struct TrainCommand: ParsableCommand {
             ThreadPool.configure(threads: threadsPerRank(configured: config.training.threads, job: job))
             let progress = Progress(enabled: !quiet && job.isCoordinator)
             let trainer = try Trainer(config: config, data: data, communicator: job, run: nil, progress: progress)
+            loom_install_stop_handlers()
+            // Which checkpoint to continue from: rank 0 decides (it reads the files) and tells the others.
+            let path = try runPath()
+            var checkpoint: String?
+            if job.isCoordinator, let resume {
+                checkpoint = try chooseCheckpoint(resume, run: path, keep: config.checkpoint.keep, progress: progress)
+            }
+            var resuming: UInt8 = checkpoint == nil ? 0 : 1
+            job.broadcast(&resuming, bytes: 1, root: 0)
+            if resuming == 1 {
+                try trainer.resume(from: checkpoint ?? "")
+                progress.message("loom train: resuming from \(checkpoint ?? "rank 0's checkpoint") at step \(trainer.state.step)")
+            }
             // Everything is validated; only now is anything written, and only by rank 0.
-            let path = runDirectory ?? defaultRunDirectory()
             if job.isCoordinator {
-                let run = try RunDirectory(creating: path)
-                try run.writeStart(config: config, tokenizer: data.tokenizer)
+                let run: RunDirectory
+                if resuming == 1 {
+                    run = try RunDirectory(resuming: path, afterStep: trainer.state.step)
+                    try run.writeConfigAndTokenizer(config: config, tokenizer: data.tokenizer)
+                } else {
+                    run = try RunDirectory(creating: path, replacing: resume == "auto")
+                    try run.writeStart(config: config, tokenizer: data.tokenizer)
+                }
                 trainer.run = run
+                trainer.checkpoints = CheckpointStore(run: path, keep: config.checkpoint.keep)
             }
             progress.message("loom train: \(trainer.model.layout.count) parameters, vocabulary \(trainer.model.config.vocabularySize), "
                              + "\(job.worldSize) rank(s) × \(trainer.microSteps) micro-step(s) of \(trainer.microBatch), "
                              + "\(ThreadPool.shared.threads) thread(s) per rank, run dir \(path)")
-            let summary = try trainer.train()
+            trainer.stopAfterStep = stopAfter
+            let summary: TrainingSummary
+            do { summary = try trainer.train() } catch let stop as Preempted {
+                if job.isCoordinator { FileHandle.standardError.write(Data("loom train: \(stop)\n".utf8)) }
+                job.finish()
+                throw ExitCode(Preempted.exitCode)
+            }
+            if summary.paused {
+                job.finish()
+                return
+            }
             if job.isCoordinator {
                 print(String(format: "done: %d steps, final val loss %.4f, training time %.1f s (%.0f tokens/s), model %@",
                              summary.steps, summary.finalValidationLoss ?? .nan, summary.trainingSeconds,
@@ -44,6 +80,30 @@ struct TrainCommand: ParsableCommand {
                 }
             }
             job.finish()
+        }
+    }
+
+    /// --run-dir, or the run a checkpoint path belongs to (RUN/checkpoints/step-N), or a new name.
+    func runPath() throws -> String {
+        if let runDirectory { return runDirectory }
+        if let resume, resume != "latest", resume != "auto" {
+            return ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+        }
+        if resume != nil { throw ValidationError("--resume \(resume!) needs --run-dir RUN (the run to continue)") }
+        return defaultRunDirectory()
+    }
+
+    /// The checkpoint to continue from, or nil to start fresh (`auto` without one).
+    func chooseCheckpoint(_ resume: String, run: String, keep: Int, progress: Training.Progress) throws -> String? {
+        switch resume {
+        case "latest", "auto":
+            let store = CheckpointStore(run: run, keep: keep)
+            if let found = store.newestValid(warn: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) { return found }
+            if resume == "auto" { return nil }
+            throw CheckpointError(path: store.directory, message: "no valid checkpoint to resume from (start without --resume, or use --resume auto)")
+        default:
+            try CheckpointStore.verify(resume)
+            return resume
         }
     }
 

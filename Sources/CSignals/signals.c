@@ -1,0 +1,23 @@
+// CSignals: the stop-request flag and its handlers (see include/CSignals.h).
+#include "CSignals.h"
+#include <signal.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop(int signal) { stop_signal = signal; }
+
+void loom_install_stop_handlers(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_stop;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &action, 0);
+    sigaction(SIGINT, &action, 0);
+    sigaction(SIGUSR1, &action, 0);
+}
+
+int loom_stop_signal(void) { return stop_signal; }
+
+void loom_clear_stop(void) { stop_signal = 0; }

@@ -1,0 +1,208 @@
+// Checkpoint: the coordinator's checkpoints — RUN/checkpoints/step-NNNNNNNN/ with model.safetensors,
+// optimizer.safetensors (AdamW moments), state.json and manifest.json (SHA-256 of each file) —
+// written into a temporary directory, fsynced and renamed into place, the `latest` pointer last;
+// verified before anything is loaded; pruned to the newest K plus the best. It is not the loop
+// that decides when to save (Trainer) nor the final model export (RunDirectory).
+import Foundation
+import Models
+
+/// The Loom version written into checkpoints.
+public let loomVersion = "0.4.0"
+
+/// Everything besides tensors that a resumed run needs to continue exactly.
+public struct TrainingState: Equatable {
+    /// Optimizer steps completed (the next step to run).
+    public var step = 0
+    /// AdamW's update count (the t of its bias correction; skipped steps don't count).
+    public var optimizerUpdates = 0
+    /// Steps skipped for a non-finite loss or gradient, in total and in a row.
+    public var skippedSteps = 0
+    public var nonfiniteInARow = 0
+    /// Reduce-on-plateau state (scale 1 for other schedules).
+    public var plateau = ReduceOnPlateau(factor: 0.5, patience: 2)
+    /// The validation loss at this step (if one was computed) and the best so far.
+    public var validationLoss: Double?
+    public var bestValidationLoss: Double?
+
+    public init() {}
+}
+
+/// A checkpoint that must not be loaded, naming the file and what is wrong.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let path: String
+    public let message: String
+    public var description: String { "\(path): \(message)" }
+    public init(path: String, message: String) { self.path = path; self.message = message }
+}
+
+public final class CheckpointStore {
+    /// RUN/checkpoints.
+    public let directory: String
+    public let keep: Int
+
+    public init(run: String, keep: Int) {
+        directory = run + "/checkpoints"
+        self.keep = keep
+    }
+
+    public static func name(step: Int) -> String { String(format: "step-%08d", step) }
+
+    /// Checkpoint directories, oldest first.
+    public func list() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix("step-") && Int($0.dropFirst(5)) != nil }.sorted().map { directory + "/" + $0 }
+    }
+
+    // MARK: writing
+
+    /// Writes a checkpoint of `model`, `optimizer` and `state` atomically and updates `latest`
+    /// (and `best` when this one has the best validation loss). On failure nothing is left
+    /// half-written and the previous checkpoints are untouched.
+    @discardableResult
+    public func save(model: GPT, optimizer: AdamW, state: TrainingState, config: LoomConfig,
+                     worldSize: Int, tokensPerStep: Int) throws -> String {
+        let fm = FileManager.default
+        let name = Self.name(step: state.step)
+        let final = directory + "/" + name
+        if fm.fileExists(atPath: final), (try? Self.verify(final)) != nil { return final }   // already saved
+        let temporary = directory + "/.tmp-\(name)-\(getpid())"
+        do {
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try? fm.removeItem(atPath: temporary)
+            try fm.createDirectory(atPath: temporary, withIntermediateDirectories: false)
+        } catch {
+            throw FileWriteError(path: temporary, reason: error.localizedDescription)
+        }
+        do {
+            try Safetensors.write(temporary + "/model.safetensors", layout: model.layout, buffer: model.parameters,
+                                  metadata: ["format": "pt", "loom": "gpt", "step": "\(state.step)"])
+            try Safetensors.write(temporary + "/optimizer.safetensors", layout: model.layout,
+                                  buffers: [("exp_avg.", optimizer.m), ("exp_avg_sq.", optimizer.v)],
+                                  metadata: ["format": "pt", "optimizer": "adamw", "step": "\(optimizer.updates)"])
+            let stateJSON = try Self.encode(state: state, config: config, worldSize: worldSize, tokensPerStep: tokensPerStep)
+            try AtomicFile.write(temporary + "/state.json", data: stateJSON)
+            var files: [String: Any] = [:]
+            for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+                let path = temporary + "/" + file
+                let bytes = (try fm.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+                files[file] = ["sha256": try SHA256.hash(file: path).hex, "bytes": bytes]
+            }
+            let manifest = try JSONSerialization.data(withJSONObject: ["files": files, "loom_version": loomVersion],
+                                                      options: [.prettyPrinted, .sortedKeys])
+            try AtomicFile.write(temporary + "/manifest.json", data: manifest)
+            if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }   // an invalid leftover
+            guard rename(temporary, final) == 0 else {
+                throw FileWriteError(path: final, reason: String(cString: strerror(errno)))
+            }
+            AtomicFile.syncDirectory(directory)
+            try AtomicFile.write(directory + "/latest", text: name + "\n")
+            if let loss = state.validationLoss, loss <= (state.bestValidationLoss ?? .infinity) {
+                try AtomicFile.write(directory + "/best", text: name + "\n")
+            }
+        } catch {
+            try? fm.removeItem(atPath: temporary)
+            if let e = error as? FileWriteError { throw e }
+            throw FileWriteError(path: temporary, reason: "\(error)")
+        }
+        prune()
+        return final
+    }
+
+    /// Deletes all but the newest `keep` checkpoints and the best one.
+    public func prune() {
+        let all = list()
+        let best = (try? String(contentsOfFile: directory + "/best", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        for path in all.dropLast(keep) where (path as NSString).lastPathComponent != best {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    static func encode(state s: TrainingState, config: LoomConfig, worldSize: Int, tokensPerStep: Int) throws -> Data {
+        func number(_ x: Double?) -> Any { x.map { $0.isFinite ? $0 as Any : NSNull() } ?? NSNull() }
+        let object: [String: Any] = [
+            "step": s.step, "tokens_seen": s.step * tokensPerStep, "optimizer_updates": s.optimizerUpdates,
+            "skipped_steps": s.skippedSteps, "nonfinite_in_a_row": s.nonfiniteInARow,
+            "schedule": ["kind": config.schedule.kind, "plateau_scale": s.plateau.scale,
+                         "plateau_best": number(s.plateau.best), "plateau_bad_evaluations": s.plateau.badEvaluations],
+            "seed": config.training.seed,
+            "data_position": ["next_step": s.step, "global_batch": config.training.batchSize,
+                              "note": "example e of step s is drawn from (seed, step, e): the position is the step"],
+            "world_size": worldSize, "validation_loss": number(s.validationLoss),
+            "best_validation_loss": number(s.bestValidationLoss),
+            "config": try config.yaml(), "loom_version": loomVersion,
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    // MARK: reading
+
+    /// Checks the manifest (every file present with its size and SHA-256), state.json and both
+    /// safetensors headers. Throws a CheckpointError naming the file at fault.
+    @discardableResult
+    public static func verify(_ path: String) throws -> [String: Any] {
+        let fm = FileManager.default
+        guard let manifestData = fm.contents(atPath: path + "/manifest.json") else {
+            throw CheckpointError(path: path + "/manifest.json", message: "missing: not a complete checkpoint")
+        }
+        guard let manifest = try? JSONSerialization.jsonObject(with: manifestData) as? [String: Any],
+              let files = manifest["files"] as? [String: [String: Any]] else {
+            throw CheckpointError(path: path + "/manifest.json", message: "not a valid manifest")
+        }
+        for required in ["model.safetensors", "optimizer.safetensors", "state.json"] where files[required] == nil {
+            throw CheckpointError(path: path + "/manifest.json", message: "does not list \(required)")
+        }
+        for (file, entry) in files.sorted(by: { $0.key < $1.key }) {
+            let filePath = path + "/" + file
+            guard fm.fileExists(atPath: filePath) else { throw CheckpointError(path: filePath, message: "missing") }
+            let bytes = (try? fm.attributesOfItem(atPath: filePath)[.size] as? NSNumber)?.intValue ?? -1
+            if let expected = entry["bytes"] as? Int, expected != bytes {
+                throw CheckpointError(path: filePath, message: "is \(bytes) bytes, the manifest says \(expected) (truncated?)")
+            }
+            let hash = try SHA256.hash(file: filePath).hex
+            guard hash == entry["sha256"] as? String else {
+                throw CheckpointError(path: filePath, message: "SHA-256 \(hash.prefix(12))… does not match the manifest (corrupted)")
+            }
+        }
+        for file in ["model.safetensors", "optimizer.safetensors"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path + "/" + file), options: .mappedIfSafe)
+            _ = try Safetensors.readHeader(data, path: path + "/" + file)
+        }
+        guard let state = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/state.json"))) as? [String: Any],
+              state["step"] is Int else {
+            throw CheckpointError(path: path + "/state.json", message: "not a valid state file")
+        }
+        return state
+    }
+
+    /// The newest valid checkpoint of the run, skipping (with a warning each) damaged ones.
+    public func newestValid(warn: (String) -> Void) -> String? {
+        for path in list().reversed() {
+            do { try Self.verify(path); return path } catch {
+                warn("warning: skipping checkpoint \(path): \(error)")
+            }
+        }
+        return nil
+    }
+
+    /// Loads a verified checkpoint into the model and optimizer; returns its state.
+    public static func load(_ path: String, model: GPT, optimizer: AdamW) throws -> TrainingState {
+        let object = try verify(path)
+        try Safetensors.read(path + "/model.safetensors", layout: model.layout, into: model.parameters)
+        try Safetensors.read(path + "/optimizer.safetensors", layout: model.layout,
+                             buffers: [("exp_avg.", optimizer.m), ("exp_avg_sq.", optimizer.v)])
+        var s = TrainingState()
+        s.step = object["step"] as? Int ?? 0
+        s.optimizerUpdates = object["optimizer_updates"] as? Int ?? 0
+        s.skippedSteps = object["skipped_steps"] as? Int ?? 0
+        s.nonfiniteInARow = object["nonfinite_in_a_row"] as? Int ?? 0
+        if let schedule = object["schedule"] as? [String: Any] {
+            s.plateau.scale = schedule["plateau_scale"] as? Double ?? 1
+            s.plateau.best = schedule["plateau_best"] as? Double ?? .infinity
+            s.plateau.badEvaluations = schedule["plateau_bad_evaluations"] as? Int ?? 0
+        }
+        s.validationLoss = object["validation_loss"] as? Double
+        s.bestValidationLoss = object["best_validation_loss"] as? Double
+        return s
+    }
+}
