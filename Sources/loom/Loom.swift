@@ -8,7 +8,7 @@ struct Loom: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loom",
         abstract: "Data-parallel Transformer training on CPUs.",
-        subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self])
+        subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self, TokenizerCommand.self, TokenizeCommand.self])
 }
 
 /// Runs `body`, turning a thrown error into "error: …" on stderr and exit status 1.
