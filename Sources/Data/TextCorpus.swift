@@ -30,6 +30,11 @@ public struct TextCorpus {
         self.init(path: path, stream: TokenStream(tokens), validationFraction: validationFraction)
     }
 
+    /// Separate training and validation streams (e.g. two shard directories).
+    public init(path: String, train: TokenStream, validation: TokenStream) {
+        self.path = path; self.train = train; self.validation = validation
+    }
+
     public init(path: String, stream: TokenStream, validationFraction: Double) {
         self.path = path
         let n = Int(Double(stream.count) * (1 - validationFraction))
