@@ -246,7 +246,7 @@ public enum CorpusTokenizer {
 
     /// Chunk starts: positions k where bytes[k−2] is a non-space ASCII byte, bytes[k−1] is "\n"
     /// and bytes[k] an ASCII letter. The pattern cuts there whether or not the text is split.
-    static func chunkBounds(_ b: UnsafeRawBufferPointer, target: Int) -> [Int] {
+    public static func chunkBounds(_ b: UnsafeRawBufferPointer, target: Int) -> [Int] {
         var bounds = [0]
         var k = target
         while k < b.count {
