@@ -132,6 +132,9 @@ public enum CorpusTokenizer {
         public var bytes = 0, tokens = 0, documents = 0, shards = 0
         /// Seconds spent encoding (reading, splitting and merging), and in total.
         public var encodeSeconds = 0.0, totalSeconds = 0.0
+        /// Rank 0 of several: the merged index's (tokens, documents, shards); the fields above are
+        /// this rank's own.
+        public var merged: (tokens: Int, documents: Int, shards: Int)?
     }
 
     /// Reads a whole input file, memory-mapped; missing and empty files are errors.
@@ -142,36 +145,109 @@ public enum CorpusTokenizer {
         return file
     }
 
+    /// Which files this process encodes when several are launched together (`mpirun -np W loom
+    /// tokenize`): file i belongs to rank i mod W. No messages pass between ranks: each writes its
+    /// shards and a partial index; rank 0 waits for the partial indices and writes index.json.
+    public struct RankSplit {
+        public var rank: Int, size: Int
+        /// Identifies the launch, so rank 0 never merges a partial index left by an earlier run.
+        public var job: String
+        public init(rank: Int, size: Int, job: String) { self.rank = rank; self.size = size; self.job = job }
+        public static let single = RankSplit(rank: 0, size: 1, job: "")
+        /// From Open MPI's environment (OMPI_COMM_WORLD_RANK / _SIZE, PMIX_NAMESPACE); one rank otherwise.
+        public static func fromEnvironment() -> RankSplit {
+            let env = ProcessInfo.processInfo.environment
+            guard let r = env["OMPI_COMM_WORLD_RANK"].flatMap(Int.init), let w = env["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init),
+                  w > 1, (0..<w).contains(r) else { return .single }
+            return RankSplit(rank: r, size: w, job: env["PMIX_NAMESPACE"] ?? env["OMPI_MCA_ess_base_jobid"] ?? "")
+        }
+    }
+
+    /// What one rank wrote: per file, its shards and documents (starts relative to the file).
+    struct PartialIndex: Codable {
+        struct File: Codable { var index: Int; var shards: [ShardIndex.Entry]; var documents: [ShardIndex.Document]; var tokens: Int }
+        var job: String
+        var rank: Int
+        var files: [File]
+    }
+
+    static func partialPath(_ out: String, rank: Int) -> String { out + String(format: "/index.rank-%05d.json", rank) }
+
     /// Tokenizes each file as one document (further split after each `<|endoftext|>` if the
-    /// tokenizer has it) into `PREFIX-NNNNN.bin` shards of `shardTokens` tokens.
+    /// tokenizer has it) into `shard-NNNNN.bin` shards of `shardTokens` tokens (with several ranks:
+    /// `fileFFFFF-NNNNN.bin`, one series per input file).
     public static func tokenize(files: [String], tokenizer: Tokenizer, out: String, shardTokens: Int,
-                                threads: Int = 1) throws -> Report {
+                                threads: Int = 1, ranks: RankSplit = .single, waitSeconds: Double = 3600) throws -> Report {
         let t0 = monotonicNow()
-        let inputs = try files.map(input)
+        let inputs = try files.map(input)   // every rank checks every file: the same errors everywhere
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         var report = Report()
-        let writer = ShardWriter(directory: out, prefix: "shard", vocabularySize: tokenizer.vocabularySize, shardTokens: shardTokens)
-        var documents: [ShardIndex.Document] = []
         let eot = tokenizer.specialTokenID("<|endoftext|>")
-        for (path, file) in zip(files, inputs) {
+        let v = tokenizer.vocabularySize
+        let single = ShardWriter(directory: out, prefix: "shard", vocabularySize: v, shardTokens: shardTokens)
+        var parts: [PartialIndex.File] = []
+        for (i, (path, file)) in zip(files, inputs).enumerated() where i % ranks.size == ranks.rank {
             let e0 = monotonicNow()
             let ids = try encode(file.bytes, tokenizer: tokenizer, threads: threads, path: path)
             report.encodeSeconds += monotonicNow() - e0
             report.bytes += file.bytes.count
-            var start = 0
-            for (i, t) in ids.enumerated() where t == eot && i + 1 < ids.count {
-                documents.append(.init(source: path, start: writer.totalTokens + start, tokens: i + 1 - start)); start = i + 1
+            var documents: [ShardIndex.Document] = [], start = 0
+            for (k, t) in ids.enumerated() where t == eot && k + 1 < ids.count {
+                documents.append(.init(source: path, start: start, tokens: k + 1 - start)); start = k + 1
             }
-            documents.append(.init(source: path, start: writer.totalTokens + start, tokens: ids.count - start))
+            documents.append(.init(source: path, start: start, tokens: ids.count - start))
+            let writer = ranks.size == 1 ? single
+                : ShardWriter(directory: out, prefix: String(format: "file%05d", i), vocabularySize: v, shardTokens: shardTokens)
+            let before = writer.shards.count, offset = writer.totalTokens
             try writer.append(ids)
+            if ranks.size > 1 { try writer.finish() }
+            parts.append(.init(index: i, shards: writer.shards[before...].map { .init(file: $0.file, tokens: $0.tokens) },
+                               documents: documents.map { .init(source: $0.source, start: $0.start + offset, tokens: $0.tokens) },
+                               tokens: ids.count))
         }
-        try writer.finish()
+        var index = ShardIndex(vocabularySize: v, tokenWidth: ShardFormat.width(vocabularySize: v))
+        if ranks.size == 1 {
+            try single.finish()
+            index.shards = single.shards.map { .init(file: $0.file, tokens: $0.tokens) }
+            index.documents = parts.flatMap(\.documents)
+        } else {
+            let partial = PartialIndex(job: ranks.job, rank: ranks.rank, files: parts)
+            try AtomicWrite.write(partialPath(out, rank: ranks.rank), data: try JSONEncoder().encode(partial))
+            report.tokens = parts.reduce(0) { $0 + $1.tokens }
+            report.shards = parts.reduce(0) { $0 + $1.shards.count }
+            report.documents = parts.reduce(0) { $0 + $1.documents.count }
+            if ranks.rank != 0 { report.totalSeconds = monotonicNow() - t0; return report }
+            // Rank 0: wait for every partial index of this launch, then merge in file order.
+            var all: [PartialIndex.File] = []
+            for r in 0 ..< ranks.size {
+                let path = partialPath(out, rank: r), deadline = monotonicNow() + waitSeconds
+                while true {
+                    if let data = FileManager.default.contents(atPath: path),
+                       let p = try? JSONDecoder().decode(PartialIndex.self, from: data), p.job == ranks.job, p.rank == r {
+                        all += p.files; break
+                    }
+                    if monotonicNow() > deadline {
+                        throw ShardError(path: path, offset: nil, "rank \(r) of \(ranks.size) did not write its partial index within \(Int(waitSeconds)) s; did it fail? Re-run the whole `mpirun … loom tokenize`")
+                    }
+                    usleep(50_000)
+                }
+            }
+            var total = 0
+            for f in all.sorted(by: { $0.index < $1.index }) {
+                index.shards += f.shards
+                index.documents += f.documents.map { .init(source: $0.source, start: $0.start + total, tokens: $0.tokens) }
+                total += f.tokens
+            }
+        }
         try AtomicWrite.write(out + "/tokenizer.json", data: try tokenizer.serialized())
-        let index = ShardIndex(vocabularySize: tokenizer.vocabularySize,
-                               tokenWidth: ShardFormat.width(vocabularySize: tokenizer.vocabularySize),
-                               shards: writer.shards.map { .init(file: $0.file, tokens: $0.tokens) }, documents: documents)
         try index.write(directory: out)
-        report.tokens = writer.totalTokens; report.documents = documents.count; report.shards = writer.shards.count
+        let totals = (index.shards.reduce(0) { $0 + $1.tokens }, index.documents.count, index.shards.count)
+        if ranks.size > 1 {
+            for r in 0 ..< ranks.size { unlink(partialPath(out, rank: r)) }
+            report.merged = totals
+        } else {
+            (report.tokens, report.documents, report.shards) = totals
+        }
         report.totalSeconds = monotonicNow() - t0
         return report
     }

@@ -57,7 +57,8 @@ struct TokenizeCommand: ParsableCommand {
     @Option(help: "Encoding threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Parallel corpus: the source-language file (line i pairs with line i of --target).") var source: String?
     @Option(help: "Parallel corpus: the target-language file.") var target: String?
-    @Argument(help: "Text files; each is one document (also split after <|endoftext|>).") var files: [String] = []
+    @Argument(help: "Text files; each is one document (also split after <|endoftext|>). Under `mpirun -np W`, rank r encodes files i with i mod W = r.")
+    var files: [String] = []
 
     func run() throws {
         try reportingErrors {
@@ -72,7 +73,13 @@ struct TokenizeCommand: ParsableCommand {
             } else {
                 guard !files.isEmpty else { throw ValidationError("give at least one text file (or --source and --target)") }
                 let n = threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount
-                report = try CorpusTokenizer.tokenize(files: files, tokenizer: tok, out: out, shardTokens: shardTokens, threads: n)
+                let ranks = CorpusTokenizer.RankSplit.fromEnvironment()
+                report = try CorpusTokenizer.tokenize(files: files, tokenizer: tok, out: out, shardTokens: shardTokens,
+                                                      threads: n, ranks: ranks)
+                if ranks.size > 1 { print("rank \(ranks.rank) of \(ranks.size): encoded files i with i mod \(ranks.size) = \(ranks.rank)") }
+                if let m = report.merged {
+                    print("rank 0 merged every rank's partial index: index.json lists \(m.tokens) tokens, \(m.documents) document(s), \(m.shards) shard(s)")
+                }
             }
             print(String(format: "loom tokenize: %.1f MB → %d tokens (%.2f bytes/token), %d document(s)/pair(s), %d shard(s) in %@; "
                          + "encoding %.2f s = %.2f MB/s, total %.2f s",
