@@ -8,13 +8,29 @@ public struct BPETrainer {
     private let table = ByteKeyTable(capacity: 1 << 16)
     private var counts: [Int] = []
     public private(set) var bytesRead = 0
+    /// Special tokens: their occurrences in the text are cut out before counting, as the encoder
+    /// matches them before pre-tokenising.
+    public let specials: [[UInt8]]
 
-    public init() {}
+    public init(specials: [String] = []) { self.specials = specials.map { Array($0.utf8) }.filter { !$0.isEmpty } }
 
-    /// Counts the words of `bytes` (any bytes; pieces as ByteLevel.split cuts them). Special
-    /// tokens in the text are not treated specially here; pass text without them.
+    /// Counts the words of `bytes` (any bytes; pieces as ByteLevel.split cuts them).
     public mutating func add(_ bytes: UnsafeRawBufferPointer) {
         bytesRead += bytes.count
+        guard let base = bytes.baseAddress else { return }
+        var position = 0
+        while position < bytes.count {
+            var best = bytes.count, length = 0
+            for s in specials {
+                let found = s.withUnsafeBytes { findBytes(base, from: position, to: bytes.count, $0.baseAddress!, $0.count) }
+                if found >= 0 && (found < best || (found == best && s.count > length)) { best = found; length = s.count }
+            }
+            count(UnsafeRawBufferPointer(rebasing: bytes[position ..< best]))
+            position = best + length
+        }
+    }
+
+    private mutating func count(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
         let table = self.table
         ByteLevel.split(bytes) { start, end in

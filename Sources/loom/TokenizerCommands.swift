@@ -26,7 +26,7 @@ struct TokenizerTrainCommand: ParsableCommand {
             }
             guard !files.isEmpty else { throw ValidationError("give at least one text file") }
             let t0 = Date()
-            var trainer = BPETrainer()
+            var trainer = BPETrainer(specials: specials)
             for path in files {
                 guard let data = FileManager.default.contents(atPath: path) else {
                     throw ValidationError("\(path): input file not found or unreadable")

@@ -121,6 +121,18 @@ You are all resolved rather to die than to famish?
         let merges = bpe.merges.map { String(decoding: bpe.tokenBytes[Int($0.left)], as: UTF8.self) + "|" + String(decoding: bpe.tokenBytes[Int($0.right)], as: UTF8.self) }
         #expect(merges == ["a|a", "a|b", " |aa"])
         #expect(try bpe.encode("aaab") == [256, 257])
+        // Special tokens are cut out before counting. "<s><s><s> ab" without them pre-tokenises to
+        // "<" "s" "><" "s" "><" "s" ">" " ab": (">","<") is the only pair seen twice → first merge.
+        // With "<s>" declared only " ab" is counted: (" ","a") and ("a","b") once, smaller ids win.
+        let corpus = Array("<s><s><s> ab".utf8)
+        var plain = BPETrainer()
+        plain.add(corpus)
+        #expect(try plain.train(vocabularySize: 257).tokenBytes[256] == Array("><".utf8))
+        var withSpecial = BPETrainer(specials: ["<s>"])
+        withSpecial.add(corpus)
+        let s = try withSpecial.train(vocabularySize: 258, specials: ["<s>"])
+        #expect(s.tokenBytes[256] == Array(" a".utf8))
+        #expect(s.specialTokenID("<s>") == 257 && s.vocabularySize == 258)
     }
 
     @Test func huggingFaceFileRoundTrip() throws {
