@@ -89,16 +89,19 @@ public struct ByteLevelBPE: Tokenizer {
     /// Encodes with a cache of word → ids; one per thread (not thread-safe).
     public final class Encoder {
         let bpe: ByteLevelBPE
-        private let words = ByteKeyTable(capacity: 1 << 16)
+        private var words = ByteKeyTable(capacity: 1 << 16)
         private var wordStart: [Int] = [], wordCount: [Int32] = []
         private var cachedIDs: [Int32] = []
         private var symbols: [Int32] = []
         private let specialBytes: [[UInt8]]
         /// Words longer than this are merged without being cached.
         private let longestCached = 64
+        /// The cache starts afresh after this many distinct words (bounds its memory).
+        private let cacheLimit: Int
 
-        public init(_ bpe: ByteLevelBPE) {
+        public init(_ bpe: ByteLevelBPE, cacheLimit: Int = 1 << 20) {
             self.bpe = bpe
+            self.cacheLimit = max(1, cacheLimit)
             specialBytes = bpe.specials.map { Array($0.text.utf8) }
         }
 
@@ -142,6 +145,11 @@ public struct ByteLevelBPE: Tokenizer {
                 }
                 merge(p + start, n)
                 if n <= longestCached {
+                    if words.count >= cacheLimit {
+                        words = ByteKeyTable(capacity: 1 << 16)
+                        wordStart.removeAll(keepingCapacity: true); wordCount.removeAll(keepingCapacity: true)
+                        cachedIDs.removeAll(keepingCapacity: true)
+                    }
                     _ = words.findOrInsert(p + start, n)
                     wordStart.append(cachedIDs.count); wordCount.append(Int32(symbols.count))
                     cachedIDs.append(contentsOf: symbols)

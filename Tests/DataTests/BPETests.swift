@@ -96,6 +96,16 @@ You are all resolved rather to die than to famish?
         #expect(try bpe.encode("ab<|endoftext|>cd").filter { $0 == eot }.count == 1)
     }
 
+    @Test func aCacheThatStartsAfreshGivesTheSameIDs() throws {
+        let bpe = try Self.trained()
+        let text = Array(String(repeating: englishSample, count: 2).utf8)
+        let encoder = ByteLevelBPE.Encoder(bpe, cacheLimit: 3)
+        var ids: [Int32] = []
+        text.withUnsafeBytes { encoder.encode($0, into: &ids) }
+        let expected = try bpe.encode(bytes: text)
+        #expect(ids == expected && ids.count < text.count / 2)
+    }
+
     @Test func mergesApplyByRankNotLeftToRight() throws {
         // Vocabulary: bytes, then ab (256, rank 0), abc (257, rank 1), bc (258, rank 2).
         let bpe = try ByteLevelBPE(mergeBytes: [(Array("a".utf8), Array("b".utf8)), (Array("ab".utf8), Array("c".utf8)),
