@@ -303,7 +303,9 @@ public enum CorpusTokenizer {
         guard let bpe = tokenizer as? ByteLevelBPE else {
             do { return try tokenizer.encode(bytes: bytes) } catch { throw ShardError(path: path, offset: nil, "\(error)") }
         }
-        let bounds = chunkBounds(bytes, target: max(1 << 16, bytes.count / (threads * 8)))
+        // A special token holding "\n" could straddle a chunk start: encode such text in one piece.
+        let splittable = threads > 1 && !bpe.specials.contains { $0.text.utf8.contains(0x0A) }
+        let bounds = splittable ? chunkBounds(bytes, target: max(1 << 16, bytes.count / (threads * 8))) : [0, bytes.count]
         let results = UnsafeMutablePointer<[Int32]>.allocate(capacity: bounds.count - 1)
         results.initialize(repeating: [], count: bounds.count - 1)
         defer { results.deinitialize(count: bounds.count - 1); results.deallocate() }
