@@ -1,5 +1,6 @@
-// TextCorpus: a tokenized text split into training (first part) and validation (last part), and
-// WindowSampler, which draws (context + 1)-token windows from it. It is not the sharded corpus.
+// TextCorpus: a token stream (a tokenized text or memory-mapped shards) split into training
+// (first part) and validation (last part), and WindowSampler, which draws (context + 1)-token
+// windows from either. It is not the shard format (TokenShards).
 import Foundation
 import Kernels
 
@@ -18,17 +19,27 @@ public enum CorpusError: Error, CustomStringConvertible {
     }
 }
 
-/// Token ids of one text, split once: `train` = first (1 − validationFraction), `validation` = rest.
+/// Token ids of one text or shard set, split once: `train` = first (1 − validationFraction),
+/// `validation` = rest.
 public struct TextCorpus {
     public let path: String
-    public let train: [Int32]
-    public let validation: [Int32]
+    public let train: TokenStream
+    public let validation: TokenStream
 
     public init(path: String, tokens: [Int32], validationFraction: Double) {
+        self.init(path: path, stream: TokenStream(tokens), validationFraction: validationFraction)
+    }
+
+    /// Separate training and validation streams (e.g. two shard directories).
+    public init(path: String, train: TokenStream, validation: TokenStream) {
+        self.path = path; self.train = train; self.validation = validation
+    }
+
+    public init(path: String, stream: TokenStream, validationFraction: Double) {
         self.path = path
-        let n = Int(Double(tokens.count) * (1 - validationFraction))
-        train = Array(tokens[..<n])
-        validation = Array(tokens[n...])
+        let n = Int(Double(stream.count) * (1 - validationFraction))
+        train = stream.slice(0 ..< n)
+        validation = stream.slice(n ..< stream.count)
     }
 
     /// Reads a UTF-8 text file.
@@ -41,14 +52,19 @@ public struct TextCorpus {
 }
 
 /// Draws windows of `time + 1` tokens at random offsets, keyed by (seed, purpose, step, example):
-/// example e of step s is the same window whichever rank or micro-step asks for it.
+/// example e of step s is the same window whichever rank or micro-step asks for it. The tokens are
+/// an in-memory array or memory-mapped u16/u32 shards (windows may span shard boundaries).
 public struct WindowSampler {
-    public let tokens: [Int32]
+    public let tokens: TokenStream
     public let time: Int
     public let seed: UInt64
     public let purpose: UInt64
 
     public init(tokens: [Int32], time: Int, seed: UInt64, purpose: UInt64, path: String, split: String) throws {
+        try self.init(tokens: TokenStream(tokens), time: time, seed: seed, purpose: purpose, path: path, split: split)
+    }
+
+    public init(tokens: TokenStream, time: Int, seed: UInt64, purpose: UInt64, path: String, split: String) throws {
         guard tokens.count > time else {
             throw CorpusError.tooSmall(path: path, split: split, tokens: tokens.count, needed: time + 1)
         }
@@ -60,12 +76,10 @@ public struct WindowSampler {
                      batch B: Int, step: Int, firstExample: Int) {
         let T = time
         let key = CounterRandom.key(seed, purpose, UInt64(step))
-        tokens.withUnsafeBufferPointer { t in
-            for b in 0..<B {
-                let start = CounterRandom.below(t.count - T, key: key, counter: UInt64(firstExample + b))
-                (inputs + b * T).update(from: t.baseAddress! + start, count: T)
-                (targets + b * T).update(from: t.baseAddress! + start + 1, count: T)
-            }
+        for b in 0..<B {
+            let start = CounterRandom.below(tokens.count - T, key: key, counter: UInt64(firstExample + b))
+            tokens.copy(from: start, count: T, into: inputs + b * T)
+            tokens.copy(from: start + 1, count: T, into: targets + b * T)
         }
     }
 }

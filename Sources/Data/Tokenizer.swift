@@ -1,5 +1,6 @@
 // Tokenizer: the interface every tokenizer offers the trainer and the CLI, and how one is loaded
-// back from a run directory. It is not an implementation (see CharacterTokenizer).
+// back from a file (Loom's own JSON, Hugging Face tokenizer.json, GPT-2 vocab.json + merges.txt).
+// It is not an implementation (see CharacterTokenizer, ByteLevelBPE).
 import Foundation
 
 /// Maps text to token ids and back.
@@ -8,26 +9,61 @@ public protocol Tokenizer {
     /// Token ids of `text`; throws when the text cannot be represented.
     func encode(_ text: String) throws -> [Int32]
     func decode(_ tokens: [Int32]) -> String
+    /// Token ids of raw bytes (which need not be valid UTF-8 for byte-level tokenizers).
+    func encode(bytes: UnsafeRawBufferPointer) throws -> [Int32]
+    /// The bytes `tokens` stand for; `decodeBytes(encode(bytes: b)) == b` for a byte-level tokenizer.
+    func decodeBytes(_ tokens: [Int32]) -> [UInt8]
+    /// The id of a special token such as `<|endoftext|>`, if the vocabulary has it.
+    func specialTokenID(_ token: String) -> Int32?
     /// The JSON file saved with a run (`tokenizer.json`).
     func serialized() throws -> Data
 }
 
+extension Tokenizer {
+    /// Text tokenizers read bytes as UTF-8; invalid UTF-8 is an error naming the byte offset.
+    public func encode(bytes: UnsafeRawBufferPointer) throws -> [Int32] {
+        guard let text = String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) else {
+            var offset = 0
+            var it = bytes.makeIterator(), decoder = UTF8()
+            loop: while true {
+                switch decoder.decode(&it) {
+                case let .scalarValue(s): offset += UTF8.width(s)
+                case .emptyInput: break loop
+                case .error: break loop
+                }
+            }
+            throw TokenizerError.invalidUTF8(offset: offset)
+        }
+        return try encode(text)
+    }
+    public func encode(bytes: [UInt8]) throws -> [Int32] {
+        try bytes.withUnsafeBytes { try encode(bytes: $0) }
+    }
+    public func decodeBytes(_ tokens: [Int32]) -> [UInt8] { Array(decode(tokens).utf8) }
+    public func specialTokenID(_ token: String) -> Int32? { nil }
+}
+
 public enum TokenizerError: Error, CustomStringConvertible {
     case unknownCharacter(Unicode.Scalar, offset: Int)
+    case invalidUTF8(offset: Int)
     case unreadable(path: String, reason: String)
 
     public var description: String {
         switch self {
         case let .unknownCharacter(c, offset):
             return "character \(String(reflecting: String(c))) (U+\(String(c.value, radix: 16, uppercase: true))) at offset \(offset) is not in the tokenizer's vocabulary"
+        case let .invalidUTF8(offset):
+            return "invalid UTF-8 at byte offset \(offset); this tokenizer reads text only (use a byte-level BPE tokenizer for arbitrary bytes)"
         case let .unreadable(path, reason):
-            return "\(path): not a Loom tokenizer file (\(reason))"
+            return "\(path): not a tokenizer file Loom can read (\(reason))"
         }
     }
 }
 
 public enum TokenizerFile {
-    /// Loads whichever tokenizer `path` holds.
+    /// Loads whichever tokenizer `path` holds: Loom's character tokenizer, a Hugging Face
+    /// `tokenizer.json` with a byte-level BPE model, or GPT-2's `vocab.json` (with `merges.txt`
+    /// beside it).
     public static func load(_ path: String) throws -> Tokenizer {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -39,6 +75,14 @@ public enum TokenizerFile {
         if object["loom_tokenizer"] as? String == "character" {
             return try CharacterTokenizer(json: object, path: path)
         }
-        throw TokenizerError.unreadable(path: path, reason: "unknown kind")
+        if object["model"] is [String: Any] {
+            return try ByteLevelBPE(huggingFace: object, path: path)
+        }
+        if object["Ġ"] != nil || object["!"] != nil {
+            // GPT-2's vocab.json: a flat token → id map; the merges are in merges.txt beside it.
+            let merges = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("merges.txt")
+            return try ByteLevelBPE(gpt2VocabPath: path, mergesPath: merges)
+        }
+        throw TokenizerError.unreadable(path: path, reason: "unknown kind: expected \"loom_tokenizer\", a Hugging Face \"model\" or a GPT-2 vocab.json")
     }
 }

@@ -59,18 +59,34 @@ public struct ModelSection: Codable, Equatable {
     }
 }
 
+/// Where the tokens come from: a text file (`corpus`, tokenized at start-up) or a shard directory
+/// written by `loom tokenize` (`shards`, memory-mapped). Set exactly one of the two.
 public struct DataSection: Codable, Equatable {
-    /// A UTF-8 text file; relative paths are taken from the current directory.
-    public var corpus: String
-    /// `character` (nanoGPT's char-level vocabulary).
+    /// A text file; relative paths are taken from the current directory.
+    public var corpus: String = ""
+    /// A shard directory from `loom tokenize --out DIR` (index.json, shard-*.bin, tokenizer.json).
+    public var shards: String = ""
+    /// Optional second shard directory used whole for validation; then all of `shards` trains and
+    /// `validation_fraction` is ignored. Default: none.
+    public var validationShards: String = ""
+    /// `character` (nanoGPT's char-level vocabulary of the corpus) or the path of a tokenizer file
+    /// (Hugging Face tokenizer.json, GPT-2 vocab.json, Loom's). With `shards`, `character` (the
+    /// default) means the tokenizer.json inside the shard directory; a path must have the shards'
+    /// vocabulary size.
     public var tokenizer: String = "character"
-    /// The last fraction of the corpus held out for validation. Default 0.1.
+    /// The last fraction of the tokens (of the corpus, or of the shards in index order) held out
+    /// for validation. Default 0.1.
     public var validationFraction: Double = 0.1
 
-    enum CodingKeys: String, CodingKey { case corpus, tokenizer, validationFraction = "validation_fraction" }
+    enum CodingKeys: String, CodingKey {
+        case corpus, shards, tokenizer
+        case validationShards = "validation_shards", validationFraction = "validation_fraction"
+    }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        corpus = try c.decode(String.self, forKey: .corpus)
+        corpus = try c.decodeIfPresent(String.self, forKey: .corpus) ?? ""
+        shards = try c.decodeIfPresent(String.self, forKey: .shards) ?? ""
+        validationShards = try c.decodeIfPresent(String.self, forKey: .validationShards) ?? ""
         tokenizer = try c.decodeIfPresent(String.self, forKey: .tokenizer) ?? "character"
         validationFraction = try c.decodeIfPresent(Double.self, forKey: .validationFraction) ?? 0.1
     }
@@ -324,8 +340,12 @@ extension LoomConfig {
         }
         if t.threads < 0 { throw fail("training.threads", "must be ≥ 0 (0 = all cores)") }
         if t.seed < 0 { throw fail("training.seed", "must be ≥ 0") }
-        if data.tokenizer != "character" {
-            throw fail("data.tokenizer", "unknown tokenizer '\(data.tokenizer)' (available: character)")
+        if data.corpus.isEmpty == data.shards.isEmpty {
+            throw fail(data.corpus.isEmpty ? "data.corpus" : "data.shards",
+                       "set exactly one of data.corpus (a text file) and data.shards (a directory from `loom tokenize`)")
+        }
+        if data.tokenizer.isEmpty {
+            throw fail("data.tokenizer", "is empty; use `character` or the path of a tokenizer file (e.g. from `loom tokenizer train`)")
         }
         if !(data.validationFraction > 0 && data.validationFraction < 1) {
             throw fail("data.validation_fraction", "must be between 0 and 1, got \(data.validationFraction)")

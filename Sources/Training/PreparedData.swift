@@ -1,5 +1,7 @@
-// PreparedData: the tokenizer and tokenized corpus a config names, loaded before anything is
-// written (and synthetic data for benchmarks). It is not the sampler (Data.WindowSampler).
+// PreparedData: the tokenizer and tokens a config names — a text file tokenized at start-up or a
+// memory-mapped shard directory — loaded before anything is written (and synthetic data for
+// benchmarks). It is not the sampler (Data.WindowSampler).
+import Foundation
 import Kernels
 import Data
 
@@ -9,12 +11,35 @@ public struct PreparedData {
     public let corpus: TextCorpus
 
     public init(config: LoomConfig) throws {
-        let path = config.data.corpus
+        let d = config.data
+        let named: Tokenizer? = d.tokenizer == "character" ? nil : try TokenizerFile.load(d.tokenizer)
+        if !d.shards.isEmpty {
+            let shards = try ShardCorpus(directory: d.shards, tokenizer: named)
+            tokenizer = shards.tokenizer
+            if d.validationShards.isEmpty {
+                corpus = TextCorpus(path: d.shards, stream: shards.tokens, validationFraction: d.validationFraction)
+            } else {
+                let validation = try ShardCorpus(directory: d.validationShards, tokenizer: shards.tokenizer)
+                corpus = TextCorpus(path: d.shards, train: shards.tokens, validation: validation.tokens)
+            }
+            return
+        }
+        let path = d.corpus
+        if let named {
+            guard let bytes = FileManager.default.contents(atPath: path) else { throw CorpusError.missing(path: path) }
+            let tokens: [Int32]
+            do { tokens = try bytes.withUnsafeBytes { try named.encode(bytes: $0) } } catch {
+                throw CorpusError.unreadable(path: path, reason: "\(error)")
+            }
+            tokenizer = named
+            corpus = TextCorpus(path: path, tokens: tokens, validationFraction: d.validationFraction)
+            return
+        }
         let text = try TextCorpus.readText(path)
         let tokenizer = CharacterTokenizer(corpus: text)
         self.tokenizer = tokenizer
         corpus = TextCorpus(path: path, tokens: try tokenizer.encode(text),
-                            validationFraction: config.data.validationFraction)
+                            validationFraction: d.validationFraction)
     }
 }
 

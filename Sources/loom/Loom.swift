@@ -9,7 +9,8 @@ struct Loom: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loom",
         abstract: "Data-parallel Transformer training on CPUs.",
-        subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self, InspectCommand.self])
+        subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self, InspectCommand.self,
+                      TokenizerCommand.self, TokenizeCommand.self])
 }
 
 /// The job this process belongs to, once a command has joined it (for the error path).

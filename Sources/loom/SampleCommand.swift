@@ -32,7 +32,9 @@ struct SampleCommand: ParsableCommand {
             let promptTokens = try tokenizer.encode(prompt)
             print(prompt, terminator: "")
             try sampler.generate(prompt: promptTokens, count: maxTokens) { token in
-                print(tokenizer.decode([token]), terminator: "")
+                // Bytes, not text: a byte-level token may hold part of a character.
+                let bytes = tokenizer.decodeBytes([token])
+                bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }
                 fflush(stdout)
             }
             print("")

@@ -99,3 +99,83 @@ logging: {interval: 10}
         #expect(sample.status != 0 && sample.stderr.contains("nowhere"))
     }
 }
+
+/// `loom tokenizer train` → `loom tokenize` → `loom train` from shards → `loom sample`, and bad
+/// shards or inputs failing with the file and offset.
+@Suite(.serialized) struct LoomTokenizerCLITests {
+    static let shardConfig = """
+    model: {layers: 1, heads: 2, width: 16, context_length: 16}
+    data: {shards: shards}
+    training: {steps: 60, batch_size: 8, micro_batch_size: 4, threads: 2}
+    optimizer: {learning_rate: 1.0e-2}
+    schedule: {kind: cosine, warmup_steps: 5, minimum_learning_rate: 1.0e-3}
+    evaluation: {interval: 0, batches: 4}
+    logging: {interval: 10}
+    """
+
+    @Test func bpeShardsTrainAndSample() throws {
+        let dir = try scratchDirectory()
+        let corpus = String(repeating: "the cat sat on the mat. the dog sat on the log.\n", count: 80)
+        try corpus.write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+        try Self.shardConfig.write(toFile: dir + "/shards.yaml", atomically: true, encoding: .utf8)
+        let train = try loom(["tokenizer", "train", "--vocab-size", "300", "--special", "<|endoftext|>", "--out", "tok/tok.json", "corpus.txt"], in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        // Merging stops early when every word of this tiny corpus is a single token.
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tok/tok.json"))) as! [String: Any]
+        let vocabulary = ((json["model"] as! [String: Any])["vocab"] as! [String: Any]).count
+        #expect(vocabulary > 260 && vocabulary <= 300 && train.stdout.contains("vocabulary \(vocabulary)"), "\(train.stdout)")
+        let tokenize = try loom(["tokenize", "--tokenizer", "tok/tok.json", "--out", "shards", "corpus.txt"], in: dir)
+        #expect(tokenize.status == 0 && tokenize.stdout.contains("MB/s"), "\(tokenize.stderr)")
+        for file in ["index.json", "tokenizer.json", "shard-00000.bin"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/shards/" + file), "missing \(file)")
+        }
+        let run = try loom(["train", "shards.yaml", "--run-dir", "run"], in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let first = records.first!["train_loss"] as! Double, validation = records.last!["val_loss"] as! Double
+        #expect(abs(first - log(Double(vocabulary))) < 0.5, "initial loss \(first) vs ln(vocabulary \(vocabulary))")
+        #expect(validation < 0.5 * first, "validation loss \(validation) did not fall from \(first)")
+        let sample = try loom(["sample", "run", "--prompt", "the ", "--max-tokens", "20", "--seed", "5"], in: dir)
+        #expect(sample.status == 0 && sample.stdout.hasPrefix("the "), "\(sample.stderr)")
+
+        // A corrupted shard stops training before a run directory is made.
+        var shard = try Data(contentsOf: URL(fileURLWithPath: dir + "/shards/shard-00000.bin"))
+        shard[100] ^= 0x01
+        try shard.write(to: URL(fileURLWithPath: dir + "/shards/shard-00000.bin"))
+        let bad = try loom(["train", "shards.yaml", "--run-dir", "run2"], in: dir)
+        #expect(bad.status != 0 && bad.stderr.contains("shards/shard-00000.bin: byte offset 32: checksum mismatch"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/run2"))
+    }
+
+    @Test func badTokenizerInputFails() throws {
+        let dir = try scratchDirectory()
+        try "abc abc".write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+        try "".write(toFile: dir + "/empty.txt", atomically: true, encoding: .utf8)
+        let cases: [([String], String)] = [
+            (["tokenizer", "train", "--vocab-size", "100", "corpus.txt"], "at least 256"),
+            (["tokenizer", "train", "--vocab-size", "300", "missing.txt"], "missing.txt"),
+            (["tokenizer", "train", "--vocab-size", "300", "empty.txt"], "empty.txt: the input file is empty"),
+            (["tokenize", "--tokenizer", "nope.json", "--out", "s", "corpus.txt"], "nope.json"),
+        ]
+        for (arguments, expected) in cases {
+            let r = try loom(arguments, in: dir)
+            #expect(r.status != 0 && r.stderr.contains(expected), "\(arguments): \(r.stderr)")
+        }
+        _ = try loom(["tokenizer", "train", "--vocab-size", "260", "--out", "t.json", "corpus.txt"], in: dir)
+        let missing = try loom(["tokenize", "--tokenizer", "t.json", "--out", "s", "corpus.txt", "gone.txt"], in: dir)
+        #expect(missing.status != 0 && missing.stderr.contains("gone.txt: input file not found"), "\(missing.stderr)")
+        try "eins\nzwei\n".write(toFile: dir + "/de.txt", atomically: true, encoding: .utf8)
+        try "one\ntwo\nthree\n".write(toFile: dir + "/en.txt", atomically: true, encoding: .utf8)
+        let pairs = try loom(["tokenize", "--tokenizer", "t.json", "--out", "p", "--source", "de.txt", "--target", "en.txt"], in: dir)
+        #expect(pairs.status != 0 && pairs.stderr.contains("de.txt: has 2 lines but en.txt has 3"), "\(pairs.stderr)")
+        try "one\ntwo\n".write(toFile: dir + "/en.txt", atomically: true, encoding: .utf8)
+        let aligned = try loom(["tokenize", "--tokenizer", "t.json", "--out", "p", "--source", "de.txt", "--target", "en.txt"], in: dir)
+        #expect(aligned.status == 0 && FileManager.default.fileExists(atPath: dir + "/p/source-00000.bin"), "\(aligned.stderr)")
+        try Self.shardConfig.write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        let both = try loom(["train", "c.yaml", "--set", "data.corpus=corpus.txt"], in: dir)
+        #expect(both.status != 0 && both.stderr.contains("set exactly one of data.corpus"), "\(both.stderr)")
+        let noShards = try loom(["train", "c.yaml"], in: dir)
+        #expect(noShards.status != 0 && noShards.stderr.contains("shards/index.json"), "\(noShards.stderr)")
+    }
+}
