@@ -290,7 +290,8 @@ public final class Trainer {
             }
             let pause = state.step == stopAfterStep && !done
             let checkpointDue = (checkpointEvery > 0 && state.step % checkpointEvery == 0) || done || result.stopRequested || pause
-            if checkpointDue {
+            // Never checkpoint a step whose update was skipped for a non-finite loss or gradient.
+            if checkpointDue && state.nonfiniteInARow == 0 {
                 // "Best" is among checkpoints: only a saved validation loss can become it.
                 if let v = state.validationLoss, v <= (state.bestValidationLoss ?? .infinity) { state.bestValidationLoss = v }
                 try saveCheckpoint()
