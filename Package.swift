@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "TestSupport"]),
         // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
-        .testTarget(name: "LoomCLITests", dependencies: ["loom"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -29,34 +29,33 @@ public struct EncoderDecoderFile: Equatable {
         for key in object.keys where !integerKeys.contains(key) && !optionalKeys.contains(key) {
             throw fail("unknown key '\(key)' (known: \((integerKeys + optionalKeys).joined(separator: ", ")))")
         }
-        func integer(_ key: String) throws -> Int {
-            guard let value = object[key] else { throw fail("missing key '\(key)'") }
-            guard let n = value as? Int, !(value is Bool) else { throw fail("key '\(key)' must be an integer, got \(value)") }
-            return n
+        // Types are checked by Codable (on Linux, JSONSerialization's numbers also pass as Bool).
+        struct Raw: Decodable {
+            var vocabulary_size, max_length, encoder_layers, decoder_layers, width, heads, ffn_width: Int?
+            var dropout, attention_dropout, layer_norm_epsilon: Float?
+            var pre_norm: Bool?
+            var begin_token, end_token: String?
         }
-        func float(_ key: String, _ fallback: Float) throws -> Float {
-            guard let value = object[key] else { return fallback }
-            guard let n = value as? Double, !(value is Bool) else { throw fail("key '\(key)' must be a number, got \(value)") }
-            return Float(n)
+        let raw: Raw
+        do { raw = try JSONDecoder().decode(Raw.self, from: data) } catch let DecodingError.typeMismatch(type, context) {
+            throw fail("key '\(context.codingPath.map(\.stringValue).joined(separator: "."))' must be \(type == Bool.self ? "true or false" : type == String.self ? "a string" : type == Int.self ? "an integer" : "a number")")
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            throw fail("key '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)")
+        } catch {
+            throw fail("\(error)")
         }
-        func string(_ key: String) throws -> String? {
-            guard let value = object[key] else { return nil }
-            guard let s = value as? String else { throw fail("key '\(key)' must be a string, got \(value)") }
-            return s
-        }
-        var preNorm = false
-        if let value = object["pre_norm"] {
-            guard let b = value as? Bool else { throw fail("key 'pre_norm' must be true or false, got \(value)") }
-            preNorm = b
+        func required(_ value: Int?, _ key: String) throws -> Int {
+            guard let value else { throw fail("missing key '\(key)'") }
+            return value
         }
         let config = EncoderDecoderConfig(
-            vocabularySize: try integer("vocabulary_size"), maxLength: try integer("max_length"),
-            encoderLayers: try integer("encoder_layers"), decoderLayers: try integer("decoder_layers"),
-            width: try integer("width"), heads: try integer("heads"), ffnWidth: try integer("ffn_width"),
-            dropout: try float("dropout", 0), attentionDropout: try float("attention_dropout", 0), preNorm: preNorm,
-            layerNormEpsilon: try float("layer_norm_epsilon", 1e-5))
+            vocabularySize: try required(raw.vocabulary_size, "vocabulary_size"), maxLength: try required(raw.max_length, "max_length"),
+            encoderLayers: try required(raw.encoder_layers, "encoder_layers"), decoderLayers: try required(raw.decoder_layers, "decoder_layers"),
+            width: try required(raw.width, "width"), heads: try required(raw.heads, "heads"), ffnWidth: try required(raw.ffn_width, "ffn_width"),
+            dropout: raw.dropout ?? 0, attentionDropout: raw.attention_dropout ?? 0, preNorm: raw.pre_norm ?? false,
+            layerNormEpsilon: raw.layer_norm_epsilon ?? 1e-5)
         if let problem = config.problem { throw fail(problem) }
-        return EncoderDecoderFile(config: config, beginToken: try string("begin_token"), endToken: try string("end_token"))
+        return EncoderDecoderFile(config: config, beginToken: raw.begin_token, endToken: raw.end_token)
     }
 
     public func write(_ path: String) throws {
