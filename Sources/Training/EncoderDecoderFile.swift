@@ -29,6 +29,9 @@ public struct EncoderDecoderFile: Equatable {
         for key in object.keys where !integerKeys.contains(key) && !optionalKeys.contains(key) {
             throw fail("unknown key '\(key)' (known: \((integerKeys + optionalKeys).joined(separator: ", ")))")
         }
+        for key in integerKeys {
+            if let n = object[key] as? Double, n != n.rounded() { throw fail("key '\(key)' must be an integer, got \(n)") }
+        }
         // Types are checked by Codable (on Linux, JSONSerialization's numbers also pass as Bool).
         struct Raw: Decodable {
             var vocabulary_size, max_length, encoder_layers, decoder_layers, width, heads, ffn_width: Int?

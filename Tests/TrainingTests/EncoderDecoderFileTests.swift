@@ -26,6 +26,6 @@ import Training
         #expect(try message("{\(base), \"pre_norm\": 1}").contains("key 'pre_norm' must be true or false"))
         #expect(try message(#"{"vocabulary_size": 10}"#).contains("missing key 'max_length'"))
         #expect(try message("{\(base.replacingOccurrences(of: "\"heads\": 2", with: "\"heads\": 3"))}").contains("divisible by heads 3"))
-        #expect(try message("{\(base.replacingOccurrences(of: "\"width\": 8", with: "\"width\": 8.5"))}").contains("key 'width'"))
+        #expect(try message("{\(base.replacingOccurrences(of: "\"width\": 8", with: "\"width\": 8.5"))}").contains("key 'width' must be an integer, got 8.5"))
     }
 }
