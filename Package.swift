@@ -53,7 +53,7 @@ let package = Package(
         // Tests mirror Sources/.
         .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport", "MallocCounter"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "TestSupport"]),

@@ -5,6 +5,7 @@ import Foundation
 import Kernels
 import Models
 import TestSupport
+import MallocCounter
 
 /// A padded batch: B pairs, sources of `sourceLengths` tokens padded to S, targets padded to T
 /// (output ids −1 beyond each target's length). `padding` is the id written into padded slots.
@@ -150,5 +151,46 @@ struct PairBatch {
         for (g, values) in snapshots {
             #expect(values == Array(model.gradients.buffer[model.layout.groups[g].range]), "group \(g) changed after it was reported")
         }
+    }
+}
+
+/// Forward and backward allocate nothing after construction (the counter sees every thread, so a
+/// test running alongside may add allocations: the best of several attempts must be zero).
+@Suite struct EncoderDecoderAllocationTests {
+    @Test(arguments: [false, true])
+    func stepsAreAllocationFree(preNorm: Bool) {
+        let model = EncoderDecoderTests.noisyModel(EncoderDecoderTests.tiny(preNorm: preNorm, dropout: 0.1), batch: 3, seed: 2)
+        let batch = PairBatch(sourceLengths: [5, 3, 1], targetLengths: [4, 2, 3], S: 5, T: 4, vocabulary: 11, seed: 3) { _ in 0 }
+        let stream = DropoutStream(key: 1, firstExample: 0)
+        var progress = 0, groups = 0
+        model.onBackwardProgress = { progress += 1 }
+        model.onGroupReady = { _ in groups += 1 }
+        batch.source.withUnsafeBufferPointer { source in
+            batch.sourceLengths.withUnsafeBufferPointer { lengths in
+                batch.targetInput.withUnsafeBufferPointer { input in
+                    batch.targetOutput.withUnsafeBufferPointer { output in
+                        func step() {
+                            model.forward(source: source.baseAddress!, sourceLengths: lengths.baseAddress!, targetInput: input.baseAddress!,
+                                          targetOutput: output.baseAddress!, batch: 3, sourceLength: 5, targetLength: 4,
+                                          labelSmoothing: 0.1, dropout: stream)
+                            model.backward(scale: 0.1)
+                        }
+                        step()
+                        var fewest = UInt64.max
+                        for _ in 0..<50 where fewest > 0 {
+                            let before = loom_malloc_count()
+                            step(); step()
+                            fewest = min(fewest, loom_malloc_count() - before)
+                        }
+                        #expect(fewest == 0, "\(fewest) heap allocations in two training steps")
+                    }
+                }
+            }
+        }
+        #expect(groups > 0 && progress > 0)
+        // The counter works in this process: a fresh array is seen.
+        let before = loom_malloc_count()
+        let array = [Int](repeating: groups, count: 1000 + progress)
+        withExtendedLifetime(array) { #expect(loom_malloc_count() > before) }
     }
 }
