@@ -53,12 +53,12 @@ let package = Package(
         // Tests mirror Sources/.
         .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport", "MallocCounter"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "TestSupport"]),
         // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
-        .testTarget(name: "LoomCLITests", dependencies: ["loom"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -10,7 +10,8 @@ struct Loom: ParsableCommand {
         commandName: "loom",
         abstract: "Data-parallel Transformer training on CPUs.",
         subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self, InspectCommand.self,
-                      TokenizerCommand.self, TokenizeCommand.self])
+                      TokenizerCommand.self, TokenizeCommand.self,
+                      TranslateCommand.self, EvalCommand.self, AverageCommand.self])
 }
 
 /// The job this process belongs to, once a command has joined it (for the error path).

@@ -1,6 +1,7 @@
 // Finite-difference gradient checks for every kernel layer: the analytic backward of each must
 // match central differences of its forward.
 import Testing
+import Foundation
 import Kernels
 import TestSupport
 
@@ -147,5 +148,49 @@ let tolerance = 2e-2
         let shifted = Buf([Float](repeating: 1, count: N + 100))
         Dropout.apply(shifted.p, count: N + 100, probability: 0.25, key: 7, counter: 0)
         #expect(Array(shifted.array[100...]) == out.array)
+    }
+}
+
+// The encoder-decoder's input layer: scaled token embedding + fixed sinusoidal positions.
+@Suite struct SinusoidalEmbeddingTests {
+    @Test func gradientOfTheScaledTable() {
+        let B = 2, T = 3, C = 6, V = 5
+        let tokens: [Int32] = [1, 4, 1, 0, 2, 1]           // repeated tokens must accumulate
+        let table = Buf(randomFloats(V * C, seed: 21)), signal = Buf(zeros: (T + 2) * C)
+        SinusoidalEmbedding.signal(into: signal.p, positions: T + 2, channels: C)
+        let out = Buf(zeros: B * T * C), w = randomFloats(B * T * C, seed: 22)
+        func loss() -> Double {
+            SinusoidalEmbedding.forward(out: out.p, tokens: tokens, table: table.p, signal: signal.p, scale: 2.5,
+                                        batch: B, time: T, channels: C, firstPosition: 2)
+            return weightedSum(out.p, w)
+        }
+        let dtable = Buf(zeros: V * C)
+        SinusoidalEmbedding.backward(dtable: dtable.p, dout: w, tokens: tokens, scale: 2.5, rows: B * T, channels: C)
+        let r = gradCheck(values: table.p, analytic: dtable.array, indices: Array(0..<(V * C)), loss: loss)
+        #expect(r.worstRelativeError < tolerance, "\(r)")
+        // Row (b, t) = 2.5 · table[token] + signal[2 + t].
+        _ = loss()
+        let row = 4, pos = 2 + row % T
+        for c in 0..<C {
+            let expected = 2.5 * table.p[Int(tokens[row]) * C + c] + signal.p[pos * C + c]
+            #expect(abs(out.p[row * C + c] - expected) < 1e-6)
+        }
+    }
+
+    /// tensor2tensor's get_timing_signal_1d: sin in the first half, cos in the second, timescales
+    /// 1 … 10⁴ geometrically over C/2 − 1 steps.
+    @Test func signalLayoutIsTensor2Tensor() {
+        let C = 8, P = 50
+        let s = Buf(zeros: P * C)
+        SinusoidalEmbedding.signal(into: s.p, positions: P, channels: C)
+        for pos in [0, 1, 7, 49] {
+            for i in 0..<(C / 2) {
+                let timescale = pow(10_000.0, Double(i) / Double(C / 2 - 1))
+                #expect(abs(Double(s.p[pos * C + i]) - sin(Double(pos) / timescale)) < 1e-6)
+                #expect(abs(Double(s.p[pos * C + C / 2 + i]) - cos(Double(pos) / timescale)) < 1e-6)
+            }
+        }
+        // Channel 0 has timescale 1, the last sin channel timescale 10⁴.
+        #expect(abs(Double(s.p[7 * C]) - sin(7.0)) < 1e-6 && abs(Double(s.p[7 * C + 3]) - sin(7e-4)) < 1e-6)
     }
 }

@@ -1,0 +1,48 @@
+// TokenBatcher: fairseq-style "max tokens" batching of sentence pairs — pairs sorted by length so
+// each batch holds similar lengths, batches filled while their padded size (sentences × longest
+// side) stays within a token budget, then the batch order shuffled by a seed. It is not a data
+// loader: it returns pair indices only.
+import Kernels
+
+public enum TokenBatcher {
+    public struct PairTooLong: Error, CustomStringConvertible {
+        public let pair: Int, length: Int, maxTokens: Int
+        public var description: String {
+            "pair \(pair) has \(length) tokens on its longer side, more than max_tokens \(maxTokens); raise max_tokens or drop long pairs"
+        }
+    }
+
+    /// Batches of pair indices. A pair's size is max(source, target) length; a batch of n pairs
+    /// with largest size m costs n·m ≤ `maxTokens` (and n ≤ `maxSentences` if given). Pairs are
+    /// shuffled by `seed` (so equal lengths mix), stably sorted by size, cut into batches in that
+    /// order, and the batches shuffled by (`seed`, `epoch`). Deterministic: same inputs, same batches.
+    public static func batches(sourceLengths: [Int], targetLengths: [Int], maxTokens: Int, maxSentences: Int? = nil,
+                               seed: UInt64, epoch: Int = 0) throws -> [[Int]] {
+        precondition(sourceLengths.count == targetLengths.count, "TokenBatcher: one target length per source length")
+        precondition(maxTokens > 0 && (maxSentences ?? 1) > 0, "TokenBatcher: max tokens and sentences must be positive")
+        let sizes = zip(sourceLengths, targetLengths).map { max($0, $1) }
+        if let i = sizes.firstIndex(where: { $0 > maxTokens }) { throw PairTooLong(pair: i, length: sizes[i], maxTokens: maxTokens) }
+        var order = shuffled(Array(sizes.indices), key: CounterRandom.key(seed, 0xBA7C))
+        order.sort { sizes[$0] < sizes[$1] }   // Swift's sort is stable: the shuffle breaks ties
+        var batches: [[Int]] = [], current: [Int] = [], longest = 0
+        for i in order {
+            let m = max(longest, sizes[i])
+            if !current.isEmpty && ((current.count + 1) * m > maxTokens || current.count == maxSentences) {
+                batches.append(current); current = []; longest = 0
+            }
+            current.append(i); longest = max(longest, sizes[i])
+        }
+        if !current.isEmpty { batches.append(current) }
+        return shuffled(batches, key: CounterRandom.key(seed, 0xBA7C, UInt64(epoch) &+ 1))
+    }
+
+    /// Fisher–Yates with counter-based draws.
+    static func shuffled<T>(_ items: [T], key: UInt64) -> [T] {
+        var a = items
+        if a.count < 2 { return a }
+        for i in stride(from: a.count - 1, to: 0, by: -1) {
+            a.swapAt(i, CounterRandom.below(i + 1, key: key, counter: UInt64(i)))
+        }
+        return a
+    }
+}

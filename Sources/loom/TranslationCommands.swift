@@ -1,0 +1,144 @@
+// TranslationCommands: `loom translate` (beam search with an encoder-decoder model),
+// `loom eval bleu` (sacreBLEU-compatible corpus BLEU) and `loom average` (checkpoint averaging).
+// Thin shells over Models, Data and Training; not where decoding or scoring lives.
+import ArgumentParser
+import Foundation
+import Training
+import Models
+import Data
+import Kernels
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Score translations.",
+                                                    subcommands: [BLEUCommand.self])
+}
+
+struct BLEUCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bleu", abstract: "Corpus BLEU with sacreBLEU's 13a tokenisation (prints sacreBLEU's text line).")
+
+    @Option(help: "Hypotheses, one sentence per line.") var hypotheses: String
+    @Option(help: "References, line i for hypothesis i (repeat for several reference sets).") var references: [String]
+    @Option(help: "Precision smoothing: none (a zero n-gram count gives 0) or exp (mteval's).") var smooth: String = "none"
+    @Option(help: "Decimals of the score.") var width: Int = 2
+
+    func run() throws {
+        try reportingErrors {
+            guard let smoothing = BLEU.Smoothing(rawValue: smooth) else { throw ValidationError("--smooth must be none or exp, got \(smooth)") }
+            guard !references.isEmpty else { throw ValidationError("give at least one --references file") }
+            let hyps = try BLEU.readLines(hypotheses)
+            let refs = try references.map { path -> [String] in
+                let lines = try BLEU.readLines(path)
+                guard lines.count == hyps.count else {
+                    throw TextFileError(path: path, message: "\(lines.count) lines, but \(hypotheses) has \(hyps.count)")
+                }
+                return lines
+            }
+            guard (0...10).contains(width) else { throw ValidationError("--width must be 0…10") }
+            print(BLEU.corpus(hypotheses: hyps, references: refs, smoothing: smoothing).formatted(width: width))
+        }
+    }
+}
+
+struct AverageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "average", abstract: "Average the tensors of several checkpoints (or safetensors files) into one file.")
+
+    @Argument(help: "Checkpoint directories (their model.safetensors) or safetensors files.") var inputs: [String]
+    @Option(help: "The averaged safetensors file (written atomically).") var out: String
+
+    func run() throws {
+        try reportingErrors {
+            guard inputs.count >= 1 else { throw ValidationError("give at least one checkpoint") }
+            let r = try CheckpointAverage.average(inputs, out: out)
+            print("averaged \(inputs.count) file(s): \(r.tensors) tensors, \(r.parameters) parameters → \(out)")
+        }
+    }
+}
+
+struct TranslateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "translate",
+        abstract: "Translate standard input line by line with an encoder-decoder model (beam search).",
+        discussion: """
+            MODEL is a model.safetensors file (its model-config.json beside it) or a directory holding both. \
+            Every source line is tokenized and ends with the end token; the output is one line per input line, \
+            in order.
+            """)
+
+    @Argument(help: "model.safetensors, or a directory with model.safetensors and model-config.json.") var model: String
+    @Option(help: "The model config (default: model-config.json next to the weights).") var config: String?
+    @Option(help: "The tokenizer (shared source/target vocabulary).") var tokenizer: String
+    @Option(help: "Beam size; 1 = greedy.") var beam: Int = 4
+    @Option(help: "Length penalty exponent α of ((5 + |Y|)/6)^α.") var alpha: Double = 0.6
+    @Option(help: "Sentences decoded together.") var batch: Int = 16
+    @Option(name: .customLong("max-extra"), help: "Output length limit: source length + this.") var maxExtra: Int = 50
+    @Option(help: "Compute threads.") var threads: Int = 1
+
+    func run() throws {
+        try reportingErrors {
+            guard beam >= 1, batch >= 1, maxExtra >= 0, threads >= 1 else {
+                throw ValidationError("--beam, --batch and --threads must be ≥ 1 and --max-extra ≥ 0")
+            }
+            var isDirectory: ObjCBool = false
+            let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
+            guard exists else { throw ValidationError("\(model): no such file or directory") }
+            let weights = isDirectory.boolValue ? model + "/model.safetensors" : model
+            let directory = isDirectory.boolValue ? model : (model as NSString).deletingLastPathComponent
+            let configPath = config ?? (directory.isEmpty ? "." : directory) + "/" + EncoderDecoderFile.fileName
+            let file = try EncoderDecoderFile.load(configPath)
+            let tok = try TokenizerFile.load(tokenizer)
+            guard tok.vocabularySize <= file.config.vocabularySize else {
+                throw ValidationError("\(tokenizer): \(tok.vocabularySize) tokens, but \(configPath) has vocabulary_size \(file.config.vocabularySize)")
+            }
+            func token(_ text: String?, _ fallbacks: [String], key: String) throws -> Int32 {
+                if let text {
+                    guard let id = tok.specialTokenID(text) else {
+                        throw ValidationError("\(configPath): \(key) '\(text)' is not a special token of \(tokenizer)")
+                    }
+                    return id
+                }
+                for f in fallbacks { if let id = tok.specialTokenID(f) { return id } }
+                throw ValidationError("\(tokenizer) has none of \(fallbacks.joined(separator: ", ")); set \(key) in \(configPath)")
+            }
+            let begin = try token(file.beginToken, ["<s>", "<|endoftext|>"], key: "begin_token")
+            let end = try token(file.endToken, ["</s>", "<|endoftext|>"], key: "end_token")
+            ThreadPool.configure(threads: threads)
+            let net = EncoderDecoder(config: file.config, maxBatch: batch)
+            try Safetensors.read(weights, layout: net.layout, into: net.parameters)
+            let translator = Translator(model: net, maxSentences: batch, maxBeam: beam)
+            let options = SearchOptions(beamSize: beam, lengthPenalty: Float(alpha), extraLength: maxExtra, begin: begin, end: end)
+
+            var lines: [String] = []
+            while let line = readLine(strippingNewline: true) { lines.append(line) }
+            let maxSource = file.config.maxLength - 1
+            var truncated = 0
+            let sources: [[Int32]] = try lines.enumerated().map { i, line in
+                var ids = try tok.encode(bytes: Array(line.utf8))
+                if ids.count > maxSource { ids.removeLast(ids.count - maxSource); truncated += 1 }
+                return ids + [end]
+            }
+            // Longest first, so each batch pads little; outputs go back to input order.
+            let order = sources.indices.sorted { sources[$0].count > sources[$1].count }
+            var outputs = [[Int32]](repeating: [], count: sources.count)
+            let t0 = Date()
+            var start = 0
+            while start < order.count {
+                let chunk = Array(order[start..<min(start + batch, order.count)])
+                let batchSources = chunk.map { sources[$0] }
+                let result = beam == 1 ? translator.greedy(batchSources, options: options) : translator.beam(batchSources, options: options)
+                for (i, r) in zip(chunk, result) { outputs[i] = r }
+                start += batch
+            }
+            for out in outputs {
+                var bytes = tok.decodeBytes(out)
+                bytes.append(0x0A)
+                bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }
+            }
+            fflush(stdout)
+            let seconds = Date().timeIntervalSince(t0)
+            FileHandle.standardError.write(Data(String(format: "translated %d sentences in %.1f s (%.1f sentences/s), beam %d\(truncated > 0 ? ", \(truncated) source(s) truncated to \(maxSource) tokens" : "")\n",
+                                                       lines.count, seconds, Double(lines.count) / max(seconds, 1e-9), beam).utf8))
+        }
+    }
+}
