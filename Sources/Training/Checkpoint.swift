@@ -13,6 +13,8 @@ public let loomVersion = "0.4.0"
 public struct TrainingState: Equatable {
     /// Optimizer steps completed (the next step to run).
     public var step = 0
+    /// Target tokens trained on so far.
+    public var tokensSeen = 0
     /// AdamW's update count (the t of its bias correction; skipped steps don't count).
     public var optimizerUpdates = 0
     /// Steps skipped for a non-finite loss or gradient, in total and in a row.
@@ -59,8 +61,8 @@ public final class CheckpointStore {
     /// (and `best` when this one has the best validation loss). On failure nothing is left
     /// half-written and the previous checkpoints are untouched.
     @discardableResult
-    public func save(model: GPT, optimizer: AdamW, state: TrainingState, config: LoomConfig,
-                     worldSize: Int, tokensPerStep: Int) throws -> String {
+    public func save(model: TrainableModel, optimizer: AdamW, state: TrainingState, config: LoomConfig,
+                     worldSize: Int) throws -> String {
         let fm = FileManager.default
         let name = Self.name(step: state.step)
         let final = directory + "/" + name
@@ -75,11 +77,11 @@ public final class CheckpointStore {
         }
         do {
             try Safetensors.write(temporary + "/model.safetensors", layout: model.layout, buffer: model.parameters,
-                                  metadata: ["format": "pt", "loom": "gpt", "step": "\(state.step)"])
+                                  metadata: ["format": "pt", "loom": model.kind, "step": "\(state.step)"])
             try Safetensors.write(temporary + "/optimizer.safetensors", layout: model.layout,
                                   buffers: [("exp_avg.", optimizer.m), ("exp_avg_sq.", optimizer.v)],
                                   metadata: ["format": "pt", "optimizer": "adamw", "step": "\(optimizer.updates)"])
-            let stateJSON = try Self.encode(state: state, config: config, worldSize: worldSize, tokensPerStep: tokensPerStep)
+            let stateJSON = try Self.encode(state: state, config: config, worldSize: worldSize)
             try AtomicFile.write(temporary + "/state.json", data: stateJSON)
             var files: [String: Any] = [:]
             for file in ["model.safetensors", "optimizer.safetensors", "state.json"] {
@@ -118,10 +120,10 @@ public final class CheckpointStore {
         }
     }
 
-    static func encode(state s: TrainingState, config: LoomConfig, worldSize: Int, tokensPerStep: Int) throws -> Data {
+    static func encode(state s: TrainingState, config: LoomConfig, worldSize: Int) throws -> Data {
         func number(_ x: Double?) -> Any { x.map { $0.isFinite ? $0 as Any : NSNull() } ?? NSNull() }
         let object: [String: Any] = [
-            "step": s.step, "tokens_seen": s.step * tokensPerStep, "optimizer_updates": s.optimizerUpdates,
+            "step": s.step, "tokens_seen": s.tokensSeen, "optimizer_updates": s.optimizerUpdates,
             "skipped_steps": s.skippedSteps, "nonfinite_in_a_row": s.nonfiniteInARow,
             "schedule": ["kind": config.schedule.kind, "plateau_scale": s.plateau.scale,
                          "plateau_best": number(s.plateau.best), "plateau_bad_evaluations": s.plateau.badEvaluations],
@@ -186,7 +188,7 @@ public final class CheckpointStore {
     }
 
     /// Loads a verified checkpoint into the model and optimizer; returns its state.
-    public static func load(_ path: String, model: GPT, optimizer: AdamW) throws -> TrainingState {
+    public static func load(_ path: String, model: TrainableModel, optimizer: AdamW) throws -> TrainingState {
         let object = try verify(path)
         try Safetensors.read(path + "/model.safetensors", layout: model.layout, into: model.parameters)
         try Safetensors.read(path + "/optimizer.safetensors", layout: model.layout,
@@ -194,6 +196,7 @@ public final class CheckpointStore {
         var s = TrainingState()
         s.step = object["step"] as? Int ?? 0
         s.optimizerUpdates = object["optimizer_updates"] as? Int ?? 0
+        s.tokensSeen = object["tokens_seen"] as? Int ?? 0
         s.skippedSteps = object["skipped_steps"] as? Int ?? 0
         s.nonfiniteInARow = object["nonfinite_in_a_row"] as? Int ?? 0
         if let schedule = object["schedule"] as? [String: Any] {

@@ -32,35 +32,45 @@ public struct LoomConfig: Codable, Equatable {
     }
 }
 
-/// The GPT's shape (see `GPTConfig`).
+/// The model: `kind: gpt` (GPT-2 architecture; `layers` blocks) or `kind: transformer` (the
+/// encoder-decoder of "Attention Is All You Need": `encoder_layers` + `layers` decoder blocks).
 public struct ModelSection: Codable, Equatable {
+    public var kind: String = "gpt"
     public var layers: Int
     public var heads: Int
     public var width: Int
-    /// Positions in the learned position table: the longest sequence the model reads.
+    /// Positions the model reads: the GPT's position table; the encoder-decoder's longest sequence.
     public var contextLength: Int
     /// Embedding, attention and residual dropout probability. Default 0.
     public var dropout: Double = 0
     /// Vocabulary size; default 0 = the tokenizer's. `loom bench` without a corpus needs it.
     public var vocabularySize: Int = 0
+    /// transformer: encoder blocks (default = layers), feed-forward width (0 = 4 × width), pre-LN
+    /// instead of the paper's post-LN.
+    public var encoderLayers: Int = 0
+    public var ffnWidth: Int = 0
+    public var preNorm: Bool = false
 
     enum CodingKeys: String, CodingKey {
-        case layers, heads, width, dropout
+        case kind, layers, heads, width, dropout
         case contextLength = "context_length", vocabularySize = "vocabulary_size"
+        case encoderLayers = "encoder_layers", ffnWidth = "ffn_width", preNorm = "pre_norm"
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "gpt"
         layers = try c.decode(Int.self, forKey: .layers)
         heads = try c.decode(Int.self, forKey: .heads)
         width = try c.decode(Int.self, forKey: .width)
         contextLength = try c.decode(Int.self, forKey: .contextLength)
         dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? 0
         vocabularySize = try c.decodeIfPresent(Int.self, forKey: .vocabularySize) ?? 0
+        encoderLayers = try c.decodeIfPresent(Int.self, forKey: .encoderLayers) ?? layers
+        ffnWidth = try c.decodeIfPresent(Int.self, forKey: .ffnWidth) ?? 0
+        preNorm = try c.decodeIfPresent(Bool.self, forKey: .preNorm) ?? false
     }
 }
 
-/// Where the tokens come from: a text file (`corpus`, tokenized at start-up) or a shard directory
-/// written by `loom tokenize` (`shards`, memory-mapped). Set exactly one of the two.
 public struct DataSection: Codable, Equatable {
     /// A text file; relative paths are taken from the current directory.
     public var corpus: String = ""
@@ -105,10 +115,14 @@ public struct TrainingSection: Codable, Equatable {
     /// A step whose loss or gradient is not finite is skipped (no update) and counted; this many in
     /// a row stop the run, without writing a checkpoint of the poisoned state.
     public var maximumNonfiniteSteps: Int = 5
+    /// transformer: the token budget of a global batch (sentences × longest side; 0 = no limit,
+    /// then `batch_size` sentences), and the label smoothing ε of the loss (0.1 in the paper).
+    public var maxTokens: Int = 0
+    public var labelSmoothing: Double = 0
 
     enum CodingKeys: String, CodingKey {
         case steps, seed, threads, batchSize = "batch_size", microBatchSize = "micro_batch_size"
-        case maximumNonfiniteSteps = "maximum_nonfinite_steps"
+        case maximumNonfiniteSteps = "maximum_nonfinite_steps", maxTokens = "max_tokens", labelSmoothing = "label_smoothing"
     }
     init() {}
     public init(from decoder: Decoder) throws {
@@ -119,6 +133,8 @@ public struct TrainingSection: Codable, Equatable {
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 1337
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? 0
         maximumNonfiniteSteps = try c.decodeIfPresent(Int.self, forKey: .maximumNonfiniteSteps) ?? 5
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 0
+        labelSmoothing = try c.decodeIfPresent(Double.self, forKey: .labelSmoothing) ?? 0
     }
 }
 
@@ -367,6 +383,13 @@ extension LoomConfig {
         if schedule.plateauPatience < 0 { throw fail("schedule.plateau_patience", "must be ≥ 0") }
         if checkpoint.interval < 0 { throw fail("checkpoint.interval", "must be ≥ 0 (0 = only at the end)") }
         if checkpoint.keep < 1 { throw fail("checkpoint.keep", "must be ≥ 1") }
+        if !["gpt", "transformer"].contains(m.kind) {
+            throw fail("model.kind", "unknown model '\(m.kind)' (available: gpt, transformer)")
+        }
+        if m.encoderLayers <= 0 { throw fail("model.encoder_layers", "must be positive") }
+        if m.ffnWidth < 0 { throw fail("model.ffn_width", "must be ≥ 0 (0 = 4 × width)") }
+        if t.maxTokens < 0 { throw fail("training.max_tokens", "must be ≥ 0 (0 = no token limit)") }
+        if !(0..<1).contains(t.labelSmoothing) { throw fail("training.label_smoothing", "must be in [0, 1)") }
         if t.maximumNonfiniteSteps < 1 { throw fail("training.maximum_nonfinite_steps", "must be ≥ 1") }
         if schedule.warmupSteps < 0 { throw fail("schedule.warmup_steps", "must be ≥ 0") }
         if schedule.minimumLearningRate < 0 || schedule.minimumLearningRate > o.learningRate {

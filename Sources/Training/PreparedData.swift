@@ -58,3 +58,33 @@ extension PreparedData {
         self.corpus = corpus
     }
 }
+
+/// The parallel corpora (training and validation shard directories from `loom tokenize --source
+/// … --target …`) and shared tokenizer of a translation config, with its begin/end tokens.
+public struct PreparedTranslationData {
+    public let tokenizer: Tokenizer
+    public let train: ParallelCorpus
+    public let validation: ParallelCorpus
+    public let begin: Int32, end: Int32
+
+    public init(config: LoomConfig) throws {
+        let d = config.data
+        guard !d.shards.isEmpty else {
+            throw ConfigError(file: "config", key: "data.shards",
+                              message: "model.kind transformer needs a parallel shard directory (loom tokenize --source F --target F --out DIR)")
+        }
+        guard !d.validationShards.isEmpty else {
+            throw ConfigError(file: "config", key: "data.validation_shards", message: "model.kind transformer needs a parallel validation shard directory")
+        }
+        let tok = try ShardCorpus(directory: d.shards).tokenizer
+        tokenizer = tok
+        train = try ParallelCorpus(directory: d.shards)
+        validation = try ParallelCorpus(directory: d.validationShards)
+        func special(_ names: [String]) -> Int32? { names.compactMap { tok.specialTokenID($0) }.first }
+        guard let b = special(["<s>", "<|endoftext|>"]), let e = special(["</s>", "<|endoftext|>"]) else {
+            throw ConfigError(file: "config", key: "data.shards",
+                              message: "the tokenizer has neither <s>/</s> nor <|endoftext|>; train it with --special '<|endoftext|>'")
+        }
+        begin = b; end = e
+    }
+}

@@ -24,24 +24,20 @@ public struct TrainingSummary {
 
 public final class Trainer {
     public let config: LoomConfig
-    public let model: GPT
+    /// The model and its data (GPT on windows, or the encoder-decoder on sentence pairs).
+    public let task: TrainingTask
+    public var model: TrainableModel { task.model }
+    /// The GPT, when the task trains one (sampling, benchmarks).
+    public var gpt: GPT? { (task as? LanguageModelTask)?.gpt }
     public let optimizer: AdamW
     public let schedule: LearningRateSchedule
     public let communicator: Communicator
     /// The gradient all-reduce, bucket by bucket, overlapped with backward.
     public let buckets: GradientBuckets
-    let trainSampler: WindowSampler
-    let validationSampler: WindowSampler
     /// Where the coordinator logs and saves; nil for benchmarks.
     public var run: RunDirectory?
     let progress: Progress
 
-    /// Sequences per forward/backward, and micro-steps per optimizer step on this rank.
-    public let microBatch: Int
-    public let microSteps: Int
-    let time: Int
-    let inputs: UnsafeMutablePointer<Int32>    // (microBatch, T)
-    let targets: UnsafeMutablePointer<Int32>   // (microBatch, T)
     private var reduction = [Double](repeating: 0, count: 3)
     private var broadcastSlot = [Double](repeating: 0, count: 1)
     /// Step counter, skip counts, plateau and best-validation state (what a checkpoint restores).
@@ -53,29 +49,22 @@ public final class Trainer {
     /// Steps whose loss or gradient was not finite (update skipped).
     public var skippedSteps: Int { state.skippedSteps }
 
-    public init(config: LoomConfig, data: PreparedData, communicator: Communicator,
+    /// A GPT language-model run on `data`.
+    public convenience init(config: LoomConfig, data: PreparedData, communicator: Communicator,
+                            run: RunDirectory?, progress: Progress) throws {
+        try self.init(config: config, task: LanguageModelTask(config: config, data: data, world: communicator.worldSize),
+                      communicator: communicator, run: run, progress: progress)
+    }
+
+    public init(config: LoomConfig, task: TrainingTask, communicator: Communicator,
                 run: RunDirectory?, progress: Progress) throws {
         self.config = config
+        self.task = task
         self.communicator = communicator
         self.run = run
         self.progress = progress
-        let t = config.training
-        let world = communicator.worldSize
-        guard t.batchSize % (world * t.microBatchSize) == 0 else {
-            throw ConfigError(file: "config", key: "training.batch_size",
-                              message: "\(t.batchSize) is not divisible by ranks (\(world)) × micro_batch_size (\(t.microBatchSize))"
-                              + (t.batchSize % world == 0 ? "; e.g. --set training.micro_batch_size=\(t.batchSize / world)" : ""))
-        }
-        microBatch = t.microBatchSize
-        microSteps = t.batchSize / (world * t.microBatchSize)
-        time = config.model.contextLength
-        let gpt = config.gptConfig(vocabularySize: data.tokenizer.vocabularySize)
-        guard gpt.vocabularySize >= data.tokenizer.vocabularySize else {
-            throw ConfigError(file: "config", key: "model.vocabulary_size",
-                              message: "\(gpt.vocabularySize) is smaller than the tokenizer's \(data.tokenizer.vocabularySize)")
-        }
-        model = GPT(config: gpt, maxBatch: microBatch)
-        let o = config.optimizer
+        let t = config.training, o = config.optimizer
+        let model = task.model
         optimizer = AdamW(layout: model.layout, beta1: Float(o.beta1), beta2: Float(o.beta2),
                           epsilon: Float(o.epsilon), weightDecay: Float(o.weightDecay))
         schedule = LearningRateSchedule(kind: .init(rawValue: config.schedule.kind)!, peak: o.learningRate,
@@ -84,13 +73,6 @@ public final class Trainer {
                                         width: config.model.width)
         state.plateau = ReduceOnPlateau(factor: config.schedule.plateauFactor, patience: config.schedule.plateauPatience,
                                         minimumScale: config.schedule.minimumLearningRate / o.learningRate)
-        let seed = UInt64(t.seed)
-        trainSampler = try WindowSampler(tokens: data.corpus.train, time: time, seed: seed, purpose: 1,
-                                         path: data.corpus.path, split: "training")
-        validationSampler = try WindowSampler(tokens: data.corpus.validation, time: time, seed: seed, purpose: 2,
-                                              path: data.corpus.path, split: "validation")
-        inputs = .allocate(capacity: microBatch * time)
-        targets = .allocate(capacity: microBatch * time)
         buckets = GradientBuckets(groups: model.layout.groups.map(\.range),
                                   bucketBytes: Int(config.distributed.bucketMegabytes * 1048576),
                                   gradients: model.gradients.pointer, communicator: communicator,
@@ -101,11 +83,9 @@ public final class Trainer {
 
         // Every rank must run the same config and binary; rank 0 initialises, everyone receives.
         try ReplicaCheck.sameRun(config: config, communicator: communicator)
-        if communicator.isCoordinator { model.initialize(seed: seed) }
+        if communicator.isCoordinator { model.initialize(seed: UInt64(t.seed)) }
         communicator.broadcast(model.parameters.pointer, bytes: model.parameters.bytes, root: 0)
     }
-
-    deinit { inputs.deallocate(); targets.deallocate() }
 
     /// What one optimizer step reports back.
     public struct StepResult {
@@ -120,20 +100,18 @@ public final class Trainer {
     /// One optimizer step at `step` (0-based). `stopRequested` is this rank's stop request; it is
     /// summed with the loss, so all ranks agree on it at the same step boundary.
     public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool = false) -> StepResult {
-        let world = communicator.worldSize, perRank = config.training.batchSize / world
-        let scale = Float(1.0 / Double(config.training.batchSize * time))
+        let world = communicator.worldSize, rank = communicator.rank
+        let scale = Float(1.0 / Double(max(task.globalTokens(step: step), 1)))
         let dropoutKey = CounterRandom.key(UInt64(config.training.seed), 3, UInt64(step))
         VectorOps.zero(model.gradients.pointer, count: model.gradients.count)
         var lossSum = 0.0, counted = 0
-        for micro in 0..<microSteps {
-            // Rank r's share of the global batch: examples r·perRank ..< (r+1)·perRank, in micro-batches.
-            let first = communicator.rank * perRank + micro * microBatch
-            if micro == microSteps - 1 { buckets.arm() }
-            trainSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: step, firstExample: first)
-            let (sum, count) = model.forward(tokens: inputs, targets: targets, batch: microBatch, time: time,
-                                             dropout: DropoutStream(key: dropoutKey, firstExample: first))
+        let micros = task.microBatches(step: step, rank: rank, world: world)
+        if micros == 0 { buckets.arm() }   // nothing to compute here, but the reductions must run
+        for micro in 0..<micros {
+            if micro == micros - 1 { buckets.arm() }
+            let (sum, count) = task.trainMicroBatch(step: step, micro: micro, rank: rank, world: world,
+                                                    scale: scale, dropoutKey: dropoutKey)
             lossSum += sum; counted += count
-            model.backward(tokens: inputs, targets: targets, scale: scale)
         }
         Profiler.measure(.communication) {
             buckets.finish()
@@ -154,17 +132,10 @@ public final class Trainer {
         return StepResult(loss: loss, updated: true, stopRequested: stop)
     }
 
-    /// Mean validation loss over `batches` fixed batches (the same ones at every evaluation).
+    /// The validation loss (the task decides over which batches), the same on every rank.
     public func evaluate(batches: Int) -> Double {
-        var sum = 0.0, count = 0
-        var b = communicator.rank
-        while b < batches {
-            validationSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: b, firstExample: 0)
-            let r = model.forward(tokens: inputs, targets: targets, batch: microBatch, time: time)
-            sum += r.sum / Double(max(r.count, 1)); count += 1
-            b += communicator.worldSize
-        }
-        reduction[0] = sum; reduction[1] = Double(count); reduction[2] = 0
+        let part = task.validationPart(batches: batches, rank: communicator.rank, world: communicator.worldSize)
+        reduction[0] = part.sum; reduction[1] = part.count; reduction[2] = 0
         reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 3) }
         return reduction[0] / max(reduction[1], 1)
     }
@@ -183,14 +154,14 @@ public final class Trainer {
     /// Continues from a checkpoint: rank 0 reads and verifies it, every rank receives the weights,
     /// AdamW moments and state. Shapes that differ from the config are an error naming the tensor.
     public func resume(from path: String) throws {
-        var fields = [Double](repeating: 0, count: 9)
+        var fields = [Double](repeating: 0, count: 10)
         var failure: Error?
         if communicator.isCoordinator {
             do {
                 let s = try CheckpointStore.load(path, model: model, optimizer: optimizer)
                 fields = [Double(s.step), Double(s.optimizerUpdates), Double(s.skippedSteps), Double(s.nonfiniteInARow),
                           s.plateau.scale, s.plateau.best, Double(s.plateau.badEvaluations),
-                          s.validationLoss ?? .nan, s.bestValidationLoss ?? .nan]
+                          s.validationLoss ?? .nan, s.bestValidationLoss ?? .nan, Double(s.tokensSeen)]
             } catch {
                 failure = error
                 fields[0] = -1
@@ -209,6 +180,7 @@ public final class Trainer {
         state.plateau.scale = fields[4]; state.plateau.best = fields[5]; state.plateau.badEvaluations = Int(fields[6])
         state.validationLoss = fields[7].isNaN ? nil : fields[7]
         state.bestValidationLoss = fields[8].isNaN ? nil : fields[8]
+        state.tokensSeen = Int(fields[9])
         optimizer.updates = state.optimizerUpdates
     }
 
@@ -218,7 +190,7 @@ public final class Trainer {
         guard communicator.isCoordinator, let checkpoints else { return nil }
         state.optimizerUpdates = optimizer.updates
         let path = try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config,
-                                        worldSize: communicator.worldSize, tokensPerStep: config.training.batchSize * time)
+                                        worldSize: communicator.worldSize)
         progress.message("checkpoint: \(path)")
         return path
     }
@@ -228,21 +200,22 @@ public final class Trainer {
     /// was signalled to stop, and `TrainingError.nonfinite` when too many steps in a row failed.
     public func train() throws -> TrainingSummary {
         let total = config.training.steps
-        let tokensPerStep = Double(config.training.batchSize * time)
         let logEvery = config.logging.interval, evalEvery = config.evaluation.interval
         let checkpointEvery = config.checkpoint.interval
         let start = monotonicSeconds()
         var trainingSeconds = 0.0, lastValidation: Double?
-        var windowStart = monotonicSeconds(), windowSteps = 0, windowLoss = 0.0
-        let firstStep = state.step
+        var windowStart = monotonicSeconds(), windowSteps = 0, windowLoss = 0.0, windowTokens = 0.0
+        let firstStep = state.step, firstTokens = state.tokensSeen
 
         while state.step < total {
             let step = state.step
             let lr = learningRate(at: step)
+            let stepTokens = Double(task.globalTokens(step: step))
             let t0 = monotonicSeconds()
             let result = trainStep(step, learningRate: lr, stopRequested: loom_stop_signal() != 0)
             trainingSeconds += monotonicSeconds() - t0
             state.step += 1
+            state.tokensSeen += Int(stepTokens)
             state.validationLoss = nil
             if result.updated {
                 state.nonfiniteInARow = 0
@@ -253,22 +226,23 @@ public final class Trainer {
                     throw TrainingError.nonfinite(steps: state.nonfiniteInARow, lastStep: state.step)
                 }
             }
-            windowSteps += 1; windowLoss += result.loss
+            windowSteps += 1; windowLoss += result.loss; windowTokens += stepTokens
+            let tokensPerStep = windowTokens / Double(windowSteps)
 
             let done = state.step == total
             if state.step % logEvery == 0 || done || state.step == firstStep + 1 {
                 let now = monotonicSeconds()
-                let rate = Double(windowSteps) * tokensPerStep / max(now - windowStart, 1e-9)
+                let rate = windowTokens / max(now - windowStart, 1e-9)
                 let meanLoss = windowLoss / Double(windowSteps)
                 if communicator.isCoordinator {
-                    run?.log(["step": state.step, "train_loss": meanLoss, "lr": lr, "tokens": Int(Double(state.step) * tokensPerStep),
+                    run?.log(["step": state.step, "train_loss": meanLoss, "lr": lr, "tokens": state.tokensSeen,
                               "elapsed_s": now - start, "tokens_per_s": rate])
                     progress.status(step: state.step, total: total, loss: meanLoss, learningRate: lr, tokensPerSecond: rate,
                                     remainingSeconds: Double(total - state.step) * tokensPerStep / rate, line: true)
                 }
-                windowStart = monotonicSeconds(); windowSteps = 0; windowLoss = 0
+                windowStart = monotonicSeconds(); windowSteps = 0; windowLoss = 0; windowTokens = 0
             } else if communicator.isCoordinator, progress.isTerminal {
-                let rate = Double(windowSteps) * tokensPerStep / max(monotonicSeconds() - windowStart, 1e-9)
+                let rate = windowTokens / max(monotonicSeconds() - windowStart, 1e-9)
                 progress.status(step: state.step, total: total, loss: result.loss, learningRate: lr, tokensPerSecond: rate,
                                 remainingSeconds: Double(total - state.step) * tokensPerStep / rate, line: false)
             }
@@ -280,8 +254,8 @@ public final class Trainer {
                     if schedule.kind == .plateau, state.plateau.observe(validationLoss: validation) {
                         progress.message(String(format: "validation loss stopped improving: learning rate × %.3g", state.plateau.scale))
                     }
-                    run?.log(["step": state.step, "train_loss": result.loss, "lr": lr, "tokens": Int(Double(state.step) * tokensPerStep),
-                              "elapsed_s": monotonicSeconds() - start, "tokens_per_s": Double(state.step - firstStep) * tokensPerStep / trainingSeconds,
+                    run?.log(["step": state.step, "train_loss": result.loss, "lr": lr, "tokens": state.tokensSeen,
+                              "elapsed_s": monotonicSeconds() - start, "tokens_per_s": Double(state.tokensSeen - firstTokens) / trainingSeconds,
                               "val_loss": validation])
                     progress.message(String(format: "step %d: val loss %.4f (mean of %d batches)", state.step, validation,
                                             config.evaluation.batches))
@@ -300,7 +274,7 @@ public final class Trainer {
                 run?.close()
                 progress.message("loom train: paused after step \(state.step) as asked (--stop-after); continue with --resume latest")
                 return TrainingSummary(steps: state.step, finalValidationLoss: state.validationLoss, trainingSeconds: trainingSeconds,
-                                       tokensPerSecond: Double(state.step - firstStep) * tokensPerStep / max(trainingSeconds, 1e-9),
+                                       tokensPerSecond: Double(state.tokensSeen - firstTokens) / max(trainingSeconds, 1e-9),
                                        parameterHash: nil, paused: true)
             }
             if result.stopRequested && !done {
@@ -311,12 +285,12 @@ public final class Trainer {
         let hash = try ReplicaCheck.identicalParameters(model.parameters, communicator: communicator)
         if communicator.isCoordinator, let run {
             try Safetensors.write(run.modelPath, layout: model.layout, buffer: model.parameters,
-                                  metadata: ["format": "pt", "loom": "gpt", "step": "\(state.step)"])
+                                  metadata: ["format": "pt", "loom": model.kind, "step": "\(state.step)"])
             run.close()
         }
         return TrainingSummary(steps: state.step, finalValidationLoss: lastValidation ?? state.validationLoss,
                                trainingSeconds: trainingSeconds,
-                               tokensPerSecond: Double(state.step - firstStep) * tokensPerStep / max(trainingSeconds, 1e-9),
+                               tokensPerSecond: Double(state.tokensSeen - firstTokens) / max(trainingSeconds, 1e-9),
                                parameterHash: hash)
     }
 }

@@ -42,7 +42,8 @@ struct BenchCommand: ParsableCommand {
             ThreadPool.configure(threads: threads)
             let trainer = try Trainer(config: config, data: data, communicator: job,
                                       run: nil, progress: Progress(enabled: false))
-            let model = trainer.model, c = model.config
+            guard let model = trainer.gpt else { throw ValidationError("loom bench measures GPT configs (model.kind: gpt)") }
+            let c = model.config
             // The global batch: every rank's share of it.
             let tokensPerStep = config.training.batchSize * c.contextLength
 

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Training
+import Data
 import Kernels
 import Distributed
 import CSignals
@@ -27,10 +28,21 @@ struct TrainCommand: ParsableCommand {
         try reportingErrors {
             let job = try joinJob()
             let config = try LoomConfig.load(path: config, overrides: overrides)
-            let data = try PreparedData(config: config)
             ThreadPool.configure(threads: threadsPerRank(configured: config.training.threads, job: job))
-            let progress = Progress(enabled: !quiet && job.isCoordinator)
-            let trainer = try Trainer(config: config, data: data, communicator: job, run: nil, progress: progress)
+            let progress = Training.Progress(enabled: !quiet && job.isCoordinator)
+            let tokenizer: Tokenizer
+            let task: TrainingTask
+            if config.model.kind == "transformer" {
+                let data = try PreparedTranslationData(config: config)
+                tokenizer = data.tokenizer
+                task = try TranslationTask(config: config, train: data.train, validation: data.validation,
+                                           tokenizer: data.tokenizer, begin: data.begin, end: data.end)
+            } else {
+                let data = try PreparedData(config: config)
+                tokenizer = data.tokenizer
+                task = try LanguageModelTask(config: config, data: data, world: job.worldSize)
+            }
+            let trainer = try Trainer(config: config, task: task, communicator: job, run: nil, progress: progress)
             loom_install_stop_handlers()
             // Which checkpoint to continue from: rank 0 decides (it reads the files) and tells the others.
             let path = try runPath()
@@ -49,17 +61,15 @@ struct TrainCommand: ParsableCommand {
                 let run: RunDirectory
                 if resuming == 1 {
                     run = try RunDirectory(resuming: path, afterStep: trainer.state.step)
-                    try run.writeConfigAndTokenizer(config: config, tokenizer: data.tokenizer)
+                    try run.writeConfigAndTokenizer(config: config, tokenizer: tokenizer)
                 } else {
                     run = try RunDirectory(creating: path, replacing: resume == "auto")
-                    try run.writeStart(config: config, tokenizer: data.tokenizer)
+                    try run.writeStart(config: config, tokenizer: tokenizer)
                 }
                 trainer.run = run
                 trainer.checkpoints = CheckpointStore(run: path, keep: config.checkpoint.keep)
             }
-            progress.message("loom train: \(trainer.model.layout.count) parameters, vocabulary \(trainer.model.config.vocabularySize), "
-                             + "\(job.worldSize) rank(s) × \(trainer.microSteps) micro-step(s) of \(trainer.microBatch), "
-                             + "\(ThreadPool.shared.threads) thread(s) per rank, run dir \(path)")
+            progress.message("loom train: \(task.describe(world: job.worldSize)), \(ThreadPool.shared.threads) thread(s) per rank, run dir \(path)")
             trainer.stopAfterStep = stopAfter
             let summary: TrainingSummary
             do { summary = try trainer.train() } catch let stop as Preempted {

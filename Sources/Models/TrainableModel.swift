@@ -1,0 +1,21 @@
+// TrainableModel: what the trainer needs of any model — one flat parameter buffer and a gradient
+// buffer of the same layout, hooks that backward calls, initialisation. It is not a layer API:
+// each model's forward/backward has its own shape-specific signature (see the training tasks).
+
+public protocol TrainableModel: AnyObject {
+    var layout: ParameterLayout { get }
+    var parameters: FlatBuffer { get }
+    var gradients: FlatBuffer { get }
+    /// Bytes of activations and backward scratch (the memory plan).
+    var activationBytes: Int { get }
+    /// Called after backward finishes each layout group (in reverse), so all-reduce can start.
+    var onGroupReady: ((Int) -> Void)? { get set }
+    /// Called between the layers of backward, so communication in flight can progress.
+    var onBackwardProgress: (() -> Void)? { get set }
+    func initialize(seed: UInt64)
+    /// A short name written into saved files ("gpt", "transformer").
+    var kind: String { get }
+}
+
+extension GPT: TrainableModel { public var kind: String { "gpt" } }
+extension EncoderDecoder: TrainableModel { public var kind: String { "transformer" } }

@@ -1,0 +1,219 @@
+// TrainingTask: what the one trainer loop trains — a model and the data that feeds it — as two
+// implementations: LanguageModelTask (GPT on token windows) and TranslationTask (the encoder-
+// decoder on token-count batches of sentence pairs). It is not the loop (Trainer): the loop splits
+// the global batch across ranks and micro-steps by asking the task, and owns everything else.
+import Foundation
+import Kernels
+import Models
+import Data
+
+public protocol TrainingTask: AnyObject {
+    var model: TrainableModel { get }
+    /// Loss terms (target tokens) of the whole global batch of `step`; gradients are scaled by its
+    /// inverse so micro-batches and ranks add up to the mean.
+    func globalTokens(step: Int) -> Int
+    /// How many micro-batches rank `rank` of `world` runs at `step`.
+    func microBatches(step: Int, rank: Int, world: Int) -> Int
+    /// Forward and backward (gradients added, times `scale`) of one micro-batch; returns (Σ loss, tokens).
+    func trainMicroBatch(step: Int, micro: Int, rank: Int, world: Int, scale: Float, dropoutKey: UInt64) -> (sum: Double, count: Int)
+    /// This rank's share of the validation loss as (numerator, denominator) to be summed over ranks.
+    func validationPart(batches: Int, rank: Int, world: Int) -> (sum: Double, count: Double)
+    /// A line describing the batch layout, for the start-up message.
+    func describe(world: Int) -> String
+}
+
+/// GPT on (context + 1)-token windows: example e of step s is the same window whichever rank or
+/// micro-step draws it; rank r takes examples r·B/W ..< (r+1)·B/W in micro-batches.
+public final class LanguageModelTask: TrainingTask {
+    public let gpt: GPT
+    public var model: TrainableModel { gpt }
+    let batchSize: Int, microBatch: Int, time: Int
+    let trainSampler: WindowSampler
+    let validationSampler: WindowSampler
+    let inputs: UnsafeMutablePointer<Int32>    // (microBatch, T)
+    let targets: UnsafeMutablePointer<Int32>   // (microBatch, T)
+
+    public init(config: LoomConfig, data: PreparedData, world: Int) throws {
+        let t = config.training
+        guard t.batchSize % (world * t.microBatchSize) == 0 else {
+            throw ConfigError(file: "config", key: "training.batch_size",
+                              message: "\(t.batchSize) is not divisible by ranks (\(world)) × micro_batch_size (\(t.microBatchSize))"
+                              + (t.batchSize % world == 0 ? "; e.g. --set training.micro_batch_size=\(t.batchSize / world)" : ""))
+        }
+        batchSize = t.batchSize
+        microBatch = t.microBatchSize
+        time = config.model.contextLength
+        let shape = config.gptConfig(vocabularySize: data.tokenizer.vocabularySize)
+        guard shape.vocabularySize >= data.tokenizer.vocabularySize else {
+            throw ConfigError(file: "config", key: "model.vocabulary_size",
+                              message: "\(shape.vocabularySize) is smaller than the tokenizer's \(data.tokenizer.vocabularySize)")
+        }
+        gpt = GPT(config: shape, maxBatch: microBatch)
+        let seed = UInt64(t.seed)
+        trainSampler = try WindowSampler(tokens: data.corpus.train, time: time, seed: seed, purpose: 1,
+                                         path: data.corpus.path, split: "training")
+        validationSampler = try WindowSampler(tokens: data.corpus.validation, time: time, seed: seed, purpose: 2,
+                                              path: data.corpus.path, split: "validation")
+        inputs = .allocate(capacity: microBatch * time)
+        targets = .allocate(capacity: microBatch * time)
+    }
+
+    deinit { inputs.deallocate(); targets.deallocate() }
+
+    public func globalTokens(step: Int) -> Int { batchSize * time }
+
+    public func microBatches(step: Int, rank: Int, world: Int) -> Int { batchSize / (world * microBatch) }
+
+    public func trainMicroBatch(step: Int, micro: Int, rank: Int, world: Int, scale: Float, dropoutKey: UInt64) -> (sum: Double, count: Int) {
+        let first = rank * (batchSize / world) + micro * microBatch
+        trainSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: step, firstExample: first)
+        let r = gpt.forward(tokens: inputs, targets: targets, batch: microBatch, time: time,
+                            dropout: DropoutStream(key: dropoutKey, firstExample: first))
+        gpt.backward(tokens: inputs, targets: targets, scale: scale)
+        return r
+    }
+
+    /// Mean over `batches` fixed validation batches of each batch's mean loss.
+    public func validationPart(batches: Int, rank: Int, world: Int) -> (sum: Double, count: Double) {
+        var sum = 0.0, count = 0.0
+        var b = rank
+        while b < batches {
+            validationSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: b, firstExample: 0)
+            let r = gpt.forward(tokens: inputs, targets: targets, batch: microBatch, time: time)
+            sum += r.sum / Double(max(r.count, 1)); count += 1
+            b += world
+        }
+        return (sum, count)
+    }
+
+    public func describe(world: Int) -> String {
+        "\(gpt.layout.count) parameters, vocabulary \(gpt.config.vocabularySize), \(world) rank(s) × "
+            + "\(microBatches(step: 0, rank: 0, world: world)) micro-step(s) of \(microBatch) windows of \(time)"
+    }
+}
+
+/// The encoder-decoder on sentence pairs: each step's global batch is one token-count batch
+/// (fairseq's max-tokens, length-bucketed, reshuffled every epoch by the seed); rank r takes pairs
+/// r·n/W ..< (r+1)·n/W of it, in micro-batches of at most `micro_batch_size` pairs. Sequences:
+/// source = tokens + [end]; decoder input = [begin] + tokens; target = tokens + [end].
+public final class TranslationTask: TrainingTask {
+    public let transformer: EncoderDecoder
+    public var model: TrainableModel { transformer }
+    let train: ParallelCorpus, validation: ParallelCorpus
+    let begin: Int32, end: Int32
+    let maxTokens: Int, maxSentences: Int, microBatch: Int, seed: UInt64
+    let labelSmoothing: Float
+    /// Batches of the current epoch (pair indices), rebuilt when the epoch changes.
+    private var epoch = -1
+    private var batches: [[Int]] = []
+    private let trainLengths: (source: [Int], target: [Int])
+    private let validationBatches: [[Int]]
+    let source: UnsafeMutablePointer<Int32>, sourceLengths: UnsafeMutablePointer<Int32>
+    let targetInput: UnsafeMutablePointer<Int32>, targetOutput: UnsafeMutablePointer<Int32>
+
+    public init(config: LoomConfig, train: ParallelCorpus, validation: ParallelCorpus, tokenizer: Tokenizer,
+                begin: Int32, end: Int32) throws {
+        let m = config.model, t = config.training
+        self.train = train; self.validation = validation; self.begin = begin; self.end = end
+        maxTokens = t.maxTokens > 0 ? t.maxTokens : Int.max
+        maxSentences = t.batchSize
+        microBatch = t.microBatchSize
+        seed = UInt64(t.seed)
+        labelSmoothing = Float(t.labelSmoothing)
+        let shape = EncoderDecoderConfig(vocabularySize: tokenizer.vocabularySize, maxLength: m.contextLength,
+                                         encoderLayers: m.encoderLayers, decoderLayers: m.layers, width: m.width,
+                                         heads: m.heads, ffnWidth: m.ffnWidth > 0 ? m.ffnWidth : 4 * m.width,
+                                         dropout: Float(m.dropout), preNorm: m.preNorm)
+        transformer = EncoderDecoder(config: shape, maxBatch: microBatch)
+        func lengths(_ c: ParallelCorpus) -> (source: [Int], target: [Int]) {
+            ((0..<c.count).map { c.pairs.sourceOffsets[$0 + 1] - c.pairs.sourceOffsets[$0] + 1 },
+             (0..<c.count).map { c.pairs.targetOffsets[$0 + 1] - c.pairs.targetOffsets[$0] + 1 })
+        }
+        let l = lengths(train)
+        trainLengths = l
+        if let i = l.source.indices.first(where: { max(l.source[$0], l.target[$0]) > m.contextLength }) {
+            throw ConfigError(file: "config", key: "model.context_length",
+                              message: "training pair \(i) needs \(max(l.source[i], l.target[i])) positions, more than \(m.contextLength); raise it or filter long pairs")
+        }
+        let v = lengths(validation), size = microBatch
+        let order = (0..<validation.count).sorted { max(v.source[$0], v.target[$0]) < max(v.source[$1], v.target[$1]) }
+        validationBatches = stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min($0 + size, order.count)]) }
+        let capacity = microBatch * m.contextLength
+        source = .allocate(capacity: capacity); sourceLengths = .allocate(capacity: microBatch)
+        targetInput = .allocate(capacity: capacity); targetOutput = .allocate(capacity: capacity)
+        guard try !TokenBatcher.batches(sourceLengths: l.source, targetLengths: l.target,
+                                        maxTokens: t.maxTokens > 0 ? t.maxTokens : Int.max, maxSentences: t.batchSize,
+                                        seed: UInt64(t.seed)).isEmpty else {
+            throw ConfigError(file: "config", key: "data.shards", message: "the training corpus has no pairs")
+        }
+    }
+
+    deinit { source.deallocate(); sourceLengths.deallocate(); targetInput.deallocate(); targetOutput.deallocate() }
+
+    /// The global batch of `step`.
+    func batch(step: Int) -> [Int] {
+        if batches.isEmpty || step / batches.count != epoch {
+            if batches.isEmpty { epoch = 0 } else { epoch = step / batches.count }
+            batches = (try? TokenBatcher.batches(sourceLengths: trainLengths.source, targetLengths: trainLengths.target,
+                                                 maxTokens: maxTokens, maxSentences: maxSentences, seed: seed, epoch: epoch)) ?? []
+            epoch = step / batches.count
+        }
+        return batches[step % batches.count]
+    }
+
+    func share(_ pairs: [Int], rank: Int, world: Int) -> ArraySlice<Int> {
+        pairs[(rank * pairs.count / world)..<((rank + 1) * pairs.count / world)]
+    }
+
+    public func globalTokens(step: Int) -> Int { batch(step: step).reduce(0) { $0 + trainLengths.target[$1] } }
+
+    public func microBatches(step: Int, rank: Int, world: Int) -> Int {
+        (share(batch(step: step), rank: rank, world: world).count + microBatch - 1) / microBatch
+    }
+
+    /// Fills the (B, S) source, (B) lengths and (B, T) decoder input / target for `pairs`.
+    func fill(_ corpus: ParallelCorpus, _ pairs: ArraySlice<Int>) -> (B: Int, S: Int, T: Int) {
+        let items = pairs.map { corpus.pair($0) }
+        let S = items.map { $0.source.count + 1 }.max() ?? 1, T = items.map { $0.target.count + 1 }.max() ?? 1
+        source.update(repeating: 0, count: items.count * S)
+        targetInput.update(repeating: 0, count: items.count * T)
+        targetOutput.update(repeating: -1, count: items.count * T)
+        for (b, item) in items.enumerated() {
+            for (i, token) in item.source.enumerated() { source[b * S + i] = token }
+            source[b * S + item.source.count] = end
+            sourceLengths[b] = Int32(item.source.count + 1)
+            targetInput[b * T] = begin
+            for (i, token) in item.target.enumerated() { targetInput[b * T + i + 1] = token; targetOutput[b * T + i] = token }
+            targetOutput[b * T + item.target.count] = end
+        }
+        return (items.count, S, T)
+    }
+
+    public func trainMicroBatch(step: Int, micro: Int, rank: Int, world: Int, scale: Float, dropoutKey: UInt64) -> (sum: Double, count: Int) {
+        let all = batch(step: step), mine = share(all, rank: rank, world: world)
+        let lo = mine.startIndex + micro * microBatch, hi = min(lo + microBatch, mine.endIndex)
+        let (B, S, T) = fill(train, mine[lo..<hi])
+        let r = transformer.forward(source: source, sourceLengths: sourceLengths, targetInput: targetInput,
+                                    targetOutput: targetOutput, batch: B, sourceLength: S, targetLength: T,
+                                    labelSmoothing: labelSmoothing, dropout: DropoutStream(key: dropoutKey, firstExample: lo))
+        transformer.backward(scale: scale)
+        return r
+    }
+
+    /// Σ loss and Σ tokens over the whole validation set (no label smoothing: the true NLL).
+    public func validationPart(batches: Int, rank: Int, world: Int) -> (sum: Double, count: Double) {
+        var sum = 0.0, count = 0.0
+        for (i, pairs) in validationBatches.enumerated() where i % world == rank {
+            let (B, S, T) = fill(validation, pairs[...])
+            let r = transformer.forward(source: source, sourceLengths: sourceLengths, targetInput: targetInput,
+                                        targetOutput: targetOutput, batch: B, sourceLength: S, targetLength: T)
+            sum += r.sum; count += Double(r.count)
+        }
+        return (sum, count)
+    }
+
+    public func describe(world: Int) -> String {
+        "\(transformer.layout.count) parameters, vocabulary \(transformer.config.vocabularySize), \(train.count) training pairs, "
+            + "batches of ≤ \(maxSentences) pairs / \(maxTokens == Int.max ? "any" : "\(maxTokens)") tokens over \(world) rank(s), micro-batches of ≤ \(microBatch)"
+    }
+}
