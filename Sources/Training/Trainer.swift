@@ -257,8 +257,8 @@ public final class Trainer {
                     run?.log(["step": state.step, "train_loss": result.loss, "lr": lr, "tokens": state.tokensSeen,
                               "elapsed_s": monotonicSeconds() - start, "tokens_per_s": Double(state.tokensSeen - firstTokens) / trainingSeconds,
                               "val_loss": validation])
-                    progress.message(String(format: "step %d: val loss %.4f (mean of %d batches)", state.step, validation,
-                                            config.evaluation.batches))
+                    progress.message(String(format: "step %d: val loss %.4f (%@)", state.step, validation,
+                                            task.validationDescription(batches: config.evaluation.batches)))
                 }
                 windowStart = monotonicSeconds()
             }

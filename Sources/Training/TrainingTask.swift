@@ -20,6 +20,8 @@ public protocol TrainingTask: AnyObject {
     func validationPart(batches: Int, rank: Int, world: Int) -> (sum: Double, count: Double)
     /// A line describing the batch layout, for the start-up message.
     func describe(world: Int) -> String
+    /// What one validation pass covers (for its message).
+    func validationDescription(batches: Int) -> String
 }
 
 /// GPT on (context + 1)-token windows: example e of step s is the same window whichever rank or
@@ -85,6 +87,8 @@ public final class LanguageModelTask: TrainingTask {
         }
         return (sum, count)
     }
+
+    public func validationDescription(batches: Int) -> String { "mean of \(batches) batches" }
 
     public func describe(world: Int) -> String {
         "\(gpt.layout.count) parameters, vocabulary \(gpt.config.vocabularySize), \(world) rank(s) × "
@@ -211,6 +215,8 @@ public final class TranslationTask: TrainingTask {
         }
         return (sum, count)
     }
+
+    public func validationDescription(batches: Int) -> String { "\(validation.count) validation pairs, per target token, no smoothing" }
 
     public func describe(world: Int) -> String {
         "\(transformer.layout.count) parameters, vocabulary \(transformer.config.vocabularySize), \(train.count) training pairs, "

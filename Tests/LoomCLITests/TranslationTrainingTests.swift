@@ -1,0 +1,68 @@
+// The encoder-decoder through the one trainer: BPE tokenizer → parallel shards → `loom train` with
+// model.kind transformer, and 2 ranks matching 1 rank (as for the GPT).
+import Testing
+import Foundation
+
+/// A tiny parallel corpus: the target is the source's words reversed.
+func parallelScratch() throws -> String {
+    let dir = try scratchDirectory()
+    let words = ["red", "blue", "cat", "dog", "runs", "sleeps", "a", "the", "big", "small"]
+    var x: UInt64 = 99
+    func sentence() -> [String] {
+        x = x &* 6364136223846793005 &+ 1442695040888963407
+        let n = 3 + Int((x >> 40) % 5)
+        return (0..<n).map { i in words[Int((x >> UInt64(3 * i + 7)) % UInt64(words.count))] }
+    }
+    for (name, count) in [("train", 600), ("val", 40)] {
+        var source = "", target = ""
+        for _ in 0..<count {
+            let s = sentence()
+            source += s.joined(separator: " ") + "\n"; target += s.reversed().joined(separator: " ") + "\n"
+        }
+        try source.write(toFile: "\(dir)/\(name).src", atomically: true, encoding: .utf8)
+        try target.write(toFile: "\(dir)/\(name).tgt", atomically: true, encoding: .utf8)
+    }
+    let steps: [[String]] = [
+        ["tokenizer", "train", "--vocab-size", "300", "--special", "<|endoftext|>", "--out", "tok.json", "train.src", "train.tgt"],
+        ["tokenize", "--tokenizer", "tok.json", "--source", "train.src", "--target", "train.tgt", "--out", "train"],
+        ["tokenize", "--tokenizer", "tok.json", "--source", "val.src", "--target", "val.tgt", "--out", "val"],
+    ]
+    for args in steps {
+        let r = try loom(args, in: dir)
+        #expect(r.status == 0, "\(args): \(r.stderr)")
+    }
+    try """
+    model: {kind: transformer, encoder_layers: 1, layers: 1, heads: 2, width: 32, ffn_width: 64, context_length: 32, dropout: 0}
+    data: {shards: train, validation_shards: val}
+    training: {steps: 20, batch_size: 32, max_tokens: 600, micro_batch_size: 16, label_smoothing: 0.1, seed: 3, threads: 1}
+    optimizer: {learning_rate: 2.0, beta1: 0.9, beta2: 0.98, epsilon: 1.0e-9, weight_decay: 0}
+    schedule: {kind: inverse_sqrt, warmup_steps: 10, minimum_learning_rate: 0}
+    evaluation: {interval: 10}
+    logging: {interval: 1}
+    checkpoint: {interval: 10}
+    """.write(toFile: dir + "/mt.yaml", atomically: true, encoding: .utf8)
+    return dir
+}
+
+@Suite(.serialized) struct TranslationTrainingTests {
+    @Test func twoRanksMatchOneRankAndResumeIsExact() throws {
+        let dir = try parallelScratch()
+        let one = try loom(["train", "mt.yaml", "--run-dir", "one"], in: dir)
+        #expect(one.status == 0, "\(one.stderr)")
+        #expect(one.stdout.contains("val loss") && one.stdout.contains("validation pairs"), "\(one.stdout)")
+        let whole = try loom(["train", "mt.yaml", "--run-dir", "whole", "--quiet", "--set", "training.micro_batch_size=32"], in: dir)
+        let two = try mpirun(2, ["mt.yaml", "--run-dir", "two", "--quiet"], in: dir)
+        #expect(whole.status == 0 && two.status == 0, "\(whole.stderr)\(two.stderr)")
+        #expect(two.stdout.contains("replicas: 2 ranks hold bit-identical parameters"))
+        let a = try trainLosses(dir + "/one"), b = try trainLosses(dir + "/two"), c = try trainLosses(dir + "/whole")
+        #expect(a.count == 20)
+        expectCloseCurves(b, a, "2 ranks vs 1 rank")
+        expectCloseCurves(c, a, "one micro-batch vs two")
+        #expect(a.last! < a.first! - 0.5, "the loss did not fall: \(a.first!) → \(a.last!)")
+        // Resume of a translation run is bit-identical too.
+        let half = try loom(["train", "mt.yaml", "--run-dir", "half", "--quiet", "--stop-after", "10"], in: dir)
+        let rest = try loom(["train", "mt.yaml", "--run-dir", "half", "--quiet", "--resume", "latest"], in: dir)
+        #expect(half.status == 0 && rest.status == 0, "\(half.stderr)\(rest.stderr)")
+        #expect(try sha256(dir + "/half/model.safetensors") == sha256(dir + "/one/model.safetensors"))
+    }
+}
