@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Training
+import Models
 import Data
 import Kernels
 import Distributed
@@ -68,6 +69,10 @@ struct TrainCommand: ParsableCommand {
                 }
                 trainer.run = run
                 trainer.checkpoints = CheckpointStore(run: path, keep: config.checkpoint.keep)
+                // `loom translate RUN` (or a checkpoint of it) reads the model's shape from here.
+                if let t = task as? TranslationTask {
+                    try EncoderDecoderFile(config: t.transformer.config).write(path + "/" + EncoderDecoderFile.fileName)
+                }
             }
             progress.message("loom train: \(task.describe(world: job.worldSize)), \(ThreadPool.shared.threads) thread(s) per rank, run dir \(path)")
             trainer.stopAfterStep = stopAfter

@@ -61,14 +61,16 @@ struct TranslateCommand: ParsableCommand {
         commandName: "translate",
         abstract: "Translate standard input line by line with an encoder-decoder model (beam search).",
         discussion: """
-            MODEL is a model.safetensors file (its model-config.json beside it) or a directory holding both. \
-            Every source line is tokenized and ends with the end token; the output is one line per input line, \
+            MODEL is a model.safetensors file (its model-config.json beside it), a directory holding both, \
+            a run directory of `loom train` (model.kind transformer) or one of its checkpoints \
+            (RUN/checkpoints/step-N: the config and tokenizer are taken from the run). Every source line is tokenized and ends with the end token; the output is one line per input line, \
             in order.
             """)
 
     @Argument(help: "model.safetensors, or a directory with model.safetensors and model-config.json.") var model: String
     @Option(help: "The model config (default: model-config.json next to the weights).") var config: String?
-    @Option(help: "The tokenizer (shared source/target vocabulary).") var tokenizer: String
+    @Option(help: "The tokenizer (shared source/target vocabulary; default: tokenizer.json of the model's directory or run).")
+    var tokenizer: String?
     @Option(help: "Beam size; 1 = greedy.") var beam: Int = 4
     @Option(help: "Length penalty exponent α of ((5 + |Y|)/6)^α.") var alpha: Double = 0.6
     @Option(help: "Sentences decoded together.") var batch: Int = 16
@@ -85,8 +87,16 @@ struct TranslateCommand: ParsableCommand {
             guard exists else { throw ValidationError("\(model): no such file or directory") }
             let weights = isDirectory.boolValue ? model + "/model.safetensors" : model
             let directory = isDirectory.boolValue ? model : (model as NSString).deletingLastPathComponent
-            let configPath = config ?? (directory.isEmpty ? "." : directory) + "/" + EncoderDecoderFile.fileName
+            // Beside the weights, or in the run a checkpoint belongs to (RUN/checkpoints/step-N).
+            let here = directory.isEmpty ? "." : directory
+            let run = ((here as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+            func find(_ name: String) -> String {
+                let candidates = [here + "/" + name, run + "/" + name]
+                return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
+            }
+            let configPath = config ?? find(EncoderDecoderFile.fileName)
             let file = try EncoderDecoderFile.load(configPath)
+            let tokenizer = self.tokenizer ?? find("tokenizer.json")
             let tok = try TokenizerFile.load(tokenizer)
             guard tok.vocabularySize <= file.config.vocabularySize else {
                 throw ValidationError("\(tokenizer): \(tok.vocabularySize) tokens, but \(configPath) has vocabulary_size \(file.config.vocabularySize)")

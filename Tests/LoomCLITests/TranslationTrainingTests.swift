@@ -59,6 +59,25 @@ func parallelScratch() throws -> String {
         expectCloseCurves(b, a, "2 ranks vs 1 rank")
         expectCloseCurves(c, a, "one micro-batch vs two")
         #expect(a.last! < a.first! - 0.5, "the loss did not fall: \(a.first!) → \(a.last!)")
+        // The run directory (and any checkpoint of it) translates: config and tokenizer come from the run.
+        for model in ["one", "one/checkpoints/step-00000020"] {
+            let translate = Process()
+            translate.executableURL = URL(fileURLWithPath: loomBinary())
+            translate.arguments = ["translate", model, "--beam", "2"]
+            translate.currentDirectoryURL = URL(fileURLWithPath: dir)
+            translate.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: dir + "/val.src"))
+            let out = Pipe(), err = Pipe()
+            translate.standardOutput = out; translate.standardError = err
+            try translate.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let problems = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            translate.waitUntilExit()
+            #expect(translate.terminationStatus == 0, "\(problems)")
+            #expect(text.split(separator: "\n", omittingEmptySubsequences: false).count == 41, "one line per source line")
+            try text.write(toFile: dir + "/hyp.txt", atomically: true, encoding: .utf8)
+            let bleu = try loom(["eval", "bleu", "--hypotheses", "hyp.txt", "--references", "val.tgt"], in: dir)
+            #expect(bleu.status == 0 && bleu.stdout.contains("BLEU"), "\(bleu.stdout)\(bleu.stderr)")
+        }
         // Resume of a translation run is bit-identical too.
         let half = try loom(["train", "mt.yaml", "--run-dir", "half", "--quiet", "--stop-after", "10"], in: dir)
         let rest = try loom(["train", "mt.yaml", "--run-dir", "half", "--quiet", "--resume", "latest"], in: dir)
