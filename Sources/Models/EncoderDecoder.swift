@@ -333,7 +333,22 @@ public final class EncoderDecoder {
 
     private func drop(_ x: UnsafeMutablePointer<Float>, count: Int, layer: Int, site: UInt64, counter: Int) {
         guard let d = lastDropout, pDrop > 0 else { return }
-        Dropout.apply(x, count: count, probability: pDrop, key: d.key(layer: layer, site: site), counter: counter)
+        let key = d.key(layer: layer, site: site)
+        perExample(count: count, counter: counter) { offset, n, c in
+            Dropout.apply(x + offset, count: n, probability: pDrop, key: key, counter: c)
+        }
+    }
+
+    /// Splits a (B, L, C) tensor's dropout range by example, each keyed from (example, position,
+    /// channel) with a stride of maxLength positions: a sentence's mask does not depend on how far
+    /// its micro-batch was padded, so any split of a batch over ranks draws the same masks.
+    /// `counter` is first example × L × C, as the call sites pass it.
+    @inline(__always)
+    private func perExample(count: Int, counter: Int, _ body: (_ offset: Int, _ count: Int, _ counter: Int) -> Void) {
+        let B = max(lastBatch, 1), C = config.width
+        let L = max(count / (B * C), 1)
+        let first = counter / (L * C)
+        for b in 0..<B { body(b * L * C, L * C, (first + b) * config.maxLength * C) }
     }
 
     private func enter(_ x: UnsafePointer<Float>, _ n: EncoderDecoderActivations.Sublayer,
@@ -488,8 +503,10 @@ public final class EncoderDecoder {
     /// `v` through the residual dropout mask of (layer, site), into scratch; `v` itself without dropout.
     private func masked(_ v: UnsafePointer<Float>, count: Int, layer: Int, site: UInt64, counter: Int) -> UnsafePointer<Float> {
         guard let dropout = lastDropout, pDrop > 0 else { return v }
-        let out = acts.scratch.dbranch
-        Dropout.forward(out: out, inp: v, count: count, probability: pDrop, key: dropout.key(layer: layer, site: site), counter: counter)
+        let out = acts.scratch.dbranch, key = dropout.key(layer: layer, site: site)
+        perExample(count: count, counter: counter) { offset, n, c in
+            Dropout.forward(out: out + offset, inp: v + offset, count: n, probability: pDrop, key: key, counter: c)
+        }
         return UnsafePointer(out)
     }
 

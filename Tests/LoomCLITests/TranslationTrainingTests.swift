@@ -32,7 +32,7 @@ func parallelScratch() throws -> String {
         #expect(r.status == 0, "\(args): \(r.stderr)")
     }
     try """
-    model: {kind: transformer, encoder_layers: 1, layers: 1, heads: 2, width: 32, ffn_width: 64, context_length: 32, dropout: 0}
+    model: {kind: transformer, encoder_layers: 1, layers: 1, heads: 2, width: 32, ffn_width: 64, context_length: 32, dropout: 0.1}
     data: {shards: train, validation_shards: val}
     training: {steps: 20, batch_size: 32, max_tokens: 600, micro_batch_size: 16, label_smoothing: 0.1, seed: 3, threads: 1}
     optimizer: {learning_rate: 2.0, beta1: 0.9, beta2: 0.98, epsilon: 1.0e-9, weight_decay: 0}
