@@ -110,6 +110,7 @@ public final class TranslationTask: TrainingTask {
     /// Batches of the current epoch (pair indices), rebuilt when the epoch changes.
     private var epoch = -1
     private var batches: [[Int]] = []
+    private let batchesPerEpoch: Int
     private let trainLengths: (source: [Int], target: [Int])
     private let validationBatches: [[Int]]
     let source: UnsafeMutablePointer<Int32>, sourceLengths: UnsafeMutablePointer<Int32>
@@ -145,24 +146,27 @@ public final class TranslationTask: TrainingTask {
         let capacity = microBatch * m.contextLength
         source = .allocate(capacity: capacity); sourceLengths = .allocate(capacity: microBatch)
         targetInput = .allocate(capacity: capacity); targetOutput = .allocate(capacity: capacity)
-        guard try !TokenBatcher.batches(sourceLengths: l.source, targetLengths: l.target,
-                                        maxTokens: t.maxTokens > 0 ? t.maxTokens : Int.max, maxSentences: t.batchSize,
-                                        seed: UInt64(t.seed)).isEmpty else {
+        batchesPerEpoch = try TokenBatcher.batches(sourceLengths: l.source, targetLengths: l.target,
+                                                   maxTokens: t.maxTokens > 0 ? t.maxTokens : Int.max, maxSentences: t.batchSize,
+                                                   seed: UInt64(t.seed)).count
+        guard batchesPerEpoch > 0 else {
             throw ConfigError(file: "config", key: "data.shards", message: "the training corpus has no pairs")
         }
     }
 
     deinit { source.deallocate(); sourceLengths.deallocate(); targetInput.deallocate(); targetOutput.deallocate() }
 
-    /// The global batch of `step`.
+    /// The global batch of `step`: batch step mod n of epoch step / n (n batches per epoch, the
+    /// same every epoch), so the order depends only on the seed and the step, also after a resume.
     func batch(step: Int) -> [Int] {
-        if batches.isEmpty || step / batches.count != epoch {
-            if batches.isEmpty { epoch = 0 } else { epoch = step / batches.count }
+        let e = step / batchesPerEpoch
+        if e != epoch {
             batches = (try? TokenBatcher.batches(sourceLengths: trainLengths.source, targetLengths: trainLengths.target,
-                                                 maxTokens: maxTokens, maxSentences: maxSentences, seed: seed, epoch: epoch)) ?? []
-            epoch = step / batches.count
+                                                 maxTokens: maxTokens, maxSentences: maxSentences, seed: seed, epoch: e)) ?? []
+            precondition(batches.count == batchesPerEpoch, "TokenBatcher: batch count changed between epochs")
+            epoch = e
         }
-        return batches[step % batches.count]
+        return batches[step % batchesPerEpoch]
     }
 
     func share(_ pairs: [Int], rank: Int, world: Int) -> ArraySlice<Int> {

@@ -13,7 +13,7 @@ func parallelScratch() throws -> String {
         let n = 3 + Int((x >> 40) % 5)
         return (0..<n).map { i in words[Int((x >> UInt64(3 * i + 7)) % UInt64(words.count))] }
     }
-    for (name, count) in [("train", 600), ("val", 40)] {
+    for (name, count) in [("train", 200), ("val", 40)] {
         var source = "", target = ""
         for _ in 0..<count {
             let s = sentence()
@@ -79,7 +79,7 @@ func parallelScratch() throws -> String {
             #expect(bleu.status == 0 && bleu.stdout.contains("BLEU"), "\(bleu.stdout)\(bleu.stderr)")
         }
         // Resume of a translation run is bit-identical too.
-        let half = try loom(["train", "mt.yaml", "--run-dir", "half", "--quiet", "--stop-after", "10"], in: dir)
+        let half = try loom(["train", "mt.yaml", "--run-dir", "half", "--quiet", "--stop-after", "15"], in: dir)
         let rest = try loom(["train", "mt.yaml", "--run-dir", "half", "--quiet", "--resume", "latest"], in: dir)
         #expect(half.status == 0 && rest.status == 0, "\(half.stderr)\(rest.stderr)")
         #expect(try sha256(dir + "/half/model.safetensors") == sha256(dir + "/one/model.safetensors"))
