@@ -60,7 +60,7 @@ public struct ShardIndex: Codable, Equatable {
     func write(directory: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try AtomicWrite.write(directory + "/" + ShardIndex.fileName, data: try encoder.encode(self))
+        try AtomicFile.write(directory + "/" + ShardIndex.fileName, data: try encoder.encode(self))
     }
 }
 
@@ -212,7 +212,7 @@ public enum CorpusTokenizer {
             index.documents = parts.flatMap(\.documents)
         } else {
             let partial = PartialIndex(job: ranks.job, rank: ranks.rank, files: parts)
-            try AtomicWrite.write(partialPath(out, rank: ranks.rank), data: try JSONEncoder().encode(partial))
+            try AtomicFile.write(partialPath(out, rank: ranks.rank), data: try JSONEncoder().encode(partial))
             report.tokens = parts.reduce(0) { $0 + $1.tokens }
             report.shards = parts.reduce(0) { $0 + $1.shards.count }
             report.documents = parts.reduce(0) { $0 + $1.documents.count }
@@ -239,7 +239,7 @@ public enum CorpusTokenizer {
                 total += f.tokens
             }
         }
-        try AtomicWrite.write(out + "/tokenizer.json", data: try tokenizer.serialized())
+        try AtomicFile.write(out + "/tokenizer.json", data: try tokenizer.serialized())
         try index.write(directory: out)
         let totals = (index.shards.reduce(0) { $0 + $1.tokens }, index.documents.count, index.shards.count)
         if ranks.size > 1 {
@@ -276,7 +276,7 @@ public enum CorpusTokenizer {
         }
         report.encodeSeconds = monotonicNow() - e0
         try sw.finish(); try tw.finish()
-        try AtomicWrite.write(out + "/tokenizer.json", data: try tokenizer.serialized())
+        try AtomicFile.write(out + "/tokenizer.json", data: try tokenizer.serialized())
         var index = ShardIndex(vocabularySize: v, tokenWidth: ShardFormat.width(vocabularySize: v))
         index.sourceShards = sw.shards.map { .init(file: $0.file, tokens: $0.tokens) }
         index.targetShards = tw.shards.map { .init(file: $0.file, tokens: $0.tokens) }

@@ -40,34 +40,6 @@ public enum Checksum {
     }
 }
 
-/// Writes a file so readers see the old version or the whole new one: temporary file in the same
-/// directory, fsync, rename, fsync of the directory.
-public enum AtomicWrite {
-    public static func write(_ path: String, parts: [UnsafeRawBufferPointer]) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temporary = (directory.isEmpty ? "." : directory) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw ShardError(path: path, offset: nil, "cannot write (\(String(cString: strerror(errno))))") }
-        var failure: String?
-        outer: for part in parts {
-            var offset = 0
-            while offset < part.count {
-                let n = Glibc.write(fd, part.baseAddress! + offset, part.count - offset)
-                if n < 0 { if errno == EINTR { continue }; failure = String(cString: strerror(errno)); break outer }
-                offset += n
-            }
-        }
-        if failure == nil, fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-        if close(fd) != 0, failure == nil { failure = String(cString: strerror(errno)) }
-        if failure == nil, rename(temporary, path) != 0 { failure = String(cString: strerror(errno)) }
-        if let failure { unlink(temporary); throw ShardError(path: path, offset: nil, "cannot write (\(failure))") }
-        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
-    }
-
-    public static func write(_ path: String, data: Data) throws { try data.withUnsafeBytes { try write(path, parts: [$0]) } }
-}
-
 // MARK: - Writing
 
 /// Writes one stream of tokens as shards `PREFIX-00000.bin`, `PREFIX-00001.bin`… of at most
@@ -130,7 +102,7 @@ public final class ShardWriter {
         put(UInt64(vocabularySize), at: 16)
         put(UInt64(tokens.count), at: 24)
         put(payload.withUnsafeBytes { Checksum.fnv1a64($0) }, at: 32)
-        try header.withUnsafeBytes { h in try payload.withUnsafeBytes { p in try AtomicWrite.write(path, parts: [h, p]) } }
+        try header.withUnsafeBytes { h in try payload.withUnsafeBytes { p in try AtomicFile.write(path, parts: [h, p]) } }
     }
 }
 

@@ -4,6 +4,7 @@
 // verified before anything is loaded; pruned to the newest K plus the best. It is not the loop
 // that decides when to save (Trainer) nor the final model export (RunDirectory).
 import Foundation
+import Data
 import Models
 
 /// The Loom version written into checkpoints.

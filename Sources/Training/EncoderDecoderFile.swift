@@ -2,6 +2,7 @@
 // model.safetensors (shape and special tokens), read and written with errors naming the file and
 // key. It is not the training config (Config.swift) nor a checkpoint.
 import Foundation
+import Data
 import Models
 
 /// `model-config.json`: the model's shape plus the tokens that begin and end a sentence.

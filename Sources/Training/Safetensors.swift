@@ -2,6 +2,7 @@
 // header of dtype/shape/data_offsets, raw little-endian data) for F32 parameter buffers laid out
 // by a ParameterLayout. It is not a general tensor library: only F32 is accepted.
 import Foundation
+import Data
 import Models
 
 public struct SafetensorsError: Error, CustomStringConvertible {

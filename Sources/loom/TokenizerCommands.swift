@@ -39,7 +39,7 @@ struct TokenizerTrainCommand: ParsableCommand {
             let total = Date().timeIntervalSince(t0)
             let directory = (out as NSString).deletingLastPathComponent
             if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            try AtomicWrite.write(out, data: try bpe.serialized())
+            try AtomicFile.write(out, data: try bpe.serialized())
             print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d merges, vocabulary %d; counting %.2f s, merging %.2f s, total %.2f s; wrote %@",
                          Double(trainer.bytesRead) / 1e6, trainer.uniqueWords, bpe.merges.count, bpe.vocabularySize,
                          counted, total - counted, total, out))

@@ -3,6 +3,7 @@ import Testing
 import Foundation
 import Models
 import Training
+import Data
 import TestSupport
 
 @Suite struct SafetensorsTests {

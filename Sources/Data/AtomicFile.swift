@@ -9,6 +9,7 @@ public struct FileWriteError: Error, CustomStringConvertible {
     public let path: String
     public let reason: String
     public var description: String { "\(path): cannot write (\(reason)); the previous file, if any, is unchanged" }
+    public init(path: String, reason: String) { self.path = path; self.reason = reason }
 }
 
 public enum AtomicFile {
