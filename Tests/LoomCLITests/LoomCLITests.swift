@@ -16,17 +16,7 @@ func loomBinary() -> String {
 struct Run { var status: Int32; var stdout: String; var stderr: String }
 
 func loom(_ arguments: [String], in directory: String) throws -> Run {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: loomBinary())
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: directory)
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Run(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    try runProcess(loomBinary(), arguments, in: directory)
 }
 
 func scratchDirectory() throws -> String {
