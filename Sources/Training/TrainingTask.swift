@@ -179,22 +179,29 @@ public final class TranslationTask: TrainingTask {
         (share(batch(step: step), rank: rank, world: world).count + microBatch - 1) / microBatch
     }
 
-    /// Fills the (B, S) source, (B) lengths and (B, T) decoder input / target for `pairs`.
+    /// Fills the (B, S) source, (B) lengths and (B, T) decoder input / target for `pairs`, reading
+    /// the tokens straight from the (memory-mapped) corpus.
     func fill(_ corpus: ParallelCorpus, _ pairs: ArraySlice<Int>) -> (B: Int, S: Int, T: Int) {
-        let items = pairs.map { corpus.pair($0) }
-        let S = items.map { $0.source.count + 1 }.max() ?? 1, T = items.map { $0.target.count + 1 }.max() ?? 1
-        source.update(repeating: 0, count: items.count * S)
-        targetInput.update(repeating: 0, count: items.count * T)
-        targetOutput.update(repeating: -1, count: items.count * T)
-        for (b, item) in items.enumerated() {
-            for (i, token) in item.source.enumerated() { source[b * S + i] = token }
-            source[b * S + item.source.count] = end
-            sourceLengths[b] = Int32(item.source.count + 1)
+        let so = corpus.pairs.sourceOffsets, to = corpus.pairs.targetOffsets
+        var S = 1, T = 1
+        for i in pairs { S = max(S, so[i + 1] - so[i] + 1); T = max(T, to[i + 1] - to[i] + 1) }
+        let B = pairs.count
+        source.update(repeating: 0, count: B * S)
+        targetInput.update(repeating: 0, count: B * T)
+        targetOutput.update(repeating: -1, count: B * T)
+        for (b, i) in pairs.enumerated() {
+            let n = so[i + 1] - so[i], m = to[i + 1] - to[i]
+            for k in 0..<n { source[b * S + k] = corpus.source[so[i] + k] }
+            source[b * S + n] = end
+            sourceLengths[b] = Int32(n + 1)
             targetInput[b * T] = begin
-            for (i, token) in item.target.enumerated() { targetInput[b * T + i + 1] = token; targetOutput[b * T + i] = token }
-            targetOutput[b * T + item.target.count] = end
+            for k in 0..<m {
+                let token = corpus.target[to[i] + k]
+                targetInput[b * T + k + 1] = token; targetOutput[b * T + k] = token
+            }
+            targetOutput[b * T + m] = end
         }
-        return (items.count, S, T)
+        return (B, S, T)
     }
 
     public func trainMicroBatch(step: Int, micro: Int, rank: Int, world: Int, scale: Float, dropoutKey: UInt64) -> (sum: Double, count: Int) {

@@ -17,22 +17,31 @@ public struct GradCheckResult: CustomStringConvertible {
 /// true gradient is ~0 are judged on an absolute scale). `loss` must recompute from `values`.
 public func gradCheck(values: UnsafeMutablePointer<Float>, analytic: [Float], indices: [Int],
                       step h: Float = 1e-2, loss: () -> Double) -> GradCheckResult {
-    let scale = indices.map { abs(Double(analytic[$0])) }.max() ?? 0
-    let floor = max(1e-3 * scale, 1e-7)
+    let floor = errorFloor(analytic, indices)
     var worst = 0.0, worstIndex = -1
     for i in indices {
-        let saved = values[i]
-        values[i] = saved + h
-        let plus = loss()
-        values[i] = saved - h
-        let minus = loss()
-        values[i] = saved
-        let numeric = (plus - minus) / (2 * Double(h))
-        let a = Double(analytic[i])
-        let error = abs(a - numeric) / max(abs(a), abs(numeric), floor)
+        let error = centralDifferenceError(values: values, index: i, analytic: analytic[i], step: h, floor: floor, loss: loss)
         if error > worst { worst = error; worstIndex = i }
     }
     return GradCheckResult(worstRelativeError: worst, worstIndex: worstIndex, checked: indices.count)
+}
+
+/// floor = 1e-3 · max |analytic| over the checked entries (at least 1e-7).
+func errorFloor(_ analytic: [Float], _ indices: [Int]) -> Double {
+    max(1e-3 * (indices.map { abs(Double(analytic[$0])) }.max() ?? 0), 1e-7)
+}
+
+/// |a − n| / max(|a|, |n|, floor) for one entry, n = (loss(v + h) − loss(v − h)) / 2h.
+func centralDifferenceError(values: UnsafeMutablePointer<Float>, index i: Int, analytic: Float, step h: Float,
+                            floor: Double, loss: () -> Double) -> Double {
+    let saved = values[i]
+    values[i] = saved + h
+    let plus = loss()
+    values[i] = saved - h
+    let minus = loss()
+    values[i] = saved
+    let numeric = (plus - minus) / (2 * Double(h)), a = Double(analytic)
+    return abs(a - numeric) / max(abs(a), abs(numeric), floor)
 }
 
 /// gradCheck at three step sizes, keeping each entry's better agreement: a ReLU kink crossed by one
@@ -40,21 +49,12 @@ public func gradCheck(values: UnsafeMutablePointer<Float>, analytic: [Float], in
 /// both. Same relative-error definition and floor as `gradCheck`.
 public func kinkTolerantGradCheck(values: UnsafeMutablePointer<Float>, analytic: [Float], indices: [Int],
                            loss: () -> Double) -> GradCheckResult {
-    let scale = indices.map { abs(Double(analytic[$0])) }.max() ?? 0
-    let floor = max(1e-3 * scale, 1e-7)
+    let floor = errorFloor(analytic, indices)
     var result = GradCheckResult(worstRelativeError: 0, worstIndex: -1, checked: indices.count)
     for i in indices {
-        var best = Double.infinity
-        for h: Float in [1e-2, 3e-3, 1e-3] {
-            let saved = values[i]
-            values[i] = saved + h
-            let plus = loss()
-            values[i] = saved - h
-            let minus = loss()
-            values[i] = saved
-            let numeric = (plus - minus) / (2 * Double(h)), a = Double(analytic[i])
-            best = min(best, abs(a - numeric) / max(abs(a), abs(numeric), floor))
-        }
+        let best = [Float(1e-2), 3e-3, 1e-3].map {
+            centralDifferenceError(values: values, index: i, analytic: analytic[i], step: $0, floor: floor, loss: loss)
+        }.min()!
         if best > result.worstRelativeError { result.worstRelativeError = best; result.worstIndex = i }
     }
     return result
