@@ -12,13 +12,10 @@ public enum CrossEntropy {
             for row in rows {
                 let p = logits + row * V
                 let target = Int(targets[row])
-                var maxValue = -Float.infinity
-                for v in 0..<V { maxValue = max(maxValue, p[v]) }
-                var sumLogits: Float = 0
-                for v in 0..<V { sumLogits += p[v] }
+                let maxValue = Softmax.maximum(p, count: V)
+                let sumLogits = eps > 0 ? Softmax.sum(p, count: V) : 0
                 let sum = Softmax.exponentiate(p, count: V, subtract: maxValue, scale: 1)
-                let inv = 1 / sum
-                for v in 0..<V { p[v] *= inv }
+                Softmax.scale(p, count: V, by: 1 / sum)
                 if target < 0 { losses[row] = 0; continue }
                 // −log p[target], computed from the probability (clamped away from 0).
                 var loss = -log(max(p[target], Float.leastNormalMagnitude))
@@ -39,7 +36,9 @@ public enum CrossEntropy {
                 let target = Int(targets[row])
                 if target < 0 { for v in 0..<V { d[v] = 0 }; continue }
                 let off = eps / Float(V)
-                for v in 0..<V { d[v] = (d[v] - off) * scale }
+                var v = 0
+                while v + 8 <= V { d.store8(v, (d.load8(v) - off) * scale); v += 8 }
+                while v < V { d[v] = (d[v] - off) * scale; v += 1 }
                 d[target] -= (1 - eps) * scale
             }
         }

@@ -58,11 +58,22 @@ public enum GELU {
 public enum ReLU {
     struct Forward: ParallelLoop {
         let out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
-        func run(_ range: Range<Int>) { for i in range { out[i] = max(inp[i], 0) } }
+        func run(_ range: Range<Int>) {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound { out.store8(i, FastMath.maximum(inp.load8(i), Float8())); i += 8 }
+            while i < range.upperBound { out[i] = max(inp[i], 0); i += 1 }
+        }
     }
     struct Backward: ParallelLoop {
         let dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>
-        func run(_ range: Range<Int>) { for i in range { dinp[i] = inp[i] > 0 ? dout[i] : 0 } }
+        func run(_ range: Range<Int>) {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                dinp.store8(i, Float8().replacing(with: dout.load8(i), where: inp.load8(i) .> Float8()))
+                i += 8
+            }
+            while i < range.upperBound { dinp[i] = inp[i] > 0 ? dout[i] : 0; i += 1 }
+        }
     }
 
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count N: Int) {

@@ -10,12 +10,12 @@ public enum Profiler {
             case .linear: return "linear (sgemm)"
             case .attention: return "attention"
             case .layerNorm: return "layernorm"
-            case .gelu: return "gelu"
+            case .gelu: return "activation (GELU/ReLU)"
             case .crossEntropy: return "softmax+cross-entropy"
             case .lmHead: return "lm head (sgemm)"
             case .embedding: return "embedding"
             case .elementwise: return "residual/dropout/zero/scale"
-            case .optimizer: return "adamw"
+            case .optimizer: return "optimizer (AdamW)"
             case .communication: return "communication"
             }
         }

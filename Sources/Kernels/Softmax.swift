@@ -27,10 +27,26 @@ public enum Softmax {
     /// In-place softmax of one row of length n (max-subtracted for stability).
     @inline(__always)
     public static func row(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-        let inv = 1 / exponentiate(p, count: n, subtract: maximum(p, count: n), scale: 1)
+        scale(p, count: n, by: 1 / exponentiate(p, count: n, subtract: maximum(p, count: n), scale: 1))
+    }
+
+    /// p[i] *= factor for i < n.
+    @inline(__always)
+    public static func scale(_ p: UnsafeMutablePointer<Float>, count n: Int, by factor: Float) {
         var i = 0
-        while i + 8 <= n { p.store8(i, p.load8(i) * inv); i += 8 }
-        while i < n { p[i] *= inv; i += 1 }
+        while i + 8 <= n { p.store8(i, p.load8(i) * factor); i += 8 }
+        while i < n { p[i] *= factor; i += 1 }
+    }
+
+    /// Σ p[i] for i < n, eight lanes at a time.
+    @inline(__always)
+    public static func sum(_ p: UnsafePointer<Float>, count n: Int) -> Float {
+        var acc = Float8()
+        var i = 0
+        while i + 8 <= n { acc += p.load8(i); i += 8 }
+        var total = acc.sum()
+        while i < n { total += p[i]; i += 1 }
+        return total
     }
 
     /// max of p[0..<n] (n > 0).
@@ -38,7 +54,7 @@ public enum Softmax {
     public static func maximum(_ p: UnsafePointer<Float>, count n: Int) -> Float {
         var m8 = Float8(repeating: -.infinity)
         var i = 0
-        while i + 8 <= n { m8 = pointwiseMax(m8, p.load8(i)); i += 8 }
+        while i + 8 <= n { m8 = FastMath.maximum(m8, p.load8(i)); i += 8 }
         var m = m8.max()
         while i < n { m = max(m, p[i]); i += 1 }
         return m

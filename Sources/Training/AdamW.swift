@@ -51,7 +51,18 @@ public final class AdamW {
                 let hi = min(range.upperBound, segment.range.upperBound)
                 if lo >= hi { continue }
                 let decay: Float = segment.decay ? 1 - lr * wd : 1
-                for i in lo..<hi {
+                // Eight lanes at a time (same arithmetic as the scalar tail, lane by lane).
+                var i = lo
+                while i + 8 <= hi {
+                    let grad = g.load8(i)
+                    let mi = b1 * m.load8(i) + (1 - b1) * grad
+                    let vi = b2 * v.load8(i) + (1 - b2) * grad * grad
+                    m.store8(i, mi); v.store8(i, vi)
+                    let mhat = mi / correction1, vhat = vi / correction2
+                    p.store8(i, p.load8(i) * decay - lr * mhat / (vhat.squareRoot() + eps))
+                    i += 8
+                }
+                for i in i..<hi {
                     let grad = g[i]
                     let mi = b1 * m[i] + (1 - b1) * grad
                     let vi = b2 * v[i] + (1 - b2) * grad * grad

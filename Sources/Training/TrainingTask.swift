@@ -107,10 +107,12 @@ public final class TranslationTask: TrainingTask {
     let begin: Int32, end: Int32
     let maxTokens: Int, maxSentences: Int, microBatch: Int, seed: UInt64
     let labelSmoothing: Float
-    /// Batches of the current epoch (pair indices), rebuilt when the epoch changes.
-    private var epoch = -1
-    private var batches: [[Int]] = []
-    private let batchesPerEpoch: Int
+    /// The epoch's batches (pair indices, the same every epoch) and the current epoch's order of
+    /// them, reshuffled in place at an epoch boundary (no allocation in the step loop).
+    private let batches: [[Int]]
+    private var order: [Int]
+    private var epoch = 0
+    private var batchesPerEpoch: Int { batches.count }
     private let trainLengths: (source: [Int], target: [Int])
     private let validationBatches: [[Int]]
     let source: UnsafeMutablePointer<Int32>, sourceLengths: UnsafeMutablePointer<Int32>
@@ -141,17 +143,18 @@ public final class TranslationTask: TrainingTask {
                               message: "training pair \(i) needs \(max(l.source[i], l.target[i])) positions, more than \(m.contextLength); raise it or filter long pairs")
         }
         let v = lengths(validation), size = microBatch
-        let order = (0..<validation.count).sorted { max(v.source[$0], v.target[$0]) < max(v.source[$1], v.target[$1]) }
-        validationBatches = stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min($0 + size, order.count)]) }
+        let byLength = (0..<validation.count).sorted { max(v.source[$0], v.target[$0]) < max(v.source[$1], v.target[$1]) }
+        validationBatches = stride(from: 0, to: byLength.count, by: size).map { Array(byLength[$0..<min($0 + size, byLength.count)]) }
         let capacity = microBatch * m.contextLength
         source = .allocate(capacity: capacity); sourceLengths = .allocate(capacity: microBatch)
         targetInput = .allocate(capacity: capacity); targetOutput = .allocate(capacity: capacity)
-        batchesPerEpoch = try TokenBatcher.batches(sourceLengths: l.source, targetLengths: l.target,
-                                                   maxTokens: t.maxTokens > 0 ? t.maxTokens : Int.max, maxSentences: t.batchSize,
-                                                   seed: UInt64(t.seed)).count
-        guard batchesPerEpoch > 0 else {
+        batches = try TokenBatcher.sortedBatches(sourceLengths: l.source, targetLengths: l.target,
+                                                 maxTokens: maxTokens, maxSentences: t.batchSize, seed: seed)
+        guard !batches.isEmpty else {
             throw ConfigError(file: "config", key: "data.shards", message: "the training corpus has no pairs")
         }
+        order = Array(batches.indices)
+        TokenBatcher.shuffleOrder(&order, seed: seed, epoch: 0)
     }
 
     deinit { source.deallocate(); sourceLengths.deallocate(); targetInput.deallocate(); targetOutput.deallocate() }
@@ -161,13 +164,15 @@ public final class TranslationTask: TrainingTask {
     func batch(step: Int) -> [Int] {
         let e = step / batchesPerEpoch
         if e != epoch {
-            batches = (try? TokenBatcher.batches(sourceLengths: trainLengths.source, targetLengths: trainLengths.target,
-                                                 maxTokens: maxTokens, maxSentences: maxSentences, seed: seed, epoch: e)) ?? []
-            precondition(batches.count == batchesPerEpoch, "TokenBatcher: batch count changed between epochs")
+            for i in order.indices { order[i] = i }
+            TokenBatcher.shuffleOrder(&order, seed: seed, epoch: e)
             epoch = e
         }
-        return batches[step % batchesPerEpoch]
+        return batches[order[step % batchesPerEpoch]]
     }
+
+    /// Global batches in one epoch (steps until the data order repeats with a new shuffle).
+    public var stepsPerEpoch: Int { batchesPerEpoch }
 
     func share(_ pairs: [Int], rank: Int, world: Int) -> ArraySlice<Int> {
         pairs[(rank * pairs.count / world)..<((rank + 1) * pairs.count / world)]

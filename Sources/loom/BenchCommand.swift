@@ -27,13 +27,17 @@ struct BenchCommand: ParsableCommand {
         try reportingErrors {
             guard steps > 0, warmup >= 1 else { throw ValidationError("--steps must be > 0 and --warmup ≥ 1") }
             var config = try LoomConfig.load(path: config, overrides: overrides)
+            config.evaluation.interval = 0
+            if config.model.kind == "transformer" {
+                try benchTranslation(config: config)
+                return
+            }
             let data: PreparedData
             if config.model.vocabularySize > 0 && !FileManager.default.fileExists(atPath: config.data.corpus) {
                 data = PreparedData.synthetic(vocabularySize: config.model.vocabularySize, tokens: 1 << 20, seed: 7)
             } else {
                 data = try PreparedData(config: config)
             }
-            config.evaluation.interval = 0
             // What the process holds before the model exists: runtime, libraries, the corpus.
             let baseline = ProcessMemory.residentBytes()
             let job = try joinJob()
@@ -42,7 +46,7 @@ struct BenchCommand: ParsableCommand {
             ThreadPool.configure(threads: threads)
             let trainer = try Trainer(config: config, data: data, communicator: job,
                                       run: nil, progress: Progress(enabled: false))
-            guard let model = trainer.gpt else { throw ValidationError("loom bench measures GPT configs (model.kind: gpt)") }
+            guard let model = trainer.gpt else { throw ValidationError("loom bench: \(self.config) is not a GPT config") }
             let c = model.config
             // The global batch: every rank's share of it.
             let tokensPerStep = config.training.batchSize * c.contextLength
@@ -125,19 +129,85 @@ struct BenchCommand: ParsableCommand {
                          job.worldSize, threads, tokensPerSecond, median * 1e3, reduce.seconds * 1e3, exposed * 1e3, waited * 1e3,
                          lastRankWait * 1e3, hidden,
                          reduce.busBandwidth / 1e9))
-            if profile {
-                let total = times.reduce(0, +)
-                print("  where step time goes (sum over measured steps):")
-                var accounted = 0.0
-                for section in Profiler.Section.allCases {
-                    let s = Profiler.seconds[section.rawValue]
-                    accounted += s
-                    if s > 0 { print("    " + section.name.padding(toLength: 32, withPad: " ", startingAt: 0) + String(format: "%7.1f ms/step  %5.1f %%", s / Double(steps) * 1e3, 100 * s / total)) }
-                }
-                print("    " + "other (data, bookkeeping)".padding(toLength: 32, withPad: " ", startingAt: 0)
-                      + String(format: "%7.1f ms/step  %5.1f %%", (total - accounted) / Double(steps) * 1e3, 100 * (total - accounted) / total))
-            }
+            if profile { printProfile(total: times.reduce(0, +)) }
         }
+    }
+
+    /// The profiler's per-family sums over the measured steps, as ms/step and share of `total`.
+    func printProfile(total: Double) {
+        print("  where step time goes (sum over measured steps):")
+        var accounted = 0.0
+        for section in Profiler.Section.allCases {
+            let s = Profiler.seconds[section.rawValue]
+            accounted += s
+            if s > 0 { print("    " + section.name.padding(toLength: 32, withPad: " ", startingAt: 0) + String(format: "%7.1f ms/step  %5.1f %%", s / Double(steps) * 1e3, 100 * s / total)) }
+        }
+        print("    " + "other (data, bookkeeping)".padding(toLength: 32, withPad: " ", startingAt: 0)
+              + String(format: "%7.1f ms/step  %5.1f %%", (total - accounted) / Double(steps) * 1e3, 100 * (total - accounted) / total))
+    }
+
+    /// The encoder-decoder: real token-count batches of the configured parallel shards, measured
+    /// across an epoch boundary (where the batch order is reshuffled). Batches differ in size, so
+    /// throughput is Σ target tokens / Σ step time rather than a median.
+    func benchTranslation(config: LoomConfig) throws {
+        let data = try PreparedTranslationData(config: config)
+        let baseline = ProcessMemory.residentBytes()
+        let job = try joinJob()
+        let threads = threadsPerRank(configured: config.training.threads, job: job)
+        ThreadPool.configure(threads: threads)
+        let task = try TranslationTask(config: config, train: data.train, validation: data.validation,
+                                       tokenizer: data.tokenizer, begin: data.begin, end: data.end)
+        let trainer = try Trainer(config: config, task: task, communicator: job, run: nil, progress: Progress(enabled: false))
+        let model = task.transformer
+        // Start so that the measured steps straddle the first epoch boundary.
+        let first = max(warmup, task.stepsPerEpoch - steps / 2)
+        for s in 0..<warmup { _ = trainer.trainStep(first - warmup + s, learningRate: 1e-4) }
+        var seconds = 0.0, tokens = 0
+        job.barrier()
+        Profiler.reset()
+        Profiler.enabled = profile
+        let mallocsBefore = loom_malloc_count()
+        for s in first..<(first + steps) {
+            let t0 = monotonicSeconds()
+            _ = trainer.trainStep(s, learningRate: 1e-4)
+            seconds += monotonicSeconds() - t0
+            tokens += task.globalTokens(step: s)
+        }
+        let allocations = loom_malloc_count() - mallocsBefore
+        Profiler.enabled = false
+        let plan = [("parameters", model.parameters.bytes), ("gradients", model.gradients.bytes),
+                    ("optimizer state (Adam m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
+                    ("activations + backward scratch", model.activationBytes),
+                    ("process before the model (runtime, data)", baseline)]
+        let planned = plan.reduce(0) { $0 + $1.1 }
+        let rss = ProcessMemory.peakResidentBytes()
+        guard job.isCoordinator else { job.finish(); return }
+        defer { job.finish() }
+        let c = model.config
+        let perSecond = Double(tokens) / seconds
+        if json {
+            let fields: [String: Any] = [
+                "ranks": job.worldSize, "threads": threads, "target_tokens_per_s": perSecond.rounded(),
+                "step_ms": seconds / Double(steps) * 1e3, "first_step": first, "steps_per_epoch": task.stepsPerEpoch,
+                "planned_bytes": planned, "peak_rss_bytes": rss, "allocations_in_measured_steps": allocations,
+                "parameters": model.layout.count]
+            let out = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+            print(String(decoding: out, as: UTF8.self))
+            return
+        }
+        print("loom bench \(self.config): transformer \(c.encoderLayers)+\(c.decoderLayers) layers, heads \(c.heads), width \(c.width), "
+              + "ffn \(c.ffnWidth), vocabulary \(c.vocabularySize), batches of ≤ \(config.training.batchSize) pairs / "
+              + "\(config.training.maxTokens) tokens (micro \(config.training.microBatchSize)), \(job.worldSize) rank(s) × \(threads) thread(s)")
+        print(String(format: "  steps            %d..%d (an epoch is %d steps: the window crosses its boundary), after %d warm-up",
+                     first, first + steps - 1, task.stepsPerEpoch, warmup))
+        print(String(format: "  step time        %.2f ms (mean; batches differ in size)", seconds / Double(steps) * 1e3))
+        print(String(format: "  throughput       %.0f target tokens/s (%d target tokens in %.2f s)", perSecond, tokens, seconds))
+        print("  memory plan")
+        for (name, bytes) in plan { print("    " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(bytes) / 1048576)) }
+        print("    " + "total".padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(planned) / 1048576))
+        print(String(format: "  peak RSS         %.1f MiB (%.2f× the plan)", Double(rss) / 1048576, Double(rss) / Double(planned)))
+        print("  heap allocations during the \(steps) measured steps: \(allocations)\(job.worldSize > 1 ? " (rank 0)" : "")")
+        if profile { printProfile(total: seconds) }
     }
 }
 

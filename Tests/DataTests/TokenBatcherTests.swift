@@ -42,6 +42,19 @@ import Data
         #expect(try run(3, 0).count == run(3, 1).count)
     }
 
+    @Test func epochsReorderTheSameBatchesInPlace() throws {
+        let (s, t) = lengths(500, seed: 5)
+        let sorted = try TokenBatcher.sortedBatches(sourceLengths: s, targetLengths: t, maxTokens: 300, seed: 9)
+        var order = Array(sorted.indices)           // one buffer reused across epochs, as the trainer does
+        for epoch in [0, 1, 2, 7] {
+            for i in order.indices { order[i] = i }
+            TokenBatcher.shuffleOrder(&order, seed: 9, epoch: epoch)
+            #expect(order.sorted() == Array(sorted.indices), "a permutation of the batches")
+            let expected = try TokenBatcher.batches(sourceLengths: s, targetLengths: t, maxTokens: 300, seed: 9, epoch: epoch)
+            #expect(order.map { sorted[$0] } == expected, "epoch \(epoch)")
+        }
+    }
+
     @Test func pairLongerThanTheBudgetIsAnError() {
         #expect(throws: TokenBatcher.PairTooLong.self) {
             try TokenBatcher.batches(sourceLengths: [3, 90, 4], targetLengths: [3, 2, 4], maxTokens: 64, seed: 1)

@@ -45,6 +45,17 @@ func parallelScratch() throws -> String {
 }
 
 @Suite(.serialized) struct TranslationTrainingTests {
+    /// `loom bench` on an encoder-decoder config times real batches across an epoch boundary
+    /// (where the batch order is reshuffled) and counts heap allocations there: none.
+    @Test func benchCrossesAnEpochWithoutAllocating() throws {
+        let dir = try parallelScratch()
+        let r = try loom(["bench", "mt.yaml", "--steps", "6", "--warmup", "1", "--profile"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("the window crosses its boundary"), "\(r.stdout)")
+        #expect(r.stdout.contains("heap allocations during the 6 measured steps: 0"), "\(r.stdout)")
+        #expect(r.stdout.contains("target tokens/s") && r.stdout.contains("linear (sgemm)"), "\(r.stdout)")
+    }
+
     @Test func twoRanksMatchOneRankAndResumeIsExact() throws {
         let dir = try parallelScratch()
         let one = try loom(["train", "mt.yaml", "--run-dir", "one"], in: dir)
