@@ -51,21 +51,7 @@ struct BenchCommand: ParsableCommand {
             // The global batch: every rank's share of it.
             let tokensPerStep = config.training.batchSize * c.contextLength
 
-            for s in 0..<warmup { _ = trainer.trainStep(s, learningRate: 1e-4) }
-            var times: [Double] = []
-            times.reserveCapacity(steps)
-            job.barrier()
-            trainer.buckets.resetStatistics()
-            Profiler.reset()
-            Profiler.enabled = profile
-            let mallocsBefore = loom_malloc_count()
-            for s in 0..<steps {
-                let t0 = monotonicSeconds()
-                _ = trainer.trainStep(warmup + s, learningRate: 1e-4)
-                times.append(monotonicSeconds() - t0)
-            }
-            let allocations = loom_malloc_count() - mallocsBefore
-            Profiler.enabled = false
+            let (times, allocations) = timedSteps(trainer, job: job, measured: warmup..<(warmup + steps))
             let exposed = trainer.buckets.exposedSeconds / Double(steps)
             let waited = trainer.buckets.waitSeconds / Double(steps)
             let lastRankWait = AllReduceCost.lastRankWait(trainer.buckets, steps: steps, job: job)
@@ -75,13 +61,7 @@ struct BenchCommand: ParsableCommand {
             let gflops = tokensPerSecond * c.flopsPerToken / 1e9
             let peak = GemmPeak.measure(config: c, rows: config.training.microBatchSize * c.contextLength)
 
-            let parameterBytes = model.parameters.bytes
-            let plan = [("parameters", parameterBytes), ("gradients", model.gradients.bytes),
-                        ("optimizer state (AdamW m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
-                        ("activations + backward scratch", model.activationBytes),
-                        ("process before the model (runtime, data)", baseline)]
-            let planned = plan.reduce(0) { $0 + $1.1 }
-            let rss = ProcessMemory.peakResidentBytes()
+            let memory = MemoryPlan(trainer: trainer, baseline: baseline)
 
             let overlap = trainer.buckets.overlap
             let hidden = job.worldSize > 1 ? max(0, 1 - exposed / reduce.seconds) : 0
@@ -93,7 +73,7 @@ struct BenchCommand: ParsableCommand {
                     "hidden_share": hidden, "bus_bandwidth_gbs": reduce.busBandwidth / 1e9, "buckets": trainer.buckets.buckets.count,
                     "tokens_per_s": tokensPerSecond.rounded(), "step_ms": median * 1e3, "gflops": gflops,
                     "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads,
-                    "flops_per_token": c.flopsPerToken, "planned_bytes": planned, "peak_rss_bytes": rss,
+                    "flops_per_token": c.flopsPerToken, "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS,
                     "allocations_in_measured_steps": allocations, "parameters": model.layout.count]
                 let out = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
                 print(String(decoding: out, as: UTF8.self))
@@ -109,10 +89,7 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "  achieved         %.1f GFLOP/s", gflops))
             print(String(format: "  sgemm at model shapes  %.1f GFLOP/s (%@)", peak.gflops, peak.detail))
             print(String(format: "  ratio            %.0f %% of the measured sgemm rate", 100 * gflops / peak.gflops))
-            print("  memory plan")
-            for (name, bytes) in plan { print("    " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(bytes) / 1048576)) }
-            print("    " + "total".padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(planned) / 1048576))
-            print(String(format: "  peak RSS         %.1f MiB (%.2f× the plan)", Double(rss) / 1048576, Double(rss) / Double(planned)))
+            memory.print()
             print("  heap allocations during the \(steps) measured steps: \(allocations)\(job.worldSize > 1 ? " (rank 0)" : "")")
             if job.worldSize > 1 {
                 print(String(format: "  gradient all-reduce   %.1f MiB in %d bucket(s), %@", Double(model.gradients.bytes) / 1048576,
@@ -131,6 +108,27 @@ struct BenchCommand: ParsableCommand {
                          reduce.busBandwidth / 1e9))
             if profile { printProfile(total: times.reduce(0, +)) }
         }
+    }
+
+    /// Warm-up steps `warmup ..< measured.lowerBound` (default: the `warmup` steps just before),
+    /// then the `measured` steps, each timed; heap allocations are counted over all measured steps.
+    func timedSteps(_ trainer: Trainer, job: Communicator, measured: Range<Int>, warmup first: Int? = nil) -> (times: [Double], allocations: UInt64) {
+        for s in (first ?? measured.lowerBound - warmup)..<measured.lowerBound { _ = trainer.trainStep(s, learningRate: 1e-4) }
+        var times: [Double] = []
+        times.reserveCapacity(measured.count)
+        job.barrier()
+        trainer.buckets.resetStatistics()
+        Profiler.reset()
+        Profiler.enabled = profile
+        let before = loom_malloc_count()
+        for s in measured {
+            let t0 = monotonicSeconds()
+            _ = trainer.trainStep(s, learningRate: 1e-4)
+            times.append(monotonicSeconds() - t0)
+        }
+        let allocations = loom_malloc_count() - before
+        Profiler.enabled = false
+        return (times, allocations)
     }
 
     /// The profiler's per-family sums over the measured steps, as ms/step and share of `total`.
@@ -161,26 +159,10 @@ struct BenchCommand: ParsableCommand {
         let model = task.transformer
         // Start so that the measured steps straddle the first epoch boundary.
         let first = max(warmup, task.stepsPerEpoch - steps / 2)
-        for s in 0..<warmup { _ = trainer.trainStep(first - warmup + s, learningRate: 1e-4) }
-        var seconds = 0.0, tokens = 0
-        job.barrier()
-        Profiler.reset()
-        Profiler.enabled = profile
-        let mallocsBefore = loom_malloc_count()
-        for s in first..<(first + steps) {
-            let t0 = monotonicSeconds()
-            _ = trainer.trainStep(s, learningRate: 1e-4)
-            seconds += monotonicSeconds() - t0
-            tokens += task.globalTokens(step: s)
-        }
-        let allocations = loom_malloc_count() - mallocsBefore
-        Profiler.enabled = false
-        let plan = [("parameters", model.parameters.bytes), ("gradients", model.gradients.bytes),
-                    ("optimizer state (Adam m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
-                    ("activations + backward scratch", model.activationBytes),
-                    ("process before the model (runtime, data)", baseline)]
-        let planned = plan.reduce(0) { $0 + $1.1 }
-        let rss = ProcessMemory.peakResidentBytes()
+        let (times, allocations) = timedSteps(trainer, job: job, measured: first..<(first + steps), warmup: first - warmup)
+        let seconds = times.reduce(0, +)
+        let tokens = (first..<(first + steps)).reduce(0) { $0 + task.globalTokens(step: $1) }
+        let memory = MemoryPlan(trainer: trainer, baseline: baseline)
         guard job.isCoordinator else { job.finish(); return }
         defer { job.finish() }
         let c = model.config
@@ -189,7 +171,7 @@ struct BenchCommand: ParsableCommand {
             let fields: [String: Any] = [
                 "ranks": job.worldSize, "threads": threads, "target_tokens_per_s": perSecond.rounded(),
                 "step_ms": seconds / Double(steps) * 1e3, "first_step": first, "steps_per_epoch": task.stepsPerEpoch,
-                "planned_bytes": planned, "peak_rss_bytes": rss, "allocations_in_measured_steps": allocations,
+                "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS, "allocations_in_measured_steps": allocations,
                 "parameters": model.layout.count]
             let out = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
             print(String(decoding: out, as: UTF8.self))
@@ -202,10 +184,7 @@ struct BenchCommand: ParsableCommand {
                      first, first + steps - 1, task.stepsPerEpoch, warmup))
         print(String(format: "  step time        %.2f ms (mean; batches differ in size)", seconds / Double(steps) * 1e3))
         print(String(format: "  throughput       %.0f target tokens/s (%d target tokens in %.2f s)", perSecond, tokens, seconds))
-        print("  memory plan")
-        for (name, bytes) in plan { print("    " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(bytes) / 1048576)) }
-        print("    " + "total".padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(planned) / 1048576))
-        print(String(format: "  peak RSS         %.1f MiB (%.2f× the plan)", Double(rss) / 1048576, Double(rss) / Double(planned)))
+        memory.print()
         print("  heap allocations during the \(steps) measured steps: \(allocations)\(job.worldSize > 1 ? " (rank 0)" : "")")
         if profile { printProfile(total: seconds) }
     }
@@ -284,6 +263,30 @@ enum AllReduceCost {
             total += all[last * mine.count + 2 * s + 1]
         }
         return total / Double(steps)
+    }
+}
+
+/// What the process should hold (parameters, gradients, optimizer moments, activations, and what
+/// was resident before the model existed) next to its peak resident set.
+struct MemoryPlan {
+    let rows: [(String, Int)]
+    let peakRSS = ProcessMemory.peakResidentBytes()
+    var planned: Int { rows.reduce(0) { $0 + $1.1 } }
+
+    init(trainer: Trainer, baseline: Int) {
+        let model = trainer.model
+        rows = [("parameters", model.parameters.bytes), ("gradients", model.gradients.bytes),
+                ("optimizer state (Adam m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
+                ("activations + backward scratch", model.activationBytes),
+                ("process before the model (runtime, data)", baseline)]
+    }
+
+    func print() {
+        Swift.print("  memory plan")
+        for (name, bytes) in rows + [("total", planned)] {
+            Swift.print("    " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(bytes) / 1048576))
+        }
+        Swift.print(String(format: "  peak RSS         %.1f MiB (%.2f× the plan)", Double(peakRSS) / 1048576, Double(peakRSS) / Double(planned)))
     }
 }
 
