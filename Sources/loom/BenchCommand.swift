@@ -75,8 +75,7 @@ struct BenchCommand: ParsableCommand {
                     "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads,
                     "flops_per_token": c.flopsPerToken, "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS,
                     "allocations_in_measured_steps": allocations, "parameters": model.layout.count]
-                let out = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
-                print(String(decoding: out, as: UTF8.self))
+                try printJSON(fields)
                 return
             }
             print("loom bench \(self.config): layers \(c.layers), heads \(c.heads), width \(c.width), context \(c.contextLength), "
@@ -131,6 +130,12 @@ struct BenchCommand: ParsableCommand {
         return (times, allocations)
     }
 
+    /// One JSON line (sorted keys), the `--json` output.
+    func printJSON(_ fields: [String: Any]) throws {
+        let out = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+        print(String(decoding: out, as: UTF8.self))
+    }
+
     /// The profiler's per-family sums over the measured steps, as ms/step and share of `total`.
     func printProfile(total: Double) {
         print("  where step time goes (sum over measured steps):")
@@ -173,8 +178,7 @@ struct BenchCommand: ParsableCommand {
                 "step_ms": seconds / Double(steps) * 1e3, "first_step": first, "steps_per_epoch": task.stepsPerEpoch,
                 "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS, "allocations_in_measured_steps": allocations,
                 "parameters": model.layout.count]
-            let out = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
-            print(String(decoding: out, as: UTF8.self))
+            try printJSON(fields)
             return
         }
         print("loom bench \(self.config): transformer \(c.encoderLayers)+\(c.decoderLayers) layers, heads \(c.heads), width \(c.width), "
