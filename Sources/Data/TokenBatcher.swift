@@ -20,13 +20,13 @@ public enum TokenBatcher {
                                seed: UInt64, epoch: Int = 0) throws -> [[Int]] {
         let sorted = try sortedBatches(sourceLengths: sourceLengths, targetLengths: targetLengths,
                                        maxTokens: maxTokens, maxSentences: maxSentences, seed: seed)
-        var order = Array(sorted.indices)
-        shuffleOrder(&order, seed: seed, epoch: epoch)
+        var order = [Int](repeating: 0, count: sorted.count)
+        epochOrder(&order, seed: seed, epoch: epoch)
         return order.map { sorted[$0] }
     }
 
     /// The batches before the epoch's shuffle, in length order. Their contents are the same in
-    /// every epoch (as fairseq's); only their order changes (`shuffleOrder`).
+    /// every epoch (as fairseq's); only their order changes (`epochOrder`).
     public static func sortedBatches(sourceLengths: [Int], targetLengths: [Int], maxTokens: Int, maxSentences: Int? = nil,
                                      seed: UInt64) throws -> [[Int]] {
         precondition(sourceLengths.count == targetLengths.count, "TokenBatcher: one target length per source length")
@@ -47,12 +47,13 @@ public enum TokenBatcher {
         return batches
     }
 
-    /// Epoch `epoch`'s batch order: `order` (any permutation of the batch indices, normally
-    /// 0..<n) shuffled in place by (`seed`, `epoch`). Allocates nothing, so the trainer can
-    /// reorder at an epoch boundary inside the step loop.
-    public static func shuffleOrder(_ order: inout [Int], seed: UInt64, epoch: Int) {
+    /// Epoch `epoch`'s batch order, written over `order` (one slot per batch): 0..<n shuffled by
+    /// (`seed`, `epoch`). Allocates nothing, so the trainer can reorder at an epoch boundary
+    /// inside the step loop.
+    public static func epochOrder(_ order: inout [Int], seed: UInt64, epoch: Int) {
         let key = CounterRandom.key(seed, 0xBA7C, UInt64(epoch) &+ 1)
         order.withUnsafeMutableBufferPointer { a in
+            for i in a.indices { a[i] = i }
             for i in stride(from: a.count - 1, to: 0, by: -1) {
                 a.swapAt(i, CounterRandom.below(i + 1, key: key, counter: UInt64(i)))
             }

@@ -51,26 +51,28 @@ public final class AdamW {
                 let hi = min(range.upperBound, segment.range.upperBound)
                 if lo >= hi { continue }
                 let decay: Float = segment.decay ? 1 - lr * wd : 1
-                // Eight lanes at a time (same arithmetic as the scalar tail, lane by lane).
+                // Eight lanes at a time; the tail runs the same lane arithmetic one value at a time.
                 var i = lo
                 while i + 8 <= hi {
-                    let grad = g.load8(i)
-                    let mi = b1 * m.load8(i) + (1 - b1) * grad
-                    let vi = b2 * v.load8(i) + (1 - b2) * grad * grad
-                    m.store8(i, mi); v.store8(i, vi)
-                    let mhat = mi / correction1, vhat = vi / correction2
-                    p.store8(i, p.load8(i) * decay - lr * mhat / (vhat.squareRoot() + eps))
+                    let (pi, mi, vi) = lanes(p.load8(i), g.load8(i), m.load8(i), v.load8(i), decay: decay)
+                    p.store8(i, pi); m.store8(i, mi); v.store8(i, vi)
                     i += 8
                 }
                 for i in i..<hi {
-                    let grad = g[i]
-                    let mi = b1 * m[i] + (1 - b1) * grad
-                    let vi = b2 * v[i] + (1 - b2) * grad * grad
-                    m[i] = mi; v[i] = vi
-                    let mhat = mi / correction1, vhat = vi / correction2
-                    p[i] = p[i] * decay - lr * mhat / (vhat.squareRoot() + eps)
+                    let (pi, mi, vi) = lanes(Float8(repeating: p[i]), Float8(repeating: g[i]), Float8(repeating: m[i]),
+                                             Float8(repeating: v[i]), decay: decay)
+                    p[i] = pi[0]; m[i] = mi[0]; v[i] = vi[0]
                 }
             }
+        }
+
+        /// The update of 8 parameters: new (p, m, v).
+        @inline(__always)
+        func lanes(_ p: Float8, _ grad: Float8, _ m: Float8, _ v: Float8, decay: Float) -> (Float8, Float8, Float8) {
+            let mi = b1 * m + (1 - b1) * grad
+            let vi = b2 * v + (1 - b2) * grad * grad
+            let mhat = mi / correction1, vhat = vi / correction2
+            return (p * decay - lr * mhat / (vhat.squareRoot() + eps), mi, vi)
         }
     }
 

@@ -111,8 +111,7 @@ public final class TranslationTask: TrainingTask {
     /// them, reshuffled in place at an epoch boundary (no allocation in the step loop).
     private let batches: [[Int]]
     private var order: [Int]
-    private var epoch = 0
-    private var batchesPerEpoch: Int { batches.count }
+    private var epoch = -1
     private let trainLengths: (source: [Int], target: [Int])
     private let validationBatches: [[Int]]
     let source: UnsafeMutablePointer<Int32>, sourceLengths: UnsafeMutablePointer<Int32>
@@ -153,8 +152,7 @@ public final class TranslationTask: TrainingTask {
         guard !batches.isEmpty else {
             throw ConfigError(file: "config", key: "data.shards", message: "the training corpus has no pairs")
         }
-        order = Array(batches.indices)
-        TokenBatcher.shuffleOrder(&order, seed: seed, epoch: 0)
+        order = [Int](repeating: 0, count: batches.count)   // filled by batch(step:) for each epoch
     }
 
     deinit { source.deallocate(); sourceLengths.deallocate(); targetInput.deallocate(); targetOutput.deallocate() }
@@ -162,17 +160,16 @@ public final class TranslationTask: TrainingTask {
     /// The global batch of `step`: batch step mod n of epoch step / n (n batches per epoch, the
     /// same every epoch), so the order depends only on the seed and the step, also after a resume.
     func batch(step: Int) -> [Int] {
-        let e = step / batchesPerEpoch
+        let e = step / stepsPerEpoch
         if e != epoch {
-            for i in order.indices { order[i] = i }
-            TokenBatcher.shuffleOrder(&order, seed: seed, epoch: e)
+            TokenBatcher.epochOrder(&order, seed: seed, epoch: e)
             epoch = e
         }
-        return batches[order[step % batchesPerEpoch]]
+        return batches[order[step % stepsPerEpoch]]
     }
 
     /// Global batches in one epoch (steps until the data order repeats with a new shuffle).
-    public var stepsPerEpoch: Int { batchesPerEpoch }
+    public var stepsPerEpoch: Int { batches.count }
 
     func share(_ pairs: [Int], rank: Int, world: Int) -> ArraySlice<Int> {
         pairs[(rank * pairs.count / world)..<((rank + 1) * pairs.count / world)]
