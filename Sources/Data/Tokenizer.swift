@@ -80,7 +80,8 @@ public enum TokenizerFile {
         }
         if object["Ġ"] != nil || object["!"] != nil {
             // GPT-2's vocab.json: a flat token → id map; the merges are in merges.txt beside it.
-            let merges = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("merges.txt")
+            let directory = PathName.directory(of: path)
+            let merges = (directory.isEmpty ? "" : directory + "/") + "merges.txt"
             return try ByteLevelBPE(gpt2VocabPath: path, mergesPath: merges)
         }
         throw TokenizerError.unreadable(path: path, reason: "unknown kind: expected \"loom_tokenizer\", a Hugging Face \"model\" or a GPT-2 vocab.json")

@@ -172,16 +172,19 @@ public struct OptimizerSection: Codable, Equatable {
 ///   n = step + 1 — `optimizer.learning_rate` is the paper's factor (e.g. 1–2);
 /// - `plateau`: warmup, then constant, multiplied by `plateau_factor` whenever `plateau_patience`
 ///   validations in a row fail to improve the best validation loss (never below the minimum).
+/// Any kind: `cooldown_steps` > 0 ends the run with a straight-line decay from the schedule's rate
+/// to `minimum_learning_rate` over that many last steps.
 public struct ScheduleSection: Codable, Equatable {
     public var kind: String = "cosine"
     public var warmupSteps: Int = 100
     public var minimumLearningRate: Double = 1e-4
     public var plateauFactor: Double = 0.5
     public var plateauPatience: Int = 2
+    public var cooldownSteps: Int = 0
 
     enum CodingKeys: String, CodingKey {
         case kind, warmupSteps = "warmup_steps", minimumLearningRate = "minimum_learning_rate"
-        case plateauFactor = "plateau_factor", plateauPatience = "plateau_patience"
+        case plateauFactor = "plateau_factor", plateauPatience = "plateau_patience", cooldownSteps = "cooldown_steps"
     }
     init() {}
     public init(from decoder: Decoder) throws {
@@ -191,6 +194,7 @@ public struct ScheduleSection: Codable, Equatable {
         minimumLearningRate = try c.decodeIfPresent(Double.self, forKey: .minimumLearningRate) ?? 1e-4
         plateauFactor = try c.decodeIfPresent(Double.self, forKey: .plateauFactor) ?? 0.5
         plateauPatience = try c.decodeIfPresent(Int.self, forKey: .plateauPatience) ?? 2
+        cooldownSteps = try c.decodeIfPresent(Int.self, forKey: .cooldownSteps) ?? 0
     }
 }
 
@@ -392,6 +396,9 @@ extension LoomConfig {
         if !(0..<1).contains(t.labelSmoothing) { throw fail("training.label_smoothing", "must be in [0, 1)") }
         if t.maximumNonfiniteSteps < 1 { throw fail("training.maximum_nonfinite_steps", "must be ≥ 1") }
         if schedule.warmupSteps < 0 { throw fail("schedule.warmup_steps", "must be ≥ 0") }
+        if schedule.cooldownSteps < 0 || schedule.cooldownSteps > t.steps {
+            throw fail("schedule.cooldown_steps", "must be between 0 and training.steps (\(t.steps)), got \(schedule.cooldownSteps)")
+        }
         if schedule.minimumLearningRate < 0 || schedule.minimumLearningRate > o.learningRate {
             throw fail("schedule.minimum_learning_rate", "must be between 0 and optimizer.learning_rate")
         }

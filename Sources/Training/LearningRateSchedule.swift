@@ -13,10 +13,16 @@ public struct LearningRateSchedule: Equatable {
     public var totalSteps: Int
     /// d_model, for inverse_sqrt.
     public var width: Int
+    /// The last `cooldownSteps` steps fall in a straight line from the schedule's rate to `minimum`
+    /// at `totalSteps` (warmup–stable–decay): an inverse-square-root run ends near its minimum
+    /// instead of at a still-high rate. 0 = no cooldown.
+    public var cooldownSteps: Int
 
-    public init(kind: Kind, peak: Double, minimum: Double, warmupSteps: Int, totalSteps: Int, width: Int = 512) {
+    public init(kind: Kind, peak: Double, minimum: Double, warmupSteps: Int, totalSteps: Int, width: Int = 512,
+                cooldownSteps: Int = 0) {
         self.kind = kind; self.peak = peak; self.minimum = minimum
         self.warmupSteps = warmupSteps; self.totalSteps = totalSteps; self.width = width
+        self.cooldownSteps = cooldownSteps
     }
 
     /// The rate for step `step` (0-based) before any plateau reduction.
@@ -25,7 +31,15 @@ public struct LearningRateSchedule: Equatable {
     ///   `totalSteps`.
     /// - inverse_sqrt: peak · width^−½ · min(n^−½, n · warmup^−³ᐟ²) with n = s + 1 (the paper's
     ///   formula with `peak` as its factor).
+    /// Then, over the last `cooldownSteps`: minimum + (rate − minimum) · (totalSteps − s) / cooldownSteps.
     public func rate(at step: Int) -> Double {
+        let base = baseRate(at: step)
+        guard cooldownSteps > 0, step >= totalSteps - cooldownSteps else { return base }
+        let remaining = Double(max(totalSteps - step, 0)) / Double(cooldownSteps)
+        return minimum + (base - minimum) * remaining
+    }
+
+    private func baseRate(at step: Int) -> Double {
         if kind == .inverseSqrt {
             let n = Double(step + 1), w = Double(max(warmupSteps, 1))
             return peak / Double(width).squareRoot() * min(1 / n.squareRoot(), n * pow(w, -1.5))

@@ -70,7 +70,7 @@ public final class Trainer {
         schedule = LearningRateSchedule(kind: .init(rawValue: config.schedule.kind)!, peak: o.learningRate,
                                         minimum: config.schedule.minimumLearningRate,
                                         warmupSteps: config.schedule.warmupSteps, totalSteps: t.steps,
-                                        width: config.model.width)
+                                        width: config.model.width, cooldownSteps: config.schedule.cooldownSteps)
         state.plateau = ReduceOnPlateau(factor: config.schedule.plateauFactor, patience: config.schedule.plateauPatience,
                                         minimumScale: config.schedule.minimumLearningRate / o.learningRate)
         buckets = GradientBuckets(groups: model.layout.groups.map(\.range),

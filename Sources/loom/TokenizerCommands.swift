@@ -37,7 +37,7 @@ struct TokenizerTrainCommand: ParsableCommand {
             let counted = Date().timeIntervalSince(t0)
             let bpe = try trainer.train(vocabularySize: vocabSize, specials: specials)
             let total = Date().timeIntervalSince(t0)
-            let directory = (out as NSString).deletingLastPathComponent
+            let directory = PathName.directory(of: out)
             if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
             try AtomicFile.write(out, data: try bpe.serialized())
             print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d merges, vocabulary %d; counting %.2f s, merging %.2f s, total %.2f s; wrote %@",

@@ -102,7 +102,7 @@ struct TrainCommand: ParsableCommand {
     func runPath() throws -> String {
         if let runDirectory { return runDirectory }
         if let resume, resume != "latest", resume != "auto" {
-            return ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+            return PathName.directory(of: PathName.directory(of: PathName.absolute(resume)))
         }
         if resume != nil { throw ValidationError("--resume \(resume!) needs --run-dir RUN (the run to continue)") }
         return defaultRunDirectory()

@@ -86,10 +86,9 @@ struct TranslateCommand: ParsableCommand {
             let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
             guard exists else { throw ValidationError("\(model): no such file or directory") }
             let weights = isDirectory.boolValue ? model + "/model.safetensors" : model
-            let directory = isDirectory.boolValue ? model : (model as NSString).deletingLastPathComponent
             // Beside the weights, or in the run a checkpoint belongs to (RUN/checkpoints/step-N).
-            let here = directory.isEmpty ? "." : directory
-            let run = ((here as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+            let here = PathName.absolute(isDirectory.boolValue ? model : PathName.directory(of: model))
+            let run = PathName.directory(of: PathName.directory(of: here))
             func find(_ name: String) -> String {
                 let candidates = [here + "/" + name, run + "/" + name]
                 return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]

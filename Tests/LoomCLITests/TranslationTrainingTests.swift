@@ -70,12 +70,14 @@ func parallelScratch() throws -> String {
         expectCloseCurves(b, a, "2 ranks vs 1 rank")
         expectCloseCurves(c, a, "one micro-batch vs two")
         #expect(a.last! < a.first! - 0.5, "the loss did not fall: \(a.first!) → \(a.last!)")
-        // The run directory (and any checkpoint of it) translates: config and tokenizer come from the run.
-        for model in ["one", "one/checkpoints/step-00000020"] {
+        // The run directory (and any checkpoint of it) translates: config and tokenizer come from the run,
+        // also when named relative to the current directory ("." and a bare checkpoint name).
+        for (model, cwd) in [("one", dir), ("one/checkpoints/step-00000020", dir), (".", dir + "/one"),
+                             ("step-00000020", dir + "/one/checkpoints")] {
             let translate = Process()
             translate.executableURL = URL(fileURLWithPath: loomBinary())
             translate.arguments = ["translate", model, "--beam", "2"]
-            translate.currentDirectoryURL = URL(fileURLWithPath: dir)
+            translate.currentDirectoryURL = URL(fileURLWithPath: cwd)
             translate.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: dir + "/val.src"))
             let out = Pipe(), err = Pipe()
             translate.standardOutput = out; translate.standardError = err
@@ -83,7 +85,7 @@ func parallelScratch() throws -> String {
             let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let problems = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             translate.waitUntilExit()
-            #expect(translate.terminationStatus == 0, "\(problems)")
+            #expect(translate.terminationStatus == 0, "translate \(model) in \(cwd): \(problems)")
             #expect(text.split(separator: "\n", omittingEmptySubsequences: false).count == 41, "one line per source line")
             try text.write(toFile: dir + "/hyp.txt", atomically: true, encoding: .utf8)
             let bleu = try loom(["eval", "bleu", "--hypotheses", "hyp.txt", "--references", "val.tgt"], in: dir)

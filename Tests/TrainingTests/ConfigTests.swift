@@ -51,6 +51,7 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
         #expect(configError(minimalYAML, overrides: ["model.dropout=1.5"]).contains("'model.dropout'"))
         #expect(configError(minimalYAML, overrides: ["schedule.kind=linear-ish"]).contains("'schedule.kind'"))
         #expect(configError(minimalYAML, overrides: ["optimizer.learning_rate=-1"]).contains("'optimizer.learning_rate'"))
+        #expect(configError(minimalYAML, overrides: ["schedule.cooldown_steps=-1"]).contains("'schedule.cooldown_steps'"))
         #expect(configError("- not\n- a mapping").contains("test.yaml"))
         #expect(configError(minimalYAML, overrides: ["novalue"]).contains("key.path=value"))
     }

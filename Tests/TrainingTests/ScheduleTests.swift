@@ -23,6 +23,21 @@ struct ScheduleTests {
         #expect(s.rate(at: 1999) < s.rate(at: 3999) && s.rate(at: 7999) < s.rate(at: 3999))
     }
 
+    @Test func cooldownEndsInAStraightLineAtTheMinimum() {
+        let plain = LearningRateSchedule(kind: .inverseSqrt, peak: 1, minimum: 0, warmupSteps: 100, totalSteps: 1000, width: 256)
+        var s = plain
+        s.cooldownSteps = 400
+        for step in [0, 99, 500, 599] { #expect(s.rate(at: step) == plain.rate(at: step)) }   // before the cooldown
+        #expect(abs(s.rate(at: 600) - plain.rate(at: 600)) < 1e-15)                           // (1000 − 600) / 400 = 1
+        #expect(abs(s.rate(at: 800) - plain.rate(at: 800) * 0.5) < 1e-15)
+        #expect(abs(s.rate(at: 999) - plain.rate(at: 999) / 400) < 1e-15)
+        #expect(s.rate(at: 1000) == 0)
+        // Towards a non-zero minimum for the other kinds.
+        let c = LearningRateSchedule(kind: .constant, peak: 1e-3, minimum: 1e-4, warmupSteps: 0, totalSteps: 100, cooldownSteps: 10)
+        #expect(abs(c.rate(at: 95) - (1e-4 + 0.9e-3 * 0.5)) < 1e-15)
+        #expect(abs(c.rate(at: 100) - 1e-4) < 1e-15)
+    }
+
     @Test func plateauLowersTheRateAfterPatienceRunsOut() {
         var p = ReduceOnPlateau(factor: 0.5, patience: 2, threshold: 0.01, minimumScale: 0.2)
         var lowered = [Bool]()

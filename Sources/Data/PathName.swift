@@ -1,0 +1,21 @@
+// PathName: the directory part of a path and absolute paths, safe for bare file names. It is not a
+// file-system API (nothing here touches the disk).
+import Foundation
+
+public enum PathName {
+    /// The directory part of `path`: "" for a bare name ("model.json"), "/" for "/x", "a" for "a/b/".
+    /// Why not `NSString.deletingLastPathComponent` alone: swift-corelibs-foundation (Swift 6.3)
+    /// traps on a relative path without a slash, so `--out tok.json` would crash.
+    public static func directory(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        if slash == p.startIndex { return "/" }
+        return String(p[..<slash])
+    }
+
+    /// `path` made absolute against the current directory, with "." and ".." resolved.
+    public static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path.isEmpty ? "." : path).standardizedFileURL.path
+    }
+}
