@@ -4,8 +4,8 @@ import Foundation
 
 public enum PathName {
     /// The directory part of `path`: "" for a bare name ("model.json"), "/" for "/x", "a" for "a/b/".
-    /// Why not `NSString.deletingLastPathComponent` alone: swift-corelibs-foundation (Swift 6.3)
-    /// traps on a relative path without a slash, so `--out tok.json` would crash.
+    /// Why not `NSString.deletingLastPathComponent`: swift-corelibs-foundation (Swift 6.3.1) traps
+    /// on a one-character path without a slash ("a", "."), so `loom translate .` crashed.
     public static func directory(of path: String) -> String {
         var p = Substring(path)
         while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
