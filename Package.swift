@@ -6,6 +6,11 @@ import PackageDescription
 let fast: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
+/// The numeric core is also compiled for the building machine's CPU (AVX2/AVX-512 and FMA instead of
+/// baseline SSE2): GELU, softmax and AdamW run ~2× faster, the tiny GPT step ~6 %. Set
+/// LOOM_PORTABLE=1 when building a binary that must run on other (older) CPUs, e.g. mixed clusters.
+let kernels: [SwiftSetting] = Context.environment["LOOM_PORTABLE"] == "1" ? fast
+    : fast + [.unsafeFlags(["-target-cpu", "native"], .when(configuration: .release))]
 
 let package = Package(
     name: "Loom",
@@ -32,7 +37,7 @@ let package = Package(
         // Numeric core on raw Float buffers.
         // Floating-point environment controls (flush denormals) for the compute threads.
         .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
-        .target(name: "Kernels", dependencies: ["CBLAS", "CKernelSupport"], swiftSettings: fast),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CKernelSupport"], swiftSettings: kernels),
         // Parameters in one flat buffer; layers composed into GPT.
         .target(name: "Models", dependencies: ["Kernels"], swiftSettings: fast),
         // Tokenizers, corpora, the token sampler.
