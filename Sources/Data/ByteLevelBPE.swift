@@ -164,7 +164,9 @@ public struct ByteLevelBPE: Tokenizer {
             symbols.removeAll(keepingCapacity: true)
             for i in 0..<n { symbols.append(bpe.byteIDs[Int(p[i])]) }
             let pairs = bpe.pairs
-            symbols.withUnsafeMutableBufferPointer { s in
+            // The merges shrink the word in place; the array is cut to size after the buffer access
+            // (changing its length inside withUnsafeMutableBufferPointer is an exclusivity violation).
+            let count = symbols.withUnsafeMutableBufferPointer { s -> Int in
                 var count = n
                 while count > 1 {
                     var bestRank = Int32.max, bestLeft: Int32 = 0, bestRight: Int32 = 0, merged: Int32 = 0
@@ -185,8 +187,9 @@ public struct ByteLevelBPE: Tokenizer {
                     }
                     count = w
                 }
-                symbols.removeLast(n - count)
+                return count
             }
+            symbols.removeLast(n - count)
         }
     }
 }

@@ -14,6 +14,12 @@ public enum PathName {
         return String(p[..<slash])
     }
 
+    /// The file `name` in the same directory as `path` ("merges.txt" beside "gpt2/vocab.json").
+    public static func beside(_ path: String, named name: String) -> String {
+        let directory = directory(of: path)
+        return directory.isEmpty ? name : (directory == "/" ? "/" : directory + "/") + name
+    }
+
     /// `path` made absolute against the current directory, with "." and ".." resolved.
     public static func absolute(_ path: String) -> String {
         URL(fileURLWithPath: path.isEmpty ? "." : path).standardizedFileURL.path

@@ -80,9 +80,7 @@ public enum TokenizerFile {
         }
         if object["Ġ"] != nil || object["!"] != nil {
             // GPT-2's vocab.json: a flat token → id map; the merges are in merges.txt beside it.
-            let directory = PathName.directory(of: path)
-            let merges = (directory.isEmpty ? "" : directory + "/") + "merges.txt"
-            return try ByteLevelBPE(gpt2VocabPath: path, mergesPath: merges)
+            return try ByteLevelBPE(gpt2VocabPath: path, mergesPath: PathName.beside(path, named: "merges.txt"))
         }
         throw TokenizerError.unreadable(path: path, reason: "unknown kind: expected \"loom_tokenizer\", a Hugging Face \"model\" or a GPT-2 vocab.json")
     }

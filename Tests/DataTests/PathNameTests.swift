@@ -11,6 +11,12 @@ struct PathNameTests {
         #expect(PathName.directory(of: path) == directory, "\(path)")
     }
 
+    @Test func besideNamesASibling() {
+        #expect(PathName.beside("vocab.json", named: "merges.txt") == "merges.txt")
+        #expect(PathName.beside("gpt2/vocab.json", named: "merges.txt") == "gpt2/merges.txt")
+        #expect(PathName.beside("/vocab.json", named: "merges.txt") == "/merges.txt")
+    }
+
     @Test func absoluteResolvesAgainstTheCurrentDirectory() {
         let cwd = FileManager.default.currentDirectoryPath
         #expect(PathName.absolute(".") == URL(fileURLWithPath: cwd).standardizedFileURL.path)
