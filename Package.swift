@@ -6,8 +6,9 @@ import PackageDescription
 let fast: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
-/// The numeric core is also compiled for the building machine's CPU (AVX2/AVX-512 and FMA instead of
-/// baseline SSE2): GELU, softmax and AdamW run ~2× faster, the tiny GPT step ~6 %. Set
+/// The numeric core and the optimizer (Kernels, Training) are also compiled for the building
+/// machine's CPU (AVX2/AVX-512 and FMA instead of baseline SSE2): GELU, softmax and AdamW run
+/// ~2× faster, the tiny GPT step ~6 %. Set
 /// LOOM_PORTABLE=1 when building a binary that must run on other (older) CPUs, e.g. mixed clusters.
 let kernels: [SwiftSetting] = Context.environment["LOOM_PORTABLE"] == "1" ? fast
     : fast + [.unsafeFlags(["-target-cpu", "native"], .when(configuration: .release))]
@@ -48,7 +49,7 @@ let package = Package(
         .target(name: "Training",
                 dependencies: ["Models", "Data", "Distributed", "Kernels", "CSignals",
                                .product(name: "Yams", package: "Yams")],
-                swiftSettings: fast),
+                swiftSettings: kernels),
         // The command-line tool.
         .executableTarget(name: "loom",
                           dependencies: ["Training", "MallocCounter", "CSignals",

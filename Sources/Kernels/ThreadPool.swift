@@ -52,8 +52,10 @@ public final class ThreadPool: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
 
-    /// How many polls a worker makes before it sleeps (each poll yields the core).
-    private let spinLimit = 4000
+    /// How many polls a worker makes before it sleeps: the first `pauseLimit` with a pause
+    /// instruction (microseconds apart: the next job of a step usually comes that soon), the rest
+    /// yielding the core to other processes (MPI ranks sharing cores).
+    private let pauseLimit = 2000, spinLimit = 6000
 
     public init(threads: Int) {
         self.threads = max(1, threads)
@@ -79,6 +81,7 @@ public final class ThreadPool: @unchecked Sendable {
             var polls = 0
             while generation.load(ordering: .sequentiallyConsistent) == seen {
                 polls += 1
+                if polls < pauseLimit { loom_cpu_relax(); continue }
                 if polls < spinLimit { sched_yield(); continue }
                 pthread_mutex_lock(&mutex)
                 sleepers.add(1, ordering: .sequentiallyConsistent)
@@ -150,7 +153,9 @@ public final class ThreadPool: @unchecked Sendable {
             pthread_mutex_unlock(&mutex)
         }
         runParts()
-        while busyWorkers.load(ordering: .acquiring) > 0 {}
+        // A pause per poll: where the "cores" are hardware threads of one core (as on many
+        // virtual machines), a bare spin would take issue slots from the worker it waits for.
+        while busyWorkers.load(ordering: .acquiring) > 0 { loom_cpu_relax() }
         self.job = nil
         self.invoke = nil
         inUse.store(false, ordering: .releasing)

@@ -1,5 +1,5 @@
 // VectorOps: whole-buffer reductions and updates used by the optimizer and the trainer (sum of
-// squares, scaling, zeroing). It is not a layer.
+// squares, zeroing). It is not a layer.
 
 public enum VectorOps {
     struct SquaresLoop: ParallelLoop {
@@ -31,16 +31,6 @@ public enum VectorOps {
             for i in 0..<parts { total += partial[i] }
             return total
         }
-    }
-
-    struct ScaleLoop: ParallelLoop {
-        let x: UnsafeMutablePointer<Float>, factor: Float
-        func run(_ range: Range<Int>) { for i in range { x[i] *= factor } }
-    }
-
-    /// x *= factor.
-    public static func scale(_ x: UnsafeMutablePointer<Float>, count n: Int, by factor: Float) {
-        Profiler.measure(.elementwise) { ThreadPool.shared.parallelFor(n, grain: 4096, ScaleLoop(x: x, factor: factor)) }
     }
 
     struct ZeroLoop: ParallelLoop {

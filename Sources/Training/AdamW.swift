@@ -29,13 +29,15 @@ public final class AdamW {
         self.segments = segments
     }
 
-    /// One update of `parameters` from `gradients` at learning rate `lr`.
-    public func step(parameters: FlatBuffer, gradients: FlatBuffer, learningRate lr: Float) {
+    /// One update of `parameters` from `gradients` × `gradientScale` at learning rate `lr`.
+    /// The scale is gradient clipping's factor (`GradientClipping.factor`), applied as each
+    /// gradient is read rather than in a pass of its own; the gradient buffer is left as it is.
+    public func step(parameters: FlatBuffer, gradients: FlatBuffer, learningRate lr: Float, gradientScale: Float = 1) {
         updates += 1
         let correction1 = 1 - Float(Double(beta1).power(updates))
         let correction2 = 1 - Float(Double(beta2).power(updates))
         let job = Update(p: parameters.pointer, g: gradients.pointer, m: m.pointer, v: v.pointer, segments: segments,
-                         b1: beta1, b2: beta2, eps: epsilon, wd: weightDecay, lr: lr,
+                         scale: gradientScale, b1: beta1, b2: beta2, eps: epsilon, wd: weightDecay, lr: lr,
                          correction1: correction1, correction2: correction2)
         ThreadPool.shared.parallelFor(parameters.count, grain: 4096, job)
     }
@@ -44,7 +46,7 @@ public final class AdamW {
     struct Update: ParallelLoop {
         let p, g, m, v: UnsafeMutablePointer<Float>
         let segments: [(range: Range<Int>, decay: Bool)]
-        let b1, b2, eps, wd, lr, correction1, correction2: Float
+        let scale, b1, b2, eps, wd, lr, correction1, correction2: Float
         func run(_ range: Range<Int>) {
             for segment in segments {
                 let lo = max(range.lowerBound, segment.range.lowerBound)
@@ -68,7 +70,8 @@ public final class AdamW {
 
         /// The update of 8 parameters: new (p, m, v).
         @inline(__always)
-        func lanes(_ p: Float8, _ grad: Float8, _ m: Float8, _ v: Float8, decay: Float) -> (Float8, Float8, Float8) {
+        func lanes(_ p: Float8, _ unscaled: Float8, _ m: Float8, _ v: Float8, decay: Float) -> (Float8, Float8, Float8) {
+            let grad = unscaled * scale
             let mi = b1 * m + (1 - b1) * grad
             let vi = b2 * v + (1 - b2) * grad * grad
             let mhat = mi / correction1, vhat = vi / correction2
@@ -80,16 +83,17 @@ public final class AdamW {
     public func setUpdates(_ n: Int) { updates = n }
 }
 
-/// Global-norm clipping as torch.nn.utils.clip_grad_norm_.
+/// Global-norm clipping as torch.nn.utils.clip_grad_norm_, in two parts: the norm, and the factor
+/// the optimizer multiplies every gradient by (`AdamW.step(…, gradientScale:)`).
 public enum GradientClipping {
-    /// Returns the norm before clipping; scales the gradients down when it exceeds `maxNorm` > 0.
-    @discardableResult
-    public static func clip(_ gradients: FlatBuffer, maxNorm: Float) -> Float {
-        let norm = Float(VectorOps.sumOfSquares(gradients.pointer, count: gradients.count).squareRoot())
-        if maxNorm > 0, norm.isFinite, norm > maxNorm {
-            VectorOps.scale(gradients.pointer, count: gradients.count, by: maxNorm / (norm + 1e-6))
-        }
-        return norm
+    /// The L2 norm of all gradients together (summed in double precision, in a fixed order).
+    public static func norm(_ gradients: FlatBuffer) -> Float {
+        Float(VectorOps.sumOfSquares(gradients.pointer, count: gradients.count).squareRoot())
+    }
+
+    /// maxNorm / (norm + 1e-6) when a finite norm exceeds maxNorm > 0, else 1 (PyTorch's formula).
+    public static func factor(norm: Float, maxNorm: Float) -> Float {
+        maxNorm > 0 && norm.isFinite && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1
     }
 }
 

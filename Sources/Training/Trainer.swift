@@ -120,14 +120,13 @@ public final class Trainer {
         }
         let loss = reduction[0] / max(reduction[1], 1)
         let stop = reduction[2] > 0
-        let norm = Profiler.measure(.optimizer) {
-            GradientClipping.clip(model.gradients, maxNorm: Float(config.optimizer.gradientClip))
-        }
+        let norm = Profiler.measure(.optimizer) { GradientClipping.norm(model.gradients) }
         if !loss.isFinite || !norm.isFinite {
             return StepResult(loss: loss, updated: false, stopRequested: stop)
         }
         Profiler.measure(.optimizer) {
-            optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate))
+            optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
+                           gradientScale: GradientClipping.factor(norm: norm, maxNorm: Float(config.optimizer.gradientClip)))
         }
         return StepResult(loss: loss, updated: true, stopRequested: stop)
     }

@@ -99,11 +99,15 @@ let tolerance = 2e-2
         #expect(losses.p[2] == 0 && losses.p[5] == 0)
     }
 
-    /// Self-attention (causal), cross-attention with key padding, and attention dropout.
-    @Test(arguments: [(4, 4, true, false, Float(0)), (3, 5, false, true, Float(0)), (4, 4, true, false, Float(0.3))])
-    func attention(Tq: Int, Tk: Int, causal: Bool, padded: Bool, dropout: Float) {
+    /// Self-attention (causal), cross-attention with key padding, and attention dropout, with the
+    /// block products on SmallGemm and on OpenBLAS.
+    @Test(arguments: [(4, 4, true, false, Float(0)), (3, 5, false, true, Float(0)), (4, 4, true, false, Float(0.3)),
+                      (20, 20, true, false, Float(0))], [true, false])
+    func attention(_ c: (Tq: Int, Tk: Int, causal: Bool, padded: Bool, dropout: Float), smallBlocks: Bool) {
+        let (Tq, Tk, causal, padded, dropout) = c
         let B = 2, H = 2, D = 3, C = H * D
-        let shape = AttentionShape(batch: B, queryLength: Tq, keyLength: Tk, heads: H, headSize: D, causal: causal)
+        var shape = AttentionShape(batch: B, queryLength: Tq, keyLength: Tk, heads: H, headSize: D, causal: causal)
+        shape.smallBlocks = smallBlocks
         let q = Buf(randomFloats(B * Tq * C, seed: 16)), k = Buf(randomFloats(B * Tk * C, seed: 17))
         let v = Buf(randomFloats(B * Tk * C, seed: 18)), out = Buf(zeros: B * Tq * C)
         let probs = Buf(zeros: shape.probabilityCount), dropped = Buf(zeros: shape.probabilityCount)
@@ -130,7 +134,7 @@ let tolerance = 2e-2
         }
         for (name, values, grad) in [("q", q, dq), ("k", k, dk), ("v", v, dv)] {
             let r = gradCheck(values: values.p, analytic: grad.array, indices: Array(0..<values.count), step: 1e-2, loss: loss)
-            #expect(r.worstRelativeError < tolerance, "d\(name) (Tq \(Tq), Tk \(Tk), causal \(causal), padded \(padded), dropout \(dropout)): \(r)")
+            #expect(r.worstRelativeError < tolerance, "d\(name) (Tq \(Tq), Tk \(Tk), causal \(causal), padded \(padded), dropout \(dropout), small blocks \(smallBlocks)): \(r)")
         }
     }
 

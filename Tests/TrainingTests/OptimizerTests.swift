@@ -34,11 +34,35 @@ import TestSupport
     @Test func clippingScalesToTheMaximumNorm() {
         let g = FlatBuffer(count: 4)
         for (i, x) in [Float(3), 4, 0, 0].enumerated() { g.pointer[i] = x }
-        let norm = GradientClipping.clip(g, maxNorm: 1)
+        let norm = GradientClipping.norm(g)
         #expect(abs(norm - 5) < 1e-6)
-        #expect(abs(g.pointer[0] - 0.6) < 1e-5 && abs(g.pointer[1] - 0.8) < 1e-5)
-        let small = GradientClipping.clip(g, maxNorm: 10)   // below the limit: untouched
-        #expect(abs(small - 1) < 1e-5 && abs(g.pointer[0] - 0.6) < 1e-5)
+        #expect(abs(GradientClipping.factor(norm: norm, maxNorm: 1) - 0.2) < 1e-6)
+        #expect(GradientClipping.factor(norm: norm, maxNorm: 10) == 1)        // below the limit: untouched
+        #expect(GradientClipping.factor(norm: norm, maxNorm: 0) == 1)         // 0 turns clipping off
+        #expect(GradientClipping.factor(norm: .infinity, maxNorm: 1) == 1)
+    }
+
+    /// A step with gradientScale s equals a step on gradients multiplied by s beforehand.
+    @Test func gradientScaleEqualsScaledGradients() {
+        var layout = ParameterLayout()
+        layout.add("matrix", [3, 5], decay: true)
+        layout.add("bias", [5])
+        let n = layout.count
+        let start = randomFloats(n, seed: 7), grads = randomFloats(n, seed: 8)
+        let scaled = FlatBuffer(count: n), unscaled = FlatBuffer(count: n)
+        let g = FlatBuffer(count: n), gs = FlatBuffer(count: n)
+        for i in 0..<n {
+            scaled.pointer[i] = start[i]; unscaled.pointer[i] = start[i]
+            g.pointer[i] = grads[i]; gs.pointer[i] = grads[i] * 0.25
+        }
+        let a = AdamW(layout: layout, beta1: 0.9, beta2: 0.99, epsilon: 1e-8, weightDecay: 0.1)
+        let b = AdamW(layout: layout, beta1: 0.9, beta2: 0.99, epsilon: 1e-8, weightDecay: 0.1)
+        for _ in 0..<3 {
+            a.step(parameters: scaled, gradients: g, learningRate: 0.01, gradientScale: 0.25)
+            b.step(parameters: unscaled, gradients: gs, learningRate: 0.01)
+        }
+        for i in 0..<n { #expect(scaled.pointer[i] == unscaled.pointer[i], "parameter \(i)") }
+        #expect(g.pointer[0] == grads[0])   // the gradient buffer itself is not scaled
     }
 
     @Test func cosineScheduleWithWarmup() {

@@ -1,0 +1,106 @@
+// SmallGemm: register-blocked matrix products for attention's per-head blocks (tens of rows, head
+// size 32–64), where an OpenBLAS call costs more in set-up than in arithmetic. It is not a general
+// sgemm: no packing and no cache blocking, so it is for operands that already sit in L1/L2.
+
+/// C(m×n) = α·A·B (+ C), with B row-major and A read through two strides, so that Aᵀ costs
+/// nothing: A(i, p) = a[i·rowStride + p·columnStride].
+///
+/// Why: the tiny GPT's attention made ~4,600 OpenBLAS calls per step of at most 16×64×32, and
+/// their fixed cost was most of attention's time. The kernel keeps a 4×16 tile of C in registers
+/// (eight 8-lane accumulators) and streams one row of B and four values of A per step of p. It
+/// multiplies and adds separately (no fused multiply-add), so a portable build needs no FMA unit.
+public enum SmallGemm {
+    public static func multiply(
+        m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, rowStride: Int, columnStride: Int,   // A (m×k) through strides
+        b: UnsafePointer<Float>, ldb: Int,                            // B (k×n) row-major
+        accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int    // C (m×n) row-major
+    ) {
+        let ar = rowStride, ac = columnStride
+        var i = 0
+        while i + 4 <= m {
+            let a0 = a + i * ar, a1 = a0 + ar, a2 = a1 + ar, a3 = a2 + ar
+            let c0 = c + i * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc
+            var j = 0
+            while j + 16 <= n {
+                var s00 = Float8(), s01 = Float8(), s10 = Float8(), s11 = Float8()
+                var s20 = Float8(), s21 = Float8(), s30 = Float8(), s31 = Float8()
+                var row = b + j
+                for p in 0..<k {
+                    let b0 = row.load8(0), b1 = row.load8(8)
+                    let x0 = Float8(repeating: a0[p * ac]), x1 = Float8(repeating: a1[p * ac])
+                    let x2 = Float8(repeating: a2[p * ac]), x3 = Float8(repeating: a3[p * ac])
+                    s00 += x0 * b0; s01 += x0 * b1; s10 += x1 * b0; s11 += x1 * b1
+                    s20 += x2 * b0; s21 += x2 * b1; s30 += x3 * b0; s31 += x3 * b1
+                    row += ldb
+                }
+                store(c0 + j, s00, alpha, accumulate); store(c0 + j + 8, s01, alpha, accumulate)
+                store(c1 + j, s10, alpha, accumulate); store(c1 + j + 8, s11, alpha, accumulate)
+                store(c2 + j, s20, alpha, accumulate); store(c2 + j + 8, s21, alpha, accumulate)
+                store(c3 + j, s30, alpha, accumulate); store(c3 + j + 8, s31, alpha, accumulate)
+                j += 16
+            }
+            if j + 8 <= n {
+                var s0 = Float8(), s1 = Float8(), s2 = Float8(), s3 = Float8()
+                var row = b + j
+                for p in 0..<k {
+                    let b0 = row.load8(0)
+                    s0 += Float8(repeating: a0[p * ac]) * b0; s1 += Float8(repeating: a1[p * ac]) * b0
+                    s2 += Float8(repeating: a2[p * ac]) * b0; s3 += Float8(repeating: a3[p * ac]) * b0
+                    row += ldb
+                }
+                store(c0 + j, s0, alpha, accumulate); store(c1 + j, s1, alpha, accumulate)
+                store(c2 + j, s2, alpha, accumulate); store(c3 + j, s3, alpha, accumulate)
+                j += 8
+            }
+            if j < n {
+                for r in 0..<4 { scalarRow(a + (i + r) * ar, ac, b, ldb, k, j..<n, alpha, accumulate, c + (i + r) * ldc) }
+            }
+            i += 4
+        }
+        while i < m {
+            let a0 = a + i * ar, c0 = c + i * ldc
+            var j = 0
+            while j + 16 <= n {
+                var s0 = Float8(), s1 = Float8()
+                var row = b + j
+                for p in 0..<k {
+                    let x = Float8(repeating: a0[p * ac])
+                    s0 += x * row.load8(0); s1 += x * row.load8(8)
+                    row += ldb
+                }
+                store(c0 + j, s0, alpha, accumulate); store(c0 + j + 8, s1, alpha, accumulate)
+                j += 16
+            }
+            if j < n { scalarRow(a0, ac, b, ldb, k, j..<n, alpha, accumulate, c0) }
+            i += 1
+        }
+    }
+
+    /// dst(columns×rows, row-major) = srcᵀ for src (rows×columns) with row stride `ld`: turns the
+    /// keys (or values) of one head into the row-major B that `multiply` streams.
+    public static func transpose(_ src: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int,
+                                 into dst: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let s = src + r * ld
+            for col in 0..<columns { dst[col * rows + r] = s[col] }
+        }
+    }
+
+    @inline(__always)
+    static func store(_ c: UnsafeMutablePointer<Float>, _ sum: Float8, _ alpha: Float, _ accumulate: Bool) {
+        let value = alpha == 1 ? sum : alpha * sum
+        c.store8(0, accumulate ? c.load8(0) + value : value)
+    }
+
+    /// One row of C over `columns`, one value at a time (the ragged right edge).
+    @inline(__always)
+    static func scalarRow(_ a: UnsafePointer<Float>, _ ac: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ k: Int,
+                          _ columns: Range<Int>, _ alpha: Float, _ accumulate: Bool, _ c: UnsafeMutablePointer<Float>) {
+        for j in columns {
+            var sum: Float = 0
+            for p in 0..<k { sum += a[p * ac] * b[p * ldb + j] }
+            c[j] = accumulate ? c[j] + alpha * sum : alpha * sum
+        }
+    }
+}

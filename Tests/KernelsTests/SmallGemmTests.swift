@@ -1,0 +1,63 @@
+// SmallGemm against a naive triple loop in double precision: every tile path (4×16, 4×8, ragged
+// columns, single rows), transposed A through strides, α, and accumulation into C.
+import Testing
+import Kernels
+
+@Suite struct SmallGemmTests {
+    /// Deterministic values in [-1, 1).
+    func values(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { _ in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Float(state >> 40) / Float(1 << 23) - 1
+        }
+    }
+
+    @Test(arguments: [(1, 1, 1), (4, 16, 32), (16, 64, 32), (7, 23, 5), (13, 40, 64), (3, 9, 17), (5, 0, 4), (6, 8, 0)])
+    func matchesNaiveProduct(m: Int, n: Int, k: Int) {
+        for transposed in [false, true] {
+            for (alpha, accumulate) in [(Float(1), false), (Float(0.37), true)] {
+                let lda = transposed ? m + 3 : k + 2, ldb = n + 5, ldc = n + 1
+                let a = values((transposed ? k : m) * lda + 1, seed: 1)
+                let b = values(k * ldb + 1, seed: 2)
+                var c = values(m * ldc + 1, seed: 3)
+                let before = c
+                // A(i, p) = a[i·rowStride + p·columnStride]
+                let rowStride = transposed ? 1 : lda, columnStride = transposed ? lda : 1
+                a.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        c.withUnsafeMutableBufferPointer { cp in
+                            SmallGemm.multiply(m: m, n: n, k: k, alpha: alpha, a: ap.baseAddress!, rowStride: rowStride,
+                                               columnStride: columnStride, b: bp.baseAddress!, ldb: ldb,
+                                               accumulate: accumulate, c: cp.baseAddress!, ldc: ldc)
+                        }
+                    }
+                }
+                var worst = 0.0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var sum = 0.0
+                        for p in 0..<k { sum += Double(a[i * rowStride + p * columnStride]) * Double(b[p * ldb + j]) }
+                        let expected = Double(alpha) * sum + (accumulate ? Double(before[i * ldc + j]) : 0)
+                        worst = max(worst, abs(Double(c[i * ldc + j]) - expected))
+                    }
+                    // Padding between rows of C is untouched.
+                    for j in n..<ldc where i * ldc + j < c.count { #expect(c[i * ldc + j] == before[i * ldc + j]) }
+                }
+                #expect(worst < 1e-5 * Double(max(k, 1)), "m \(m) n \(n) k \(k) transposed \(transposed): worst \(worst)")
+            }
+        }
+    }
+
+    @Test func transposeSwapsRowsAndColumns() {
+        let rows = 5, columns = 3, ld = 4
+        let src = (0..<(rows * ld)).map(Float.init)
+        var dst = [Float](repeating: -1, count: rows * columns)
+        src.withUnsafeBufferPointer { s in
+            dst.withUnsafeMutableBufferPointer { d in
+                SmallGemm.transpose(s.baseAddress!, rows: rows, columns: columns, ld: ld, into: d.baseAddress!)
+            }
+        }
+        for r in 0..<rows { for col in 0..<columns { #expect(dst[col * rows + r] == src[r * ld + col]) } }
+    }
+}
