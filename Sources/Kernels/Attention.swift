@@ -15,7 +15,7 @@ public struct AttentionShape {
         self.batch = batch; self.queryLength = queryLength; self.keyLength = keyLength
         self.heads = heads; self.headSize = headSize; self.causal = causal
         smallBlocks = false
-        smallBlocks = blockRows * keyLength * headSize <= 1 << 17
+        smallBlocks = blockRows * keyLength * headSize <= ThreadPool.scratchFloats
     }
     public var channels: Int { heads * headSize }
     /// Floats in one probability tensor (B, H, Tq, Tk).
@@ -28,7 +28,8 @@ public struct AttentionShape {
     /// Whether the per-block products go to SmallGemm rather than OpenBLAS, whose fixed cost per
     /// call dominates small blocks. By default blocks up to 2¹⁷ multiply-adds (the tiny GPT's
     /// 16×64×32: attention 7.4 → 5.6 ms per step) take SmallGemm; at the small GPT's 64×256×64
-    /// OpenBLAS is ~12 % faster. Tests set it to check both.
+    /// OpenBLAS is ~12 % faster. The bound also keeps the transposed keys (D·Tk floats) within the
+    /// scratch every pool thread reserves, so no step allocates. Tests set it to check both.
     public var smallBlocks: Bool
 
     /// Keys visible to query row i of batch item b.
@@ -72,7 +73,7 @@ public enum Attention {
         /// Bᵀ (columns × rows) in this thread's scratch when SmallGemm needs it, else nil.
         func transposed(_ b: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int) -> UnsafePointer<Float>? {
             guard small else { return nil }
-            let scratch = loom_thread_scratch(rows * columns)!
+            let scratch = loom_thread_scratch(max(rows * columns, ThreadPool.scratchFloats))!
             SmallGemm.transpose(b, rows: rows, columns: columns, ld: ld, into: scratch)
             return UnsafePointer(scratch)
         }

@@ -34,11 +34,16 @@ public final class ThreadPool: @unchecked Sendable {
     public static func configure(threads: Int) {
         openblas_set_num_threads(1)
         loom_flush_denormals()
+        _ = loom_thread_scratch(scratchFloats)
         if shared.threads != threads { shared = ThreadPool(threads: max(1, threads)) }
     }
 
     /// Threads that run a job, the caller included.
     public let threads: Int
+
+    /// Floats of thread-local scratch (`loom_thread_scratch`) reserved on every thread when it
+    /// starts (512 KiB): kernels that ask for no more never allocate, whichever thread runs them.
+    public static let scratchFloats = 1 << 17
 
     private let generation = Atomic<Int>(0)
     private let nextPart = Atomic<Int>(0)
@@ -76,6 +81,7 @@ public final class ThreadPool: @unchecked Sendable {
 
     private func workerLoop() {
         loom_flush_denormals()
+        _ = loom_thread_scratch(ThreadPool.scratchFloats)
         var seen = 0
         while true {
             var polls = 0
