@@ -51,19 +51,38 @@ struct RowFill: ParallelLoop {
     }
 }
 
-/// into(C) += Σ_rows from(N, C), split over columns (fixed summation order).
+/// into(C) += Σ_rows from(N, C), split over columns; each column adds its rows in order (so the
+/// result does not depend on the split), 32 columns at a time in registers.
 public enum ColumnSum {
     struct Columns: ParallelLoop {
         let into: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>, N: Int, C: Int
         func run(_ cols: Range<Int>) {
-            for row in 0..<N {
-                let d = from + row * C
-                for c in cols { into[c] += d[c] }
+            var c = cols.lowerBound
+            while c + 32 <= cols.upperBound {
+                var s0 = into.load8(c), s1 = into.load8(c + 8), s2 = into.load8(c + 16), s3 = into.load8(c + 24)
+                var d = from + c
+                for _ in 0..<N {
+                    s0 += d.load8(0); s1 += d.load8(8); s2 += d.load8(16); s3 += d.load8(24)
+                    d += C
+                }
+                into.store8(c, s0); into.store8(c + 8, s1); into.store8(c + 16, s2); into.store8(c + 24, s3)
+                c += 32
+            }
+            while c + 8 <= cols.upperBound {
+                var s = into.load8(c), d = from + c
+                for _ in 0..<N { s += d.load8(0); d += C }
+                into.store8(c, s)
+                c += 8
+            }
+            for c in c..<cols.upperBound {
+                var s = into[c]
+                for row in 0..<N { s += from[row * C + c] }
+                into[c] = s
             }
         }
     }
     public static func accumulate(into: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>,
                                   rows N: Int, columns C: Int) {
-        ThreadPool.shared.parallelFor(C, grain: 16, Columns(into: into, from: from, N: N, C: C))
+        ThreadPool.shared.parallelFor(C, grain: 32, Columns(into: into, from: from, N: N, C: C))
     }
 }
