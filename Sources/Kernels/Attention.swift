@@ -14,7 +14,7 @@ public struct AttentionShape {
     public init(batch: Int, queryLength: Int, keyLength: Int, heads: Int, headSize: Int, causal: Bool) {
         self.batch = batch; self.queryLength = queryLength; self.keyLength = keyLength
         self.heads = heads; self.headSize = headSize; self.causal = causal
-        smallBlocks = false
+        smallBlocks = false   // every stored property is set before `blockRows` may be read
         smallBlocks = blockRows * keyLength * headSize <= ThreadPool.scratchFloats
     }
     public var channels: Int { heads * headSize }
