@@ -83,9 +83,9 @@ public enum Attention {
         func timesTransposed(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int, transposed: UnsafePointer<Float>?, seen: Int,
                              c: UnsafeMutablePointer<Float>, ldc: Int) {
-            if let transposed {
+            if small {
                 SmallGemm.multiply(m: m, n: n, k: k, alpha: alpha, a: a, rowStride: lda, columnStride: 1,
-                                   b: transposed, ldb: seen, accumulate: false, c: c, ldc: ldc)
+                                   b: transposed!, ldb: seen, accumulate: false, c: c, ldc: ldc)
             } else if k > 0 {
                 Gemm.serial(transB: true, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc)
             }
