@@ -3,23 +3,50 @@
 
 /// Shapes: N rows (B·T), I input features, O output features.
 public enum Linear {
-    /// out(N,O) = inp(N,I) · weight(I,O) + bias(O).
+    /// out(N,O) = inp(N,I) · weight(I,O) + bias(O); with `gelu`, also gelu(N,O) = GELU(out), the
+    /// MLP's activation, done by each thread on its rows right after its sgemm (one parallel job,
+    /// the rows still in cache).
     public static func forward(
         out: UnsafeMutablePointer<Float>,      // (N, O)
+        gelu: UnsafeMutablePointer<Float>? = nil, // (N, O) GELU(out), when given
         inp: UnsafePointer<Float>,             // (N, I)
         weight: UnsafePointer<Float>,          // (I, O)
         bias: UnsafePointer<Float>?,           // (O)
         rows N: Int, inputs I: Int, outputs O: Int
     ) {
+        if N >= O {  // the usual case: split rows, as Gemm.parallel would
+            Profiler.measure(.linear) {
+                ThreadPool.shared.parallelFor(N, grain: 16, ForwardRows(out: out, gelu: gelu, inp: inp, weight: weight,
+                                                                        bias: bias, I: I, O: O))
+            }
+            return
+        }
         Profiler.measure(.linear) {
             if let bias { ThreadPool.shared.parallelFor(N, grain: 16, RowFill(out: out, row: bias, columns: O)) }
             Gemm.parallel(m: N, n: O, k: I, a: inp, lda: I, b: weight, ldb: O,
                           beta: bias == nil ? 0 : 1, c: out, ldc: O)
         }
+        if let gelu { GELU.forward(out: gelu, inp: out, count: N * O) }
+    }
+
+    /// One thread's rows of the forward: bias rows, sgemm, GELU.
+    struct ForwardRows: ParallelLoop {
+        let out: UnsafeMutablePointer<Float>, gelu: UnsafeMutablePointer<Float>?, inp: UnsafePointer<Float>
+        let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, I: Int, O: Int
+        func run(_ rows: Range<Int>) {
+            if let bias { RowFill(out: out, row: bias, columns: O).run(rows) }
+            Gemm.serial(m: rows.count, n: O, k: I, a: inp + rows.lowerBound * I, lda: I, b: weight, ldb: O,
+                        beta: bias == nil ? 0 : 1, c: out + rows.lowerBound * O, ldc: O)
+            if let gelu {
+                GELU.Forward(out: gelu, inp: UnsafePointer(out)).run(rows.lowerBound * O..<rows.upperBound * O)
+            }
+        }
     }
 
     /// dweight(I,O) += inpᵀ · dout; dbias(O) += Σ_rows dout; dinp(N,I) = dout · weightᵀ
     /// (overwritten, or added to when `accumulateInput`, e.g. an encoder output read by many layers).
+    /// With `geluInput` (`inp` was GELU(geluInput)), dinp is the gradient with respect to geluInput:
+    /// (dout · weightᵀ) ⊙ GELU′(geluInput), each thread's rows done right after its sgemm.
     public static func backward(
         dinp: UnsafeMutablePointer<Float>?,    // (N, I)
         dweight: UnsafeMutablePointer<Float>,  // (I, O) accumulated
@@ -27,17 +54,67 @@ public enum Linear {
         dout: UnsafePointer<Float>,            // (N, O)
         inp: UnsafePointer<Float>,             // (N, I)
         weight: UnsafePointer<Float>,          // (I, O)
+        geluInput: UnsafePointer<Float>? = nil, // (N, I) pre-activation, when inp = GELU(it)
         rows N: Int, inputs I: Int, outputs O: Int, accumulateInput: Bool = false
     ) {
-        Profiler.measure(.linear) {
-            if let dinp {
-                Gemm.parallel(transB: true, m: N, n: I, k: O, a: dout, lda: O, b: weight, ldb: O,
-                              beta: accumulateInput ? 1 : 0, c: dinp, ldc: I)
+        precondition(geluInput == nil || !accumulateInput, "Linear.backward: geluInput with accumulateInput")
+        let job = BackwardParts(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
+                                geluInput: geluInput, N: N, I: I, O: O, beta: accumulateInput ? 1 : 0,
+                                parts: ThreadPool.shared.threads)
+        Profiler.measure(.linear) { ThreadPool.shared.parallelFor(job.parts, job) }
+    }
+
+    /// The whole backward as one parallel job: part p computes its share of each of the three
+    /// independent outputs: rows of dinp (then GELU′ on them), a block of dweight (rows when
+    /// I ≥ O, else columns, as `Gemm.parallel` splits) and columns of dbias. Each share is split as
+    /// `parallelFor` would split that loop alone, so results do not change, but the threads meet
+    /// once per layer instead of three times.
+    struct BackwardParts: ParallelLoop {
+        let dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>
+        let dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>
+        let weight: UnsafePointer<Float>, geluInput: UnsafePointer<Float>?
+        let N: Int, I: Int, O: Int, beta: Float, parts: Int
+
+        func run(_ range: Range<Int>) {
+            for p in range {
+                if let dinp {
+                    if N >= I {
+                        let rows = ThreadPool.part(p, of: parts, count: N, grain: 16)
+                        InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
+                                          I: I, O: O, beta: beta).run(rows)
+                    } else if p == 0 {  // short and wide: one thread (rare: decoding-size batches)
+                        InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
+                                          I: I, O: O, beta: beta).run(0..<N)
+                    }
+                }
+                if I >= O {
+                    let rows = ThreadPool.part(p, of: parts, count: I, grain: 16)
+                    Gemm.serial(transA: true, m: rows.count, n: O, k: N, a: inp + rows.lowerBound, lda: I,
+                                b: dout, ldb: O, beta: 1, c: dweight + rows.lowerBound * O, ldc: O)
+                } else {
+                    let columns = ThreadPool.part(p, of: parts, count: O, grain: 16)
+                    Gemm.serial(transA: true, m: I, n: columns.count, k: N, a: inp, lda: I,
+                                b: dout + columns.lowerBound, ldb: O, beta: 1, c: dweight + columns.lowerBound,
+                                ldc: O)
+                }
+                if let dbias {
+                    ColumnSum.Columns(into: dbias, from: dout, N: N, C: O)
+                        .run(ThreadPool.part(p, of: parts, count: O, grain: 32))
+                }
             }
-            Gemm.parallel(transA: true, m: I, n: O, k: N, a: inp, lda: I, b: dout, ldb: O,
-                          beta: 1, c: dweight, ldc: O)
-            if let dbias {
-                ColumnSum.accumulate(into: dbias, from: dout, rows: N, columns: O)
+        }
+    }
+
+    /// One thread's rows of dinp: sgemm, then the GELU derivative in place.
+    struct InputGradientRows: ParallelLoop {
+        let dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>
+        let geluInput: UnsafePointer<Float>?, I: Int, O: Int, beta: Float
+        func run(_ rows: Range<Int>) {
+            Gemm.serial(transB: true, m: rows.count, n: I, k: O, a: dout + rows.lowerBound * O, lda: O,
+                        b: weight, ldb: O, beta: beta, c: dinp + rows.lowerBound * I, ldc: I)
+            if let geluInput {
+                GELU.Backward(dinp: dinp, inp: geluInput, dout: UnsafePointer(dinp))
+                    .run(rows.lowerBound * I..<rows.upperBound * I)
             }
         }
     }

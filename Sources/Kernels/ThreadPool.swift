@@ -115,8 +115,16 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Part `part` of `jobParts` contiguous ranges over `0..<jobCount`, in multiples of the grain.
     private func range(_ part: Int) -> Range<Int> {
-        let start = min(jobCount, (jobGrains * part / jobParts) * jobGrain)
-        let end = min(jobCount, (jobGrains * (part + 1) / jobParts) * jobGrain)
+        ThreadPool.part(part, of: jobParts, count: jobCount, grain: jobGrain)
+    }
+
+    /// The range `parallelFor(count, grain:)` hands to part `part` of `parts`: a job that does
+    /// several loops per part (one parallel job instead of several) splits each the same way.
+    @inlinable
+    public static func part(_ part: Int, of parts: Int, count: Int, grain: Int) -> Range<Int> {
+        let grains = (count + grain - 1) / grain
+        let start = min(count, (grains * part / parts) * grain)
+        let end = min(count, (grains * (part + 1) / parts) * grain)
         return start..<end
     }
 
@@ -161,7 +169,14 @@ public final class ThreadPool: @unchecked Sendable {
         runParts()
         // A pause per poll: where the "cores" are hardware threads of one core (as on many
         // virtual machines), a bare spin would take issue slots from the worker it waits for.
-        while busyWorkers.load(ordering: .acquiring) > 0 { loom_cpu_relax() }
+        // Then yield: when another process shares the cores, the worker we wait for may be
+        // descheduled, and spinning out our time slice would only keep it off the core (two
+        // processes on two cores made training ~10× slower before this).
+        var polls = 0
+        while busyWorkers.load(ordering: .acquiring) > 0 {
+            polls += 1
+            if polls < pauseLimit { loom_cpu_relax() } else { sched_yield() }
+        }
         self.job = nil
         self.invoke = nil
         inUse.store(false, ordering: .releasing)

@@ -187,9 +187,8 @@ public final class GPT {
             Residual.forward(out: x.residual2, a: residual, b: x.attProj, count: BT * C)
             LayerNorm.forward(out: x.ln2, mean: x.ln2Mean, rstd: x.ln2Rstd, inp: x.residual2,
                               weight: w.ln2Weight, bias: w.ln2Bias, rows: BT, channels: C, epsilon: config.layerNormEpsilon)
-            Linear.forward(out: x.fch, inp: x.ln2, weight: w.fcWeight, bias: w.fcBias,
+            Linear.forward(out: x.fch, gelu: x.fchGelu, inp: x.ln2, weight: w.fcWeight, bias: w.fcBias,
                            rows: BT, inputs: C, outputs: 4 * C)
-            GELU.forward(out: x.fchGelu, inp: x.fch, count: BT * 4 * C)
             Linear.forward(out: x.fcProj, inp: x.fchGelu, weight: w.fcProjWeight, bias: w.fcProjBias,
                            rows: BT, inputs: 4 * C, outputs: C)
             if let dropout, pDrop > 0 {
@@ -247,11 +246,12 @@ public final class GPT {
             let w = p.blocks[l], dw = g.blocks[l], x = a.blocks[l]
             let residual = l == 0 ? a.encoded : a.blocks[l - 1].residual3
             // residual3 = residual2 + dropout(fcProj): dresidual flows through; fcProj gets it masked.
-            Linear.backward(dinp: s.dfchGelu, dweight: dw.fcProjWeight, dbias: dw.fcProjBias,
+            // fchGelu = GELU(fch): the gradient goes through the GELU straight into dfch.
+            Linear.backward(dinp: s.dfch, dweight: dw.fcProjWeight, dbias: dw.fcProjBias,
                             dout: branchGradient(layer: l, site: 3),
-                            inp: x.fchGelu, weight: w.fcProjWeight, rows: BT, inputs: 4 * C, outputs: C)
+                            inp: x.fchGelu, weight: w.fcProjWeight, geluInput: x.fch,
+                            rows: BT, inputs: 4 * C, outputs: C)
             onBackwardProgress?()
-            GELU.backward(dinp: s.dfch, inp: x.fch, dout: s.dfchGelu, count: BT * 4 * C)
             Linear.backward(dinp: s.dln, dweight: dw.fcWeight, dbias: dw.fcBias, dout: s.dfch,
                             inp: x.ln2, weight: w.fcWeight, rows: BT, inputs: C, outputs: 4 * C)
             onBackwardProgress?()

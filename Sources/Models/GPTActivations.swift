@@ -19,7 +19,7 @@ final class GPTActivations {
         let dresidual, dln, datty, dproj: UnsafeMutablePointer<Float> // (B,T,C) each
         let dqkv: UnsafeMutablePointer<Float>                         // (B,T,3C)
         let datt: UnsafeMutablePointer<Float>                         // (B,H,T,T)
-        let dfch, dfchGelu: UnsafeMutablePointer<Float>               // (B,T,4C) each
+        let dfch: UnsafeMutablePointer<Float>                         // (B,T,4C)
     }
 
     let encoded: UnsafeMutablePointer<Float>                      // (B,T,C)
@@ -49,7 +49,7 @@ final class GPTActivations {
             let tail = [arena.take(BTC), arena.take(BT), arena.take(BT), arena.take(BT * V), arena.take(BT)]
             let scratch = Scratch(dresidual: arena.take(BTC), dln: arena.take(BTC), datty: arena.take(BTC),
                                   dproj: arena.take(BTC), dqkv: arena.take(3 * BTC), datt: arena.take(att),
-                                  dfch: arena.take(4 * BTC), dfchGelu: arena.take(4 * BTC))
+                                  dfch: arena.take(4 * BTC))
             return (encoded, blocks, tail, scratch)
         }
         var counting = Arena()
