@@ -5,7 +5,7 @@
 public enum Linear {
     /// out(N,O) = inp(N,I) · weight(I,O) + bias(O); with `gelu`, also gelu(N,O) = GELU(out), the
     /// MLP's activation, done by each thread on its rows right after its sgemm (one parallel job,
-    /// the rows still in cache).
+    /// the rows still in cache; `bench --profile` counts that GELU time as the layer's).
     public static func forward(
         out: UnsafeMutablePointer<Float>,      // (N, O)
         gelu: UnsafeMutablePointer<Float>? = nil, // (N, O) GELU(out), when given
@@ -82,7 +82,7 @@ public enum Linear {
                         let rows = ThreadPool.part(p, of: parts, count: N, grain: 16)
                         InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
                                           I: I, O: O, beta: beta).run(rows)
-                    } else if p == 0 {  // short and wide: one thread (rare: decoding-size batches)
+                    } else if p == 0 {  // fewer rows than inputs (a tiny batch): one thread does dinp
                         InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
                                           I: I, O: O, beta: beta).run(0..<N)
                     }
@@ -128,9 +128,10 @@ struct RowFill: ParallelLoop {
     }
 }
 
-/// into(C) += Σ_rows from(N, C), split over columns; each column adds its rows in order (so the
-/// result does not depend on the split), 32 columns at a time in registers.
-public enum ColumnSum {
+/// into(C) += Σ_rows from(N, C) for a range of columns (a bias gradient, split over columns);
+/// each column adds its rows in order (so the result does not depend on the split), 32 columns at
+/// a time in registers.
+enum ColumnSum {
     struct Columns: ParallelLoop {
         let into: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>, N: Int, C: Int
         func run(_ cols: Range<Int>) {
@@ -157,9 +158,5 @@ public enum ColumnSum {
                 into[c] = s
             }
         }
-    }
-    public static func accumulate(into: UnsafeMutablePointer<Float>, from: UnsafePointer<Float>,
-                                  rows N: Int, columns C: Int) {
-        ThreadPool.shared.parallelFor(C, grain: 32, Columns(into: into, from: from, N: N, C: C))
     }
 }
