@@ -78,14 +78,10 @@ public enum Linear {
         func run(_ range: Range<Int>) {
             for p in range {
                 if let dinp {
-                    if N >= I {
-                        let rows = ThreadPool.part(p, of: parts, count: N, grain: 16)
-                        InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
-                                          I: I, O: O, beta: beta).run(rows)
-                    } else if p == 0 {  // fewer rows than inputs (a tiny batch): one thread does dinp
-                        InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
-                                          I: I, O: O, beta: beta).run(0..<N)
-                    }
+                    // Fewer rows than inputs (a tiny batch): part 0 does all of dinp.
+                    let rows = N >= I ? ThreadPool.part(p, of: parts, count: N, grain: 16) : p == 0 ? 0..<N : 0..<0
+                    InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
+                                      I: I, O: O, beta: beta).run(rows)
                 }
                 if I >= O {
                     let rows = ThreadPool.part(p, of: parts, count: I, grain: 16)
