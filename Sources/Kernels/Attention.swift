@@ -58,6 +58,18 @@ public enum Attention {
                     v + b * (keyBatchStride ?? s.keyLength * vStride) + h * D)
         }
 
+        /// The blocks of query rows of batch item b (first row, rows, keys its last row sees): each
+        /// block multiplies only those keys, which skips most of a causal mask's upper triangle.
+        @inline(__always)
+        func forEachBlock(_ b: Int, _ body: (_ i0: Int, _ rows: Int, _ keys: Int) -> Void) {
+            var i0 = 0
+            while i0 < s.queryLength {
+                let rows = min(s.blockRows, s.queryLength - i0)
+                body(i0, rows, s.visibleKeys(i0 + rows - 1, keyLengths, b))
+                i0 += rows
+            }
+        }
+
         /// `value` through the dropout mask of element e of task `task`'s (Tq, Tk) probabilities.
         @inline(__always)
         func dropped(_ value: Float, task: Int, element e: Int) -> Float {
@@ -129,7 +141,7 @@ public enum Attention {
         }
 
         func run(_ task: Int, _ products: Products) {
-            let s = x.s, Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, R = s.blockRows
+            let s = x.s, Tq = s.queryLength, Tk = s.keyLength, D = s.headSize
             let alpha = 1 / Float(D).squareRoot()
             let (b, h, qbh, kbh, vbh) = x.head(task)
             let pbh = probs + task * Tq * Tk
@@ -137,11 +149,7 @@ public enum Attention {
             // The keys any row of this head sees, transposed once for SmallGemm (D, seen).
             let seen = s.visibleKeys(Tq - 1, x.keyLengths, b)
             let kt = products.transposed(kbh, rows: seen, columns: D, ld: x.kStride)
-            // Blocks of R query rows; each block multiplies only the keys its last row sees.
-            var i0 = 0
-            while i0 < Tq {
-                let rows = min(R, Tq - i0)
-                let keys = s.visibleKeys(i0 + rows - 1, x.keyLengths, b)
+            x.forEachBlock(b) { i0, rows, keys in
                 products.timesTransposed(m: rows, n: keys, k: D, alpha: alpha, a: qbh + i0 * x.qStride, lda: x.qStride,
                                          b: kbh, ldb: x.kStride, transposed: kt, seen: seen, c: pbh + i0 * Tk, ldc: Tk)
                 for i in i0..<(i0 + rows) {
@@ -156,7 +164,6 @@ public enum Attention {
                 // O = P′·V (a block whose rows see no key gets zeros: k = 0)
                 let o = out + (b * Tq + i0) * outStride + h * D
                 products.times(m: rows, n: D, k: keys, a: dbh + i0 * Tk, lda: Tk, b: vbh, ldb: x.vStride, c: o, ldc: outStride)
-                i0 += rows
             }
         }
     }
@@ -174,7 +181,7 @@ public enum Attention {
         }
 
         func run(_ task: Int, _ products: Products) {
-            let s = x.s, Tq = s.queryLength, Tk = s.keyLength, D = s.headSize, R = s.blockRows
+            let s = x.s, Tq = s.queryLength, Tk = s.keyLength, D = s.headSize
             let alpha = 1 / Float(D).squareRoot()
             let (b, h, qbh, kbh, vbh) = x.head(task)
             let pbh = probs + task * Tq * Tk
@@ -188,15 +195,11 @@ public enum Attention {
             }
             let seen = s.visibleKeys(Tq - 1, x.keyLengths, b)
             let vt = products.transposed(vbh, rows: seen, columns: D, ld: x.vStride)
-            var i0 = 0
-            while i0 < Tq {
-                let rows = min(R, Tq - i0)
-                let keys = s.visibleKeys(i0 + rows - 1, x.keyLengths, b)
+            x.forEachBlock(b) { i0, rows, keys in
                 let dq0 = dq + (b * Tq + i0) * dqStride + h * D
                 if keys == 0 {
                     for r in 0..<rows { (dq0 + r * dqStride).update(repeating: 0, count: D) }
-                    i0 += rows
-                    continue
+                    return
                 }
                 let dpBlock = dpbh + i0 * Tk, do0 = dobh + i0 * doutStride
                 // dP′ = dO·Vᵀ ; dV += P′ᵀ·dO
@@ -223,7 +226,6 @@ public enum Attention {
                 products.times(m: rows, n: D, k: keys, a: dpBlock, lda: Tk, b: kbh, ldb: x.kStride, c: dq0, ldc: dqStride)
                 products.addTransposedTimes(m: keys, n: D, k: rows, a: dpBlock, lda: Tk, b: qbh + i0 * x.qStride,
                                             ldb: x.qStride, c: dkbh, ldc: dkStride)
-                i0 += rows
             }
         }
     }

@@ -87,8 +87,7 @@ public final class ThreadPool: @unchecked Sendable {
             var polls = 0
             while generation.load(ordering: .sequentiallyConsistent) == seen {
                 polls += 1
-                if polls < pauseLimit { loom_cpu_relax(); continue }
-                if polls < spinLimit { sched_yield(); continue }
+                if polls < spinLimit { backOff(polls); continue }
                 pthread_mutex_lock(&mutex)
                 sleepers.add(1, ordering: .sequentiallyConsistent)
                 while generation.load(ordering: .sequentiallyConsistent) == seen {
@@ -101,6 +100,12 @@ public final class ThreadPool: @unchecked Sendable {
             runParts()
             busyWorkers.subtract(1, ordering: .releasing)
         }
+    }
+
+    /// One poll's wait: a pause instruction for the first `pauseLimit` polls, then a yield.
+    @inline(__always)
+    private func backOff(_ polls: Int) {
+        if polls < pauseLimit { loom_cpu_relax() } else { sched_yield() }
     }
 
     /// Takes parts of the current job until none are left.
@@ -173,10 +178,7 @@ public final class ThreadPool: @unchecked Sendable {
         // descheduled, and spinning out our time slice would only keep it off the core (two
         // processes on two cores made training ~10× slower before this).
         var polls = 0
-        while busyWorkers.load(ordering: .acquiring) > 0 {
-            polls += 1
-            if polls < pauseLimit { loom_cpu_relax() } else { sched_yield() }
-        }
+        while busyWorkers.load(ordering: .acquiring) > 0 { polls += 1; backOff(polls) }
         self.job = nil
         self.invoke = nil
         inUse.store(false, ordering: .releasing)
