@@ -18,12 +18,12 @@ public enum FastMath {
         x = x + fx * 2.12194440e-4
         let z = x * x
         var y: Float8 = Float8(repeating: 1.9875691500e-4)
-        y = y * x + 1.3981999507e-3
-        y = y * x + 8.3334519073e-3
-        y = y * x + 4.1665795894e-2
-        y = y * x + 1.6666665459e-1
-        y = y * x + 5.0000001201e-1
-        y = y * z + x + 1
+        y = multiplyAdd(y, x, Float8(repeating: 1.3981999507e-3))
+        y = multiplyAdd(y, x, Float8(repeating: 8.3334519073e-3))
+        y = multiplyAdd(y, x, Float8(repeating: 4.1665795894e-2))
+        y = multiplyAdd(y, x, Float8(repeating: 1.6666665459e-1))
+        y = multiplyAdd(y, x, Float8(repeating: 5.0000001201e-1))
+        y = multiplyAdd(y, z, x + 1)
         let n = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
         return y * unsafeBitCast((n &+ 127) &<< 23, to: Float8.self)
     }
@@ -33,16 +33,16 @@ public enum FastMath {
     public static func tanh(_ input: Float8) -> Float8 {
         let x = clamp(input, -7.99881172180175781, 7.99881172180175781)
         let x2 = x * x
-        var p = x2 * -2.76076847742355e-16 + 2.00018790482477e-13
-        p = x2 * p + -8.60467152213735e-11
-        p = x2 * p + 5.12229709037114e-08
-        p = x2 * p + 1.48572235717979e-05
-        p = x2 * p + 6.37261928875436e-04
-        p = x2 * p + 4.89352455891786e-03
+        var p = multiplyAdd(x2, Float8(repeating: -2.76076847742355e-16), Float8(repeating: 2.00018790482477e-13))
+        p = multiplyAdd(x2, p, Float8(repeating: -8.60467152213735e-11))
+        p = multiplyAdd(x2, p, Float8(repeating: 5.12229709037114e-08))
+        p = multiplyAdd(x2, p, Float8(repeating: 1.48572235717979e-05))
+        p = multiplyAdd(x2, p, Float8(repeating: 6.37261928875436e-04))
+        p = multiplyAdd(x2, p, Float8(repeating: 4.89352455891786e-03))
         p = x * p
-        var q = x2 * 1.19825839466702e-06 + 1.18534705686654e-04
-        q = x2 * q + 2.26843463243900e-03
-        q = x2 * q + 4.89352518554385e-03
+        var q = multiplyAdd(x2, Float8(repeating: 1.19825839466702e-06), Float8(repeating: 1.18534705686654e-04))
+        q = multiplyAdd(x2, q, Float8(repeating: 2.26843463243900e-03))
+        q = multiplyAdd(x2, q, Float8(repeating: 4.89352518554385e-03))
         return p / q   // near 0, p/q ≈ x·(4.8935246e-3/4.8935252e-3): no special case needed
     }
 
@@ -59,6 +59,17 @@ public enum FastMath {
     @inline(__always) public static func clamp(_ x: Float8, _ lo: Float, _ hi: Float) -> Float8 {
         let low = Float8(repeating: lo), high = Float8(repeating: hi)
         return x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
+    }
+
+    /// a·b + c lane-wise: one fused multiply-add (one rounding) in builds for this machine's CPU
+    /// (`LOOM_FMA`, see Package.swift), a multiply then an add in portable builds, where the
+    /// fused form would be a library call per lane.
+    @inline(__always) public static func multiplyAdd(_ a: Float8, _ b: Float8, _ c: Float8) -> Float8 {
+        #if LOOM_FMA
+        return c.addingProduct(a, b)
+        #else
+        return a * b + c
+        #endif
     }
 
     @inline(__always) public static func exp(_ x: Float) -> Float { exp(Float8(repeating: x))[0] }

@@ -60,7 +60,7 @@ public enum Linear {
         precondition(geluInput == nil || !accumulateInput, "Linear.backward: geluInput with accumulateInput")
         let job = BackwardParts(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
                                 geluInput: geluInput, N: N, I: I, O: O, beta: accumulateInput ? 1 : 0,
-                                parts: ThreadPool.shared.threads)
+                                parts: ThreadPool.shared.runsSerially ? 1 : ThreadPool.shared.threads)
         Profiler.measure(.linear) { ThreadPool.shared.parallelFor(job.parts, job) }
     }
 

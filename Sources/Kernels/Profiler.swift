@@ -1,6 +1,11 @@
 // Profiler: optional wall-clock accounting per kernel family, for `loom bench --profile`. It is
 // not a sampling profiler; when disabled each kernel pays one branch.
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 public enum Profiler {
     public enum Section: Int, CaseIterable {
@@ -21,15 +26,19 @@ public enum Profiler {
         }
     }
 
-    nonisolated(unsafe) public static var enabled = false
+    /// Turning it on makes the current thread the one whose kernels are timed: kernels that run
+    /// on other threads at the same time (GPT thread replicas) are not added in.
+    nonisolated(unsafe) public static var enabled = false { didSet { owner = pthread_self() } }
+    nonisolated(unsafe) static var owner = pthread_self()
     nonisolated(unsafe) public static var seconds = [Double](repeating: 0, count: Section.allCases.count)
 
     public static func reset() { for i in seconds.indices { seconds[i] = 0 } }
 
-    /// Runs `body`, adding its wall time to `section` when enabled. Call from the main thread only.
+    /// Runs `body`, adding its wall time to `section` when enabled and called on the thread that
+    /// enabled it.
     @inline(__always)
     public static func measure<R>(_ section: Section, _ body: () throws -> R) rethrows -> R {
-        if !enabled { return try body() }
+        if !enabled || pthread_equal(pthread_self(), owner) == 0 { return try body() }
         let start = DispatchTime.now().uptimeNanoseconds
         let result = try body()
         seconds[section.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9

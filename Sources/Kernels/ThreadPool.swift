@@ -151,6 +151,11 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Whether a `parallelFor` called now would run on its caller alone: one thread, or a job
+    /// already running (a kernel inside a GPT thread replica). Jobs that choose their own number
+    /// of parts use one part then, rather than running several in a row.
+    public var runsSerially: Bool { threads == 1 || inUse.load(ordering: .relaxed) }
+
     /// Claims the pool for one job; false when another job is running.
     @usableFromInline
     func acquire() -> Bool {

@@ -128,6 +128,19 @@ public final class GPT {
         acts = GPTActivations(config: config, batch: maxBatch)
     }
 
+    /// A replica for data parallelism across threads (`GPTReplicas`): it reads `primary`'s
+    /// parameters (the same buffer, not a copy) and owns its gradients and activations.
+    public init(replicaOf primary: GPT, maxBatch: Int) {
+        config = primary.config
+        self.maxBatch = maxBatch
+        layout = primary.layout
+        parameters = primary.parameters
+        gradients = FlatBuffer(count: layout.count)
+        params = primary.params
+        grads = GPTTensors(base: gradients.pointer, layout: layout, layers: config.layers)
+        acts = GPTActivations(config: config, batch: maxBatch)
+    }
+
     /// GPT-2 initialisation: weights ~ N(0, 0.02), residual projections ~ N(0, 0.02/√(2L)),
     /// biases 0, LayerNorm scale 1. Counter-based, so it depends on the seed alone.
     public func initialize(seed: UInt64) {

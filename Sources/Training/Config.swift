@@ -112,6 +112,11 @@ public struct TrainingSection: Codable, Equatable {
     public var seed: Int = 1337
     /// Compute threads per rank (sgemm and parallel loops); 0 = cores on this node / ranks on this node.
     public var threads: Int = 0
+    /// How a rank's threads share a GPT micro-batch: `batch` = each thread runs the whole model on
+    /// micro_batch_size / threads sequences and the gradients are summed (fewer thread meetings;
+    /// used when the micro-batch divides evenly), `kernel` = the threads split every kernel. The
+    /// encoder-decoder always uses `kernel`.
+    public var threadParallelism: String = "batch"
     /// A step whose loss or gradient is not finite is skipped (no update) and counted; this many in
     /// a row stop the run, without writing a checkpoint of the poisoned state.
     public var maximumNonfiniteSteps: Int = 5
@@ -122,6 +127,7 @@ public struct TrainingSection: Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case steps, seed, threads, batchSize = "batch_size", microBatchSize = "micro_batch_size"
+        case threadParallelism = "thread_parallelism"
         case maximumNonfiniteSteps = "maximum_nonfinite_steps", maxTokens = "max_tokens", labelSmoothing = "label_smoothing"
     }
     init() {}
@@ -132,6 +138,7 @@ public struct TrainingSection: Codable, Equatable {
         microBatchSize = try c.decodeIfPresent(Int.self, forKey: .microBatchSize) ?? batchSize
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 1337
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? 0
+        threadParallelism = try c.decodeIfPresent(String.self, forKey: .threadParallelism) ?? "batch"
         maximumNonfiniteSteps = try c.decodeIfPresent(Int.self, forKey: .maximumNonfiniteSteps) ?? 5
         maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 0
         labelSmoothing = try c.decodeIfPresent(Double.self, forKey: .labelSmoothing) ?? 0
@@ -359,6 +366,9 @@ extension LoomConfig {
             throw fail("training.batch_size", "\(t.batchSize) is not a multiple of training.micro_batch_size = \(t.microBatchSize)")
         }
         if t.threads < 0 { throw fail("training.threads", "must be ≥ 0 (0 = all cores)") }
+        if !["batch", "kernel"].contains(t.threadParallelism) {
+            throw fail("training.thread_parallelism", "must be `batch` or `kernel`, got `\(t.threadParallelism)`")
+        }
         if t.seed < 0 { throw fail("training.seed", "must be ≥ 0") }
         if data.corpus.isEmpty == data.shards.isEmpty {
             throw fail(data.corpus.isEmpty ? "data.corpus" : "data.shards",

@@ -22,12 +22,21 @@ public protocol TrainingTask: AnyObject {
     func describe(world: Int) -> String
     /// What one validation pass covers (for its message).
     func validationDescription(batches: Int) -> String
+    /// Bytes held beside the model for thread replicas (their gradients and activations).
+    var replicaBytes: Int { get }
+}
+
+extension TrainingTask {
+    public var replicaBytes: Int { 0 }
 }
 
 /// GPT on (context + 1)-token windows: example e of step s is the same window whichever rank or
 /// micro-step draws it; rank r takes examples r·B/W ..< (r+1)·B/W in micro-batches.
 public final class LanguageModelTask: TrainingTask {
     public let gpt: GPT
+    /// The pool's threads as whole-model replicas (`training.thread_parallelism: batch`), or nil
+    /// when the threads split each kernel instead.
+    public let replicas: GPTReplicas?
     public var model: TrainableModel { gpt }
     let batchSize: Int, microBatch: Int, time: Int
     let trainSampler: WindowSampler
@@ -50,7 +59,11 @@ public final class LanguageModelTask: TrainingTask {
             throw ConfigError(file: "config", key: "model.vocabulary_size",
                               message: "\(shape.vocabularySize) is smaller than the tokenizer's \(data.tokenizer.vocabularySize)")
         }
-        gpt = GPT(config: shape, maxBatch: microBatch)
+        // Replicas need the pool (configured before the task) and a micro-batch that splits evenly.
+        let threads = ThreadPool.shared.threads
+        let replicaCount = t.threadParallelism == "batch" && threads > 1 && microBatch % threads == 0 ? threads : 1
+        gpt = GPT(config: shape, maxBatch: microBatch / replicaCount)
+        replicas = replicaCount > 1 ? GPTReplicas(primary: gpt, count: replicaCount) : nil
         let seed = UInt64(t.seed)
         trainSampler = try WindowSampler(tokens: data.corpus.train, time: time, seed: seed, purpose: 1,
                                          path: data.corpus.path, split: "training")
@@ -69,11 +82,16 @@ public final class LanguageModelTask: TrainingTask {
     public func trainMicroBatch(step: Int, micro: Int, rank: Int, world: Int, scale: Float, dropoutKey: UInt64) -> (sum: Double, count: Int) {
         let first = rank * (batchSize / world) + micro * microBatch
         trainSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: step, firstExample: first)
-        let r = gpt.forward(tokens: inputs, targets: targets, batch: microBatch, time: time,
-                            dropout: DropoutStream(key: dropoutKey, firstExample: first))
+        let dropout = DropoutStream(key: dropoutKey, firstExample: first)
+        if let replicas {
+            return replicas.trainMicroBatch(tokens: inputs, targets: targets, time: time, dropout: dropout, scale: scale)
+        }
+        let r = gpt.forward(tokens: inputs, targets: targets, batch: microBatch, time: time, dropout: dropout)
         gpt.backward(tokens: inputs, targets: targets, scale: scale)
         return r
     }
+
+    public var replicaBytes: Int { replicas?.extraBytes ?? 0 }
 
     /// Mean over `batches` fixed validation batches of each batch's mean loss.
     public func validationPart(batches: Int, rank: Int, world: Int) -> (sum: Double, count: Double) {
@@ -81,7 +99,8 @@ public final class LanguageModelTask: TrainingTask {
         var b = rank
         while b < batches {
             validationSampler.fill(inputs: inputs, targets: targets, batch: microBatch, step: b, firstExample: 0)
-            let r = gpt.forward(tokens: inputs, targets: targets, batch: microBatch, time: time)
+            let r = replicas?.evaluate(tokens: inputs, targets: targets, time: time)
+                ?? gpt.forward(tokens: inputs, targets: targets, batch: microBatch, time: time)
             sum += r.sum / Double(max(r.count, 1)); count += 1
             b += world
         }
@@ -93,6 +112,7 @@ public final class LanguageModelTask: TrainingTask {
     public func describe(world: Int) -> String {
         "\(gpt.layout.count) parameters, vocabulary \(gpt.config.vocabularySize), \(world) rank(s) × "
             + "\(microBatches(step: 0, rank: 0, world: world)) micro-step(s) of \(microBatch) windows of \(time)"
+            + (replicas.map { " (\($0.count) thread replicas of \($0.batchPerReplica))" } ?? "")
     }
 }
 

@@ -22,6 +22,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("batch-per-rank"),
           help: "Treat training.batch_size as each rank's share: the global batch grows with the ranks (weak scaling).")
     var batchPerRank = false
+    @Option(name: .customLong("against"), parsing: .singleValue,
+            help: "Also build the config with this override (repeatable) and alternate blocks of 10 steps between the two in this process: prints both throughputs and the ratio per block, so a noisy machine's speed swings hit both alike.")
+    var against: [String] = []
 
     func run() throws {
         try reportingErrors {
@@ -47,6 +50,10 @@ struct BenchCommand: ParsableCommand {
             let trainer = try Trainer(config: config, data: data, communicator: job,
                                       run: nil, progress: Progress(enabled: false))
             guard let model = trainer.gpt else { throw ValidationError("loom bench: \(self.config) is not a GPT config") }
+            if !against.isEmpty {
+                try compare(trainer, with: against, data: data, job: job, threads: threads)
+                return
+            }
             let c = model.config
             // The global batch: every rank's share of it.
             let tokensPerStep = config.training.batchSize * c.contextLength
@@ -107,6 +114,47 @@ struct BenchCommand: ParsableCommand {
                          reduce.busBandwidth / 1e9))
             if profile { printProfile(total: times.reduce(0, +)) }
         }
+    }
+
+    /// `--against`: the same steps on a second trainer built with extra overrides, alternating
+    /// blocks of 10 steps with the first; prints each one's median block throughput and the
+    /// median, lowest and highest ratio of adjacent blocks (second / first).
+    func compare(_ first: Trainer, with extra: [String], data: PreparedData, job: Communicator, threads: Int) throws {
+        var config = try LoomConfig.load(path: self.config, overrides: overrides + extra)
+        config.evaluation.interval = 0
+        if batchPerRank { config.training.batchSize *= job.worldSize }
+        guard threadsPerRank(configured: config.training.threads, job: job) == threads else {
+            throw ValidationError("loom bench --against: both sides share one thread pool; compare thread counts in separate runs")
+        }
+        let second = try Trainer(config: config, data: data, communicator: job, run: nil, progress: Progress(enabled: false))
+        let block = 10, blocks = max(1, (steps + block - 1) / block)
+        let tokens = Double(config.training.batchSize * config.model.contextLength)
+        for s in 0..<warmup { _ = first.trainStep(s, learningRate: 1e-4); _ = second.trainStep(s, learningRate: 1e-4) }
+        var rates: ([Double], [Double]) = ([], []), ratios: [Double] = []
+        for b in 0..<blocks {
+            var pair = [0.0, 0.0]
+            for (side, trainer) in (b % 2 == 0 ? [(0, first), (1, second)] : [(1, second), (0, first)]) {
+                job.barrier()
+                let t0 = monotonicSeconds()
+                for s in 0..<block { _ = trainer.trainStep(warmup + b * block + s, learningRate: 1e-4) }
+                pair[side] = tokens * Double(block) / (monotonicSeconds() - t0)
+            }
+            rates.0.append(pair[0]); rates.1.append(pair[1]); ratios.append(pair[1] / pair[0])
+        }
+        guard job.isCoordinator else { job.finish(); return }
+        defer { job.finish() }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        let extraText = extra.joined(separator: " ")
+        if json {
+            try printJSON(["tokens_per_s": median(rates.0).rounded(), "against_tokens_per_s": median(rates.1).rounded(),
+                           "ratio_median": median(ratios), "ratio_min": ratios.min()!, "ratio_max": ratios.max()!,
+                           "blocks": blocks, "against": extraText])
+            return
+        }
+        print("loom bench \(self.config) against \(extraText): \(blocks) alternating blocks of \(block) steps, \(threads) thread(s)")
+        print(String(format: "  as configured    %.0f tokens/s (median block)", median(rates.0)))
+        print(String(format: "  with %@  %.0f tokens/s (median block)", extraText, median(rates.1)))
+        print(String(format: "  ratio per block  median %.3f, lowest %.3f, highest %.3f", median(ratios), ratios.min()!, ratios.max()!))
     }
 
     /// Warm-up steps `warmup ..< measured.lowerBound` (default: the `warmup` steps just before),
@@ -282,6 +330,7 @@ struct MemoryPlan {
         rows = [("parameters", model.parameters.bytes), ("gradients", model.gradients.bytes),
                 ("optimizer state (Adam m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
                 ("activations + backward scratch", model.activationBytes),
+                ("thread replicas (gradients, activations)", trainer.task.replicaBytes),
                 ("process before the model (runtime, data)", baseline)]
     }
 

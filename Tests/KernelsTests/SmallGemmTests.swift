@@ -1,4 +1,4 @@
-// SmallGemm against a naive triple loop in double precision: every tile path (4×16, 4×8, ragged
+// SmallGemm against a naive triple loop in double precision: every tile path (6×16, 4×16, 4×8, ragged
 // columns, single rows), transposed A through strides, α, and accumulation into C.
 import Testing
 import Kernels
