@@ -34,8 +34,8 @@ extension TrainingTask {
 /// micro-step draws it; rank r takes examples r·B/W ..< (r+1)·B/W in micro-batches.
 public final class LanguageModelTask: TrainingTask {
     public let gpt: GPT
-    /// The pool's threads as whole-model replicas (`training.thread_parallelism: batch`), or nil
-    /// when the threads split each kernel instead.
+    /// The pool's threads as whole-model replicas (`training.thread_parallelism`), or nil when the
+    /// threads split each kernel instead.
     public let replicas: GPTReplicas?
     public var model: TrainableModel { gpt }
     let batchSize: Int, microBatch: Int, time: Int
@@ -61,7 +61,9 @@ public final class LanguageModelTask: TrainingTask {
         }
         // Replicas need the pool (configured before the task) and a micro-batch that splits evenly.
         let threads = ThreadPool.shared.threads
-        let replicaCount = t.threadParallelism == "batch" && threads > 1 && microBatch % threads == 0 ? threads : 1
+        let work = microBatch * time * shape.width * shape.width
+        let batchParallel = t.threadParallelism == "batch" || (t.threadParallelism == "auto" && work < 1 << 26)
+        let replicaCount = batchParallel && threads > 1 && microBatch % threads == 0 ? threads : 1
         gpt = GPT(config: shape, maxBatch: microBatch / replicaCount)
         replicas = replicaCount > 1 ? GPTReplicas(primary: gpt, count: replicaCount) : nil
         let seed = UInt64(t.seed)

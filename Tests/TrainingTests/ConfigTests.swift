@@ -19,7 +19,7 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
     @Test func defaultsFillOptionalKeys() throws {
         let c = try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml")
         #expect(c.model.dropout == 0 && c.optimizer.beta2 == 0.99 && c.schedule.kind == "cosine")
-        #expect(c.training.microBatchSize == 2 && c.evaluation.batches == 200 && c.training.threadParallelism == "batch")
+        #expect(c.training.microBatchSize == 2 && c.evaluation.batches == 200 && c.training.threadParallelism == "auto")
     }
 
     @Test func overridesSetAnyKeyByDottedPath() throws {
@@ -52,7 +52,7 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
         #expect(configError(minimalYAML, overrides: ["schedule.kind=linear-ish"]).contains("'schedule.kind'"))
         #expect(configError(minimalYAML, overrides: ["optimizer.learning_rate=-1"]).contains("'optimizer.learning_rate'"))
         #expect(configError(minimalYAML, overrides: ["schedule.cooldown_steps=-1"]).contains("'schedule.cooldown_steps'"))
-        #expect(configError(minimalYAML, overrides: ["training.thread_parallelism=rows"]).contains("'training.thread_parallelism': must be `batch` or `kernel`"))
+        #expect(configError(minimalYAML, overrides: ["training.thread_parallelism=rows"]).contains("'training.thread_parallelism': must be `auto`, `batch` or `kernel`"))
         #expect(configError("- not\n- a mapping").contains("test.yaml"))
         #expect(configError(minimalYAML, overrides: ["novalue"]).contains("key.path=value"))
     }
