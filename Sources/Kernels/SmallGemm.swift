@@ -45,12 +45,9 @@ public enum SmallGemm {
                     s50 = FastMath.multiplyAdd(x, b0, s50); s51 = FastMath.multiplyAdd(x, b1, s51)
                     row += ldb
                 }
-                store(c0 + j, s00, alpha, accumulate); store(c0 + j + 8, s01, alpha, accumulate)
-                store(c1 + j, s10, alpha, accumulate); store(c1 + j + 8, s11, alpha, accumulate)
-                store(c2 + j, s20, alpha, accumulate); store(c2 + j + 8, s21, alpha, accumulate)
-                store(c3 + j, s30, alpha, accumulate); store(c3 + j + 8, s31, alpha, accumulate)
-                store(c4 + j, s40, alpha, accumulate); store(c4 + j + 8, s41, alpha, accumulate)
-                store(c5 + j, s50, alpha, accumulate); store(c5 + j + 8, s51, alpha, accumulate)
+                store16(c0 + j, s00, s01, alpha, accumulate); store16(c1 + j, s10, s11, alpha, accumulate)
+                store16(c2 + j, s20, s21, alpha, accumulate); store16(c3 + j, s30, s31, alpha, accumulate)
+                store16(c4 + j, s40, s41, alpha, accumulate); store16(c5 + j, s50, s51, alpha, accumulate)
                 j += 16
             }
             if j < n {   // the columns right of the last 16-wide tile, row by row
@@ -78,10 +75,8 @@ public enum SmallGemm {
                     s30 = FastMath.multiplyAdd(x3, b0, s30); s31 = FastMath.multiplyAdd(x3, b1, s31)
                     row += ldb
                 }
-                store(c0 + j, s00, alpha, accumulate); store(c0 + j + 8, s01, alpha, accumulate)
-                store(c1 + j, s10, alpha, accumulate); store(c1 + j + 8, s11, alpha, accumulate)
-                store(c2 + j, s20, alpha, accumulate); store(c2 + j + 8, s21, alpha, accumulate)
-                store(c3 + j, s30, alpha, accumulate); store(c3 + j + 8, s31, alpha, accumulate)
+                store16(c0 + j, s00, s01, alpha, accumulate); store16(c1 + j, s10, s11, alpha, accumulate)
+                store16(c2 + j, s20, s21, alpha, accumulate); store16(c3 + j, s30, s31, alpha, accumulate)
                 j += 16
             }
             if j + 8 <= n {
@@ -123,7 +118,7 @@ public enum SmallGemm {
                 s0 = FastMath.multiplyAdd(x, row.load8(0), s0); s1 = FastMath.multiplyAdd(x, row.load8(8), s1)
                 row += ldb
             }
-            store(c0 + j, s0, alpha, accumulate); store(c0 + j + 8, s1, alpha, accumulate)
+            store16(c0 + j, s0, s1, alpha, accumulate)
             j += 16
         }
         if j < columns.upperBound { scalarRow(a0, ac, b, ldb, k, j..<columns.upperBound, alpha, accumulate, c0) }
@@ -137,6 +132,12 @@ public enum SmallGemm {
             let s = src + r * ld
             for col in 0..<columns { dst[col * rows + r] = s[col] }
         }
+    }
+
+    /// 16 values of C from two accumulators.
+    @inline(__always)
+    static func store16(_ c: UnsafeMutablePointer<Float>, _ low: Float8, _ high: Float8, _ alpha: Float, _ accumulate: Bool) {
+        store(c, low, alpha, accumulate); store(c + 8, high, alpha, accumulate)
     }
 
     @inline(__always)

@@ -32,6 +32,7 @@ struct BenchCommand: ParsableCommand {
             var config = try LoomConfig.load(path: config, overrides: overrides)
             config.evaluation.interval = 0
             if config.model.kind == "transformer" {
+                guard against.isEmpty else { throw ValidationError("loom bench --against: only for GPT configs (\(self.config) is a transformer)") }
                 try benchTranslation(config: config)
                 return
             }

@@ -68,6 +68,25 @@ logging: {interval: 10}
         #expect(again.status != 0 && again.stderr.contains("already holds a run"))
     }
 
+    /// `bench --against` alternates two settings (here thread replicas and kernel-split threads)
+    /// in one process and reports both; a different thread count is refused (one shared pool).
+    @Test func benchAgainstComparesTwoSettingsInOneProcess() throws {
+        let dir = try scratchDirectory()
+        try String(repeating: "the cat sat on the mat. the dog sat on the log.\n", count: 60)
+            .write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+        try tinyConfig.write(toFile: dir + "/tiny.yaml", atomically: true, encoding: .utf8)
+        let r = try loom(["bench", "tiny.yaml", "--steps", "20", "--warmup", "1", "--json",
+                          "--against", "training.thread_parallelism=kernel"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let fields = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(fields["blocks"] as? Int == 2 && fields["against"] as? String == "training.thread_parallelism=kernel", "\(r.stdout)")
+        for key in ["tokens_per_s", "against_tokens_per_s", "ratio_median", "ratio_min", "ratio_max"] {
+            #expect((fields[key] as? Double ?? 0) > 0, "\(key) in \(r.stdout)")
+        }
+        let refused = try loom(["bench", "tiny.yaml", "--steps", "10", "--against", "training.threads=1"], in: dir)
+        #expect(refused.status != 0 && refused.stderr.contains("share one thread pool"), "\(refused.stderr)")
+    }
+
     @Test func badInputFailsBeforeAnythingIsWritten() throws {
         let dir = try scratchDirectory()
         try "abcabc".write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
