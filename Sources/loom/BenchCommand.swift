@@ -70,6 +70,7 @@ struct BenchCommand: ParsableCommand {
             let peak = GemmPeak.measure(config: c, rows: config.training.microBatchSize * c.contextLength)
 
             let memory = MemoryPlan(trainer: trainer, baseline: baseline)
+            let replicas = (trainer.task as? LanguageModelTask)?.replicas?.count ?? 1
 
             let overlap = trainer.buckets.overlap
             let hidden = job.worldSize > 1 ? max(0, 1 - exposed / reduce.seconds) : 0
@@ -80,7 +81,7 @@ struct BenchCommand: ParsableCommand {
                     "ranks": job.worldSize, "allreduce_ms": reduce.seconds * 1e3, "exposed_allreduce_ms": exposed * 1e3, "wait_after_backward_ms": waited * 1e3,
                     "hidden_share": hidden, "bus_bandwidth_gbs": reduce.busBandwidth / 1e9, "buckets": trainer.buckets.buckets.count,
                     "tokens_per_s": tokensPerSecond.rounded(), "step_ms": median * 1e3, "gflops": gflops,
-                    "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads,
+                    "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads, "thread_replicas": replicas,
                     "flops_per_token": c.flopsPerToken, "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS,
                     "allocations_in_measured_steps": allocations, "parameters": model.layout.count]
                 try printJSON(fields)
@@ -88,7 +89,8 @@ struct BenchCommand: ParsableCommand {
             }
             print("loom bench \(self.config): layers \(c.layers), heads \(c.heads), width \(c.width), context \(c.contextLength), "
                   + "vocabulary \(c.vocabularySize), batch \(config.training.batchSize) (micro \(config.training.microBatchSize)), "
-                  + "\(job.worldSize) rank(s) × \(threads) thread(s)")
+                  + "\(job.worldSize) rank(s) × \(threads) thread(s)"
+                  + (replicas > 1 ? " as whole-model replicas (training.thread_parallelism)" : ""))
             print(String(format: "  step time        %.2f ms (median of %d, after %d warm-up)", median * 1e3, steps, warmup))
             print(String(format: "  throughput       %.0f tokens/s", tokensPerSecond))
             print(String(format: "  FLOPs/token      %.4g = 6·N + 12·L·T·C (N = %d parameters without the position table)",

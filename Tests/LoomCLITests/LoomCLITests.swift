@@ -70,6 +70,7 @@ logging: {interval: 10}
 
     /// `bench --against` alternates two settings (here thread replicas and kernel-split threads)
     /// in one process and reports both; a different thread count is refused (one shared pool).
+    /// `bench --json` says how many thread replicas ran.
     @Test func benchAgainstComparesTwoSettingsInOneProcess() throws {
         let dir = try scratchDirectory()
         try String(repeating: "the cat sat on the mat. the dog sat on the log.\n", count: 60)
@@ -82,6 +83,12 @@ logging: {interval: 10}
         #expect(fields["blocks"] as? Int == 2 && fields["against"] as? String == "training.thread_parallelism=kernel", "\(r.stdout)")
         for key in ["tokens_per_s", "against_tokens_per_s", "ratio_median", "ratio_min", "ratio_max"] {
             #expect((fields[key] as? Double ?? 0) > 0, "\(key) in \(r.stdout)")
+        }
+        // `auto` makes this small model's 2 threads replicas; `kernel` does not.
+        for (setting, replicas) in [("auto", 2), ("kernel", 1)] {
+            let plain = try loom(["bench", "tiny.yaml", "--steps", "5", "--json", "--set", "training.thread_parallelism=\(setting)"], in: dir)
+            let fields = try JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as? [String: Any] ?? [:]
+            #expect(fields["thread_replicas"] as? Int == replicas, "\(setting): \(plain.stdout) \(plain.stderr)")
         }
         let refused = try loom(["bench", "tiny.yaml", "--steps", "10", "--against", "training.threads=1"], in: dir)
         #expect(refused.status != 0 && refused.stderr.contains("share one thread pool"), "\(refused.stderr)")
