@@ -14,7 +14,9 @@ public enum Linear {
         bias: UnsafePointer<Float>?,           // (O)
         rows N: Int, inputs I: Int, outputs O: Int
     ) {
-        if N >= O {  // the usual case: split rows, as Gemm.parallel would
+        // The usual case, split over rows as Gemm.parallel would; also every call that runs on one
+        // thread (one pool thread, or inside a GPT thread replica), where it is the whole layer.
+        if N >= O || ThreadPool.shared.runsSerially {
             Profiler.measure(.linear) {
                 ThreadPool.shared.parallelFor(N, grain: 16, ForwardRows(out: out, gelu: gelu, inp: inp, weight: weight,
                                                                         bias: bias, I: I, O: O))

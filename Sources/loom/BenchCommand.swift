@@ -131,7 +131,6 @@ struct BenchCommand: ParsableCommand {
         }
         let second = try Trainer(config: config, data: data, communicator: job, run: nil, progress: Progress(enabled: false))
         let block = 10, blocks = max(1, (steps + block - 1) / block)
-        let tokens = Double(config.training.batchSize * config.model.contextLength)
         for s in 0..<warmup { _ = first.trainStep(s, learningRate: 1e-4); _ = second.trainStep(s, learningRate: 1e-4) }
         var rates: ([Double], [Double]) = ([], []), ratios: [Double] = []
         for b in 0..<blocks {
@@ -140,7 +139,8 @@ struct BenchCommand: ParsableCommand {
                 job.barrier()
                 let t0 = monotonicSeconds()
                 for s in 0..<block { _ = trainer.trainStep(warmup + b * block + s, learningRate: 1e-4) }
-                pair[side] = tokens * Double(block) / (monotonicSeconds() - t0)
+                let tokens = trainer.config.training.batchSize * trainer.config.model.contextLength
+                pair[side] = Double(tokens * block) / (monotonicSeconds() - t0)
             }
             rates.0.append(pair[0]); rates.1.append(pair[1]); ratios.append(pair[1] / pair[0])
         }
