@@ -1,5 +1,7 @@
-// FastMath: vectorised exp and tanh for the softmax, cross-entropy and GELU kernels.
-// It is not a general math library: accuracy is ~1e-7 relative, enough for float32 training.
+// FastMath: vectorised exp and tanh for the softmax, cross-entropy and GELU kernels, and a vector
+// square root for the optimizer. It is not a general math library: exp and tanh are ~1e-7 relative,
+// enough for float32 training.
+import CKernelSupport
 
 public typealias Float8 = SIMD8<Float>
 
@@ -71,6 +73,10 @@ public enum FastMath {
         return a * b + c
         #endif
     }
+
+    /// √x lane-wise, correctly rounded (the same bits as `Float.squareRoot()` per lane), in one
+    /// vector instruction: `SIMD8<Float>.squareRoot()` runs lane by lane through shuffles.
+    @inlinable @inline(__always) public static func squareRoot(_ x: Float8) -> Float8 { loom_sqrt8(x) }
 
     @inline(__always) public static func exp(_ x: Float) -> Float { exp(Float8(repeating: x))[0] }
     @inline(__always) public static func tanh(_ x: Float) -> Float { tanh(Float8(repeating: x))[0] }

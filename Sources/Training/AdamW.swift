@@ -75,7 +75,7 @@ public final class AdamW {
             let mi = b1 * m + (1 - b1) * grad
             let vi = b2 * v + (1 - b2) * grad * grad
             let mhat = mi / correction1, vhat = vi / correction2
-            return (p * decay - lr * mhat / (vhat.squareRoot() + eps), mi, vi)
+            return (p * decay - lr * mhat / (FastMath.squareRoot(vhat) + eps), mi, vi)
         }
     }
 

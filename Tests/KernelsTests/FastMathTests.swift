@@ -1,4 +1,5 @@
-// FastMath accuracy against the C library, and the thread pool's coverage of a range.
+// FastMath accuracy against the C library (and the vector square root against the scalar one),
+// and the thread pool's coverage of a range.
 import Testing
 import Foundation
 import Kernels
@@ -21,6 +22,22 @@ import Kernels
             worst = max(worst, abs(FastMath.tanh(x) - Foundation.tanh(x)))
         }
         #expect(worst < 2e-6, "worst absolute error \(worst)")
+    }
+
+    /// AdamW's update divides by it, so it must round exactly as Float.squareRoot() does.
+    @Test func vectorSquareRootIsBitIdenticalToScalar() {
+        var rng = SystemRandomNumberGenerator()
+        var special: [Float] = [0, 1, 2, 4, .leastNonzeroMagnitude, .leastNormalMagnitude, .greatestFiniteMagnitude, .infinity]
+        special += (0..<8).map { _ in Float.random(in: 0...1e-30, using: &rng) }
+        var mismatches = 0
+        for trial in 0..<20000 {
+            let lanes = trial < special.count / 8 ? Array(special[(trial * 8)..<(trial * 8 + 8)])
+                : (0..<8).map { _ in Float.random(in: 0...1, using: &rng) * pow(10, Float.random(in: -20...20, using: &rng)) }
+            let root = FastMath.squareRoot(Float8(lanes))
+            for i in 0..<8 where root[i].bitPattern != lanes[i].squareRoot().bitPattern { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+        #expect(FastMath.squareRoot(Float8(repeating: -1))[0].isNaN)
     }
 
     struct Count: ParallelLoop {
