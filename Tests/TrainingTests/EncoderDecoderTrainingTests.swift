@@ -1,9 +1,11 @@
-// The encoder-decoder learns: a tiny model learns a copy task with AdamW in 1200 steps (~5 s),
-// and greedy and beam search then reproduce unseen sources. It is not a convergence benchmark.
+// The encoder-decoder learns: a tiny model learns a copy task with AdamW (warmup, cosine decay) in
+// 1200 steps (~5 s), and greedy and beam search then reproduce unseen sources. It is not a
+// convergence benchmark.
 import Testing
 import Kernels
 import Models
 import Training
+import Foundation
 
 @Suite struct EncoderDecoderTrainingTests {
     @Test(arguments: [false, true])
@@ -34,8 +36,13 @@ import Training
             let r = model.forward(source: source, sourceLengths: batch.map { Int32($0.count) }, targetInput: input,
                                   targetOutput: output, batch: B, sourceLength: S, targetLength: T, labelSmoothing: 0)
             model.backward(scale: 1 / Float(r.count))
+            // Warmup, then cosine decay to a tenth. With a flat rate the last steps wandered (final loss
+            // 0.01–0.05), and whether greedy search got 7 or 6 of 8 right depended on the summation
+            // order, which changes with the shared pool's thread count while other suites run.
+            // Decayed, the final loss is 0.0005–0.002 and 8/8 right, on 1 or 2 threads and seeds 1–2.
             let warmup = Float(min(step + 1, 50)) / 50
-            adam.step(parameters: model.parameters, gradients: model.gradients, learningRate: 2e-3 * warmup)
+            let decay = 0.1 + 0.45 * (1 + Float(Foundation.cos(Double.pi * Double(step) / Double(steps))))
+            adam.step(parameters: model.parameters, gradients: model.gradients, learningRate: 2e-3 * warmup * decay)
             let mean = r.sum / Double(r.count)
             if step == 0 { firstLoss = mean }
             if step >= steps - 50 { lastLoss += mean / 50 }   // the mean of the last 50 steps
