@@ -116,27 +116,26 @@ public final class GPT {
         return layout
     }
 
-    public init(config: GPTConfig, maxBatch: Int) {
+    public convenience init(config: GPTConfig, maxBatch: Int) {
         precondition(config.width % config.heads == 0, "width must be divisible by heads")
-        self.config = config
-        self.maxBatch = maxBatch
-        layout = GPT.layout(config)
-        parameters = FlatBuffer(count: layout.count)
-        gradients = FlatBuffer(count: layout.count)
-        params = GPTTensors(base: parameters.pointer, layout: layout, layers: config.layers)
-        grads = GPTTensors(base: gradients.pointer, layout: layout, layers: config.layers)
-        acts = GPTActivations(config: config, batch: maxBatch)
+        let layout = GPT.layout(config)
+        self.init(config: config, maxBatch: maxBatch, layout: layout, parameters: FlatBuffer(count: layout.count))
     }
 
     /// A replica for data parallelism across threads (`GPTReplicas`): it reads `primary`'s
     /// parameters (the same buffer, not a copy) and owns its gradients and activations.
-    public init(replicaOf primary: GPT, maxBatch: Int) {
-        config = primary.config
+    public convenience init(replicaOf primary: GPT, maxBatch: Int) {
+        self.init(config: primary.config, maxBatch: maxBatch, layout: primary.layout, parameters: primary.parameters)
+    }
+
+    /// The model over `parameters` (laid out as `layout`) with its own gradients and activations.
+    private init(config: GPTConfig, maxBatch: Int, layout: ParameterLayout, parameters: FlatBuffer) {
+        self.config = config
         self.maxBatch = maxBatch
-        layout = primary.layout
-        parameters = primary.parameters
+        self.layout = layout
+        self.parameters = parameters
         gradients = FlatBuffer(count: layout.count)
-        params = primary.params
+        params = GPTTensors(base: parameters.pointer, layout: layout, layers: config.layers)
         grads = GPTTensors(base: gradients.pointer, layout: layout, layers: config.layers)
         acts = GPTActivations(config: config, batch: maxBatch)
     }
