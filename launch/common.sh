@@ -29,3 +29,42 @@ ensure_swift() {
 
 # The packages every Loom build needs.
 LOOM_BUILD_PACKAGES=(libopenblas-dev libopenmpi-dev openmpi-bin pkg-config)
+
+# Runs a job launcher (mpirun) in the background and waits for it, passing stop requests on:
+# SIGTERM, SIGINT, SIGUSR1 and SIGHUP to this script become one SIGUSR1 to the launcher, which
+# OpenMPI forwards to every rank. (OpenMPI treats a SIGTERM or SIGINT to mpirun as "abort": it
+# SIGKILLs the ranks a second later and exits 1, so a step in progress could never finish and
+# checkpoint.) The ranks finish their step, rank 0 writes a checkpoint, every rank exits 75, and
+# so does this function. The launcher runs in its own session, so a terminal's Ctrl-C reaches
+# only this script, and with stdin from /dev/null. Sets `job_status` to the launcher's exit status.
+# `launch_stop_requested` becomes 1 once a stop request has arrived (no restart after it).
+launch_stop_requested=0
+run_forwarding_stops() {
+    local child
+    setsid "$@" </dev/null &
+    child=$!
+    forward_stop() {
+        if [ "$launch_stop_requested" -eq 0 ]; then
+            echo "launch: $1 received; asking the job to checkpoint at the next step boundary (exit 75)" >&2
+        fi
+        launch_stop_requested=1
+        kill -USR1 "$child" 2>/dev/null || true
+    }
+    trap 'forward_stop SIGTERM' TERM
+    trap 'forward_stop SIGINT' INT
+    trap 'forward_stop SIGUSR1' USR1
+    trap 'forward_stop SIGHUP' HUP
+    # `wait` returns early (status > 128) whenever a trapped signal arrives: wait again until the
+    # launcher itself has exited.
+    while true; do
+        wait "$child" && job_status=0 || job_status=$?
+        kill -0 "$child" 2>/dev/null || break
+    done
+    # If the last wait was cut short by a signal as the launcher exited, collect its real status.
+    if [ "$job_status" -gt 128 ]; then
+        local late
+        wait "$child" 2>/dev/null && late=0 || late=$?
+        [ "$late" -ne 127 ] && job_status=$late
+    fi
+    trap - TERM INT USR1 HUP
+}

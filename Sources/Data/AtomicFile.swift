@@ -16,7 +16,7 @@ public enum AtomicFile {
     /// Writes the concatenation of `parts` to `path` atomically.
     public static func write(_ path: String, parts: [UnsafeRawBufferPointer]) throws {
         let directory = PathName.directory(of: path)
-        let temporary = PathName.beside(path, named: ".\((path as NSString).lastPathComponent).tmp-\(getpid())")
+        let temporary = PathName.beside(path, named: Temporaries.name(for: (path as NSString).lastPathComponent))
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw FileWriteError(path: path, reason: String(cString: strerror(errno))) }
         var failure: String?

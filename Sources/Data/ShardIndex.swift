@@ -181,6 +181,7 @@ public enum CorpusTokenizer {
         let t0 = monotonicNow()
         let inputs = try files.map(input)   // every rank checks every file: the same errors everywhere
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        if ranks.rank == 0 { Temporaries.clearStale(in: out) }   // shards a crashed run left half-written
         var report = Report()
         let eot = tokenizer.specialTokenID("<|endoftext|>")
         let v = tokenizer.vocabularySize
@@ -263,6 +264,7 @@ public enum CorpusTokenizer {
             throw ShardError(path: source, offset: nil, "has \(sourceLines.count) lines but \(target) has \(targetLines.count); a parallel corpus needs one target line per source line")
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        Temporaries.clearStale(in: out)
         let v = tokenizer.vocabularySize
         let sw = ShardWriter(directory: out, prefix: "source", vocabularySize: v, shardTokens: shardTokens)
         let tw = ShardWriter(directory: out, prefix: "target", vocabularySize: v, shardTokens: shardTokens)

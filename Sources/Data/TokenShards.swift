@@ -18,6 +18,20 @@ public enum ShardFormat {
     public static let headerBytes = 64
     /// 2 (u16) when every id fits, else 4 (u32).
     public static func width(vocabularySize: Int) -> Int { vocabularySize <= 65536 ? 2 : 4 }
+
+    /// The payload checksum a shard's header records (bytes 32–39) and the file's size, reading
+    /// only the header: opening a shard verifies the payload against it, so it names the
+    /// shard's contents without hashing them again. Nil when the file cannot be read.
+    public static func recordedChecksum(path: String) -> (checksum: UInt64, bytes: Int)? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: headerBytes)
+        var st = stat()
+        guard fstat(fd, &st) == 0, pread(fd, &header, headerBytes, 0) == headerBytes else { return nil }
+        let checksum = header[32..<40].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return (checksum, Int(st.st_size))
+    }
 }
 
 /// A problem with a shard set, naming the file and byte offset at fault and how to fix it.

@@ -81,6 +81,16 @@ public enum Launch {
         return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"].contains { env[$0] != nil }
     }
 
+    /// How long a SIGTERM to a bare `mpirun` leaves the ranks before it SIGKILLs them: OpenMPI's
+    /// `odls_base_sigkill_timeout` (1 s unless set). Nil when no such deadline applies: not under
+    /// OpenMPI's mpirun, or under a Loom launcher (launch/mpirun, launch/slurm.sbatch), which turns
+    /// stop requests into a SIGUSR1 that mpirun forwards without killing anyone.
+    public static var secondsBeforeKillAfterTerm: Double? {
+        let env = ProcessInfo.processInfo.environment
+        guard env["OMPI_COMM_WORLD_SIZE"] != nil, env["LOOM_LAUNCHER"] == nil else { return nil }
+        return env["OMPI_MCA_odls_base_sigkill_timeout"].flatMap(Double.init) ?? 1
+    }
+
     /// MPI (initialised now, funneled) when launched by mpirun/srun; otherwise one process, and MPI
     /// is not initialised at all.
     public static func communicator() throws -> Communicator {

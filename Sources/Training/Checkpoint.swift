@@ -68,7 +68,7 @@ public final class CheckpointStore {
         let name = Self.name(step: state.step)
         let final = directory + "/" + name
         if fm.fileExists(atPath: final), (try? Self.verify(final)) != nil { return final }   // already saved
-        let temporary = directory + "/.tmp-\(name)-\(getpid())"
+        let temporary = directory + "/" + Temporaries.name(for: name)
         do {
             try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try? fm.removeItem(atPath: temporary)

@@ -1,5 +1,5 @@
 // ReplicaCheck: the checks that keep data-parallel replicas honest — at start-up every rank runs the
-// same resolved config and binary; at the end every rank holds bit-identical parameters. It is not
+// same resolved config, binary and data; at the end every rank holds bit-identical parameters. It is not
 // the communicator; the checks are collective calls every rank makes.
 import Foundation
 import Models
@@ -16,24 +16,53 @@ public struct ReplicaMismatch: Error, CustomStringConvertible {
 }
 
 public enum ReplicaCheck {
-    /// All-gathers SHA-256 of the resolved config and of this executable; every rank throws the same
-    /// error when any rank differs, so a job with mixed configs or builds never starts.
-    public static func sameRun(config: LoomConfig, communicator: Communicator) throws {
+    /// All-gathers SHA-256 of the resolved config, of this executable and of the data files each
+    /// rank reads (`DataFingerprint`); every rank throws the same error when any rank differs, so
+    /// a job with mixed configs, builds or copies of the data never starts. A data mismatch names
+    /// each disagreeing rank with the first file whose contents differ from rank 0's.
+    public static func sameRun(config: LoomConfig, data: [DataFile], communicator: Communicator) throws {
         guard communicator.worldSize > 1 else { return }
         let configHash = SHA256.hash(Data(try config.yaml().utf8))
         let binaryHash = (try? SHA256.hash(file: "/proc/self/exe")) ?? [UInt8](repeating: 0, count: 32)
-        let all = communicator.allGather(configHash + binaryHash)
-        let configs = all.map { Array($0[0..<32]) }, binaries = all.map { Array($0[32..<64]) }
-        let badConfig = configs.indices.filter { configs[$0] != configs[0] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys   // the same bytes on every rank for the same list
+        let dataList = try encoder.encode(data)
+        let all = communicator.allGather(configHash + binaryHash + SHA256.hash(dataList))
+        func disagreeing(_ range: Range<Int>) -> [Int] { all.indices.filter { all[$0][range] != all[0][range] } }
+        let badConfig = disagreeing(0..<32)
         if !badConfig.isEmpty {
             throw ReplicaMismatch(what: "the resolved config", ranks: badConfig,
-                                  detail: "rank 0 sha256 \(configs[0].hex.prefix(12))…; give every rank the same file and --set overrides")
+                                  detail: "rank 0 sha256 \(configHash.hex.prefix(12))…; give every rank the same file and --set overrides")
         }
-        let badBinary = binaries.indices.filter { binaries[$0] != binaries[0] }
+        let badBinary = disagreeing(32..<64)
         if !badBinary.isEmpty {
             throw ReplicaMismatch(what: "the loom binary", ranks: badBinary,
-                                  detail: "rank 0 sha256 \(binaries[0].hex.prefix(12))…; install the same build on every node")
+                                  detail: "rank 0 sha256 \(all[0][32..<64].map { $0 }.hex.prefix(12))…; install the same build on every node")
         }
+        let badData = disagreeing(64..<96)
+        guard !badData.isEmpty else { return }
+        // Every rank learns rank 0's list and reports the first of its own files that differs.
+        let reference = try broadcastFromCoordinator(dataList, communicator: communicator)
+        let rankZero = try JSONDecoder().decode([DataFile].self, from: reference)
+        let own = rankZero.indices.first { $0 >= data.count || data[$0] != rankZero[$0] } ?? rankZero.count
+        let firstDifference = communicator.allGather(withUnsafeBytes(of: Int64(own).littleEndian) { Array($0) })
+            .map { Int($0.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }.littleEndian) }
+        let named = badData.map { rank -> String in
+            let i = firstDifference[rank]
+            guard i < rankZero.count else { return "rank \(rank) reads more files than rank 0" }
+            return "rank \(rank) reads another \(rankZero[i].path) than rank 0 (rank 0: \(rankZero[i].digest))"
+        }
+        throw ReplicaMismatch(what: "the data", ranks: badData,
+                              detail: named.joined(separator: "; ") + "; give every host the same copy of the data at the same path")
+    }
+
+    /// Rank 0's bytes on every rank (a length, then the bytes).
+    static func broadcastFromCoordinator(_ bytes: Data, communicator: Communicator) throws -> Data {
+        var count = Int64(communicator.isCoordinator ? bytes.count : 0)
+        withUnsafeMutableBytes(of: &count) { communicator.broadcast($0.baseAddress!, bytes: 8, root: 0) }
+        var buffer = communicator.isCoordinator ? [UInt8](bytes) : [UInt8](repeating: 0, count: Int(count))
+        if count > 0 { buffer.withUnsafeMutableBytes { communicator.broadcast($0.baseAddress!, bytes: $0.count, root: 0) } }
+        return Data(buffer)
     }
 
     /// All-gathers SHA-256 of the parameters; throws on every rank if any replica drifted.

@@ -11,6 +11,9 @@ public final class RunDirectory {
     public var tokenizerPath: String { path + "/tokenizer.json" }
     public var metricsPath: String { path + "/metrics.jsonl" }
     public var modelPath: String { path + "/model.safetensors" }
+    /// Temporaries a crashed Loom process of this host had left here or in `checkpoints/`
+    /// (partial checkpoints, half-written files), removed when the run directory was opened.
+    public private(set) var clearedTemporaries: [String] = []
 
     /// Creates the directory (and parents); refuses a directory that already holds a run unless
     /// `replacing` (a restart that found no checkpoint to continue from).
@@ -23,6 +26,12 @@ public final class RunDirectory {
         do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw FileWriteError(path: path, reason: error.localizedDescription)
         }
+        clearStaleTemporaries()
+    }
+
+    /// Removes what a crashed Loom process of this host left half-written in the run.
+    private func clearStaleTemporaries() {
+        clearedTemporaries = Temporaries.clearStale(in: path) + Temporaries.clearStale(in: path + "/checkpoints")
     }
 
     /// Opens an existing run directory for reading.
@@ -39,6 +48,7 @@ public final class RunDirectory {
     public init(resuming path: String, afterStep step: Int) throws {
         self.path = path
         let fm = FileManager.default
+        clearStaleTemporaries()
         if fm.fileExists(atPath: metricsPath) {
             let text = (try? String(contentsOfFile: metricsPath, encoding: .utf8)) ?? ""
             let kept = text.split(separator: "\n").filter { line in

@@ -81,8 +81,10 @@ public final class Trainer {
         model.onGroupReady = { [buckets] group in buckets.ready(from: groupStarts[group]) }
         model.onBackwardProgress = { [buckets] in buckets.progress() }
 
-        // Every rank must run the same config and binary; rank 0 initialises, everyone receives.
-        try ReplicaCheck.sameRun(config: config, communicator: communicator)
+        // Every rank must run the same config and binary on the same data; rank 0 initialises,
+        // everyone receives.
+        try ReplicaCheck.sameRun(config: config, data: communicator.worldSize > 1 ? DataFingerprint.files(config: config) : [],
+                                 communicator: communicator)
         if communicator.isCoordinator { model.initialize(seed: UInt64(t.seed)) }
         communicator.broadcast(model.parameters.pointer, bytes: model.parameters.bytes, root: 0)
     }
@@ -97,9 +99,11 @@ public final class Trainer {
         public var stopRequested: Bool
     }
 
-    /// One optimizer step at `step` (0-based). `stopRequested` is this rank's stop request; it is
-    /// summed with the loss, so all ranks agree on it at the same step boundary.
-    public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool = false) -> StepResult {
+    /// One optimizer step at `step` (0-based). This rank's stop request (`stopRequested`, or
+    /// `stopSignal` as read once the micro-batches are done, so a signal during the step counts
+    /// for this step) is summed with the loss: all ranks agree on it at the same step boundary.
+    public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool = false,
+                          stopSignal: () -> Bool = { false }) -> StepResult {
         let world = communicator.worldSize, rank = communicator.rank
         let scale = Float(1.0 / Double(max(task.globalTokens(step: step), 1)))
         let dropoutKey = CounterRandom.key(UInt64(config.training.seed), 3, UInt64(step))
@@ -115,7 +119,7 @@ public final class Trainer {
         }
         Profiler.measure(.communication) {
             buckets.finish()
-            reduction[0] = lossSum; reduction[1] = Double(counted); reduction[2] = stopRequested ? 1 : 0
+            reduction[0] = lossSum; reduction[1] = Double(counted); reduction[2] = stopRequested || stopSignal() ? 1 : 0
             reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 3) }
         }
         let loss = reduction[0] / max(reduction[1], 1)
@@ -194,6 +198,17 @@ public final class Trainer {
         return path
     }
 
+    /// Under a bare `mpirun`, a SIGTERM to mpirun gives the ranks `odls_base_sigkill_timeout`
+    /// seconds before SIGKILL; when that is shorter than a step, says how to stop with a checkpoint.
+    func warnIfMpirunWouldKillBeforeACheckpoint(stepSeconds: Double) {
+        guard communicator.isCoordinator, let deadline = Launch.secondsBeforeKillAfterTerm, deadline < 2 * stepSeconds + 5 else { return }
+        let suggested = Int((10 * stepSeconds + 30).rounded(.up))
+        progress.message(String(format: "note: a step takes %.1f s, but a SIGTERM to mpirun kills the ranks %.0f s later "
+                                + "(odls_base_sigkill_timeout), before they can checkpoint. To stop with a checkpoint, send "
+                                + "mpirun SIGUSR1, launch with launch/mpirun, or add --mca odls_base_sigkill_timeout %d.",
+                                stepSeconds, deadline, suggested))
+    }
+
     /// Trains from `state.step` to `training.steps`, logging, validating and checkpointing as
     /// configured; saves the final model. Throws `Preempted` after checkpointing when any rank
     /// was signalled to stop, and `TrainingError.nonfinite` when too many steps in a row failed.
@@ -211,7 +226,7 @@ public final class Trainer {
             let lr = learningRate(at: step)
             let stepTokens = Double(task.globalTokens(step: step))
             let t0 = monotonicSeconds()
-            let result = trainStep(step, learningRate: lr, stopRequested: loom_stop_signal() != 0)
+            let result = trainStep(step, learningRate: lr, stopSignal: { loom_stop_signal() != 0 })
             trainingSeconds += monotonicSeconds() - t0
             state.step += 1
             state.tokensSeen += Int(stepTokens)
@@ -225,6 +240,7 @@ public final class Trainer {
                     throw TrainingError.nonfinite(steps: state.nonfiniteInARow, lastStep: state.step)
                 }
             }
+            if state.step == firstStep + 1 { warnIfMpirunWouldKillBeforeACheckpoint(stepSeconds: monotonicSeconds() - t0) }
             windowSteps += 1; windowLoss += result.loss; windowTokens += stepTokens
             let tokensPerStep = windowTokens / Double(windowSteps)
 

@@ -67,6 +67,9 @@ struct TrainCommand: ParsableCommand {
                     run = try RunDirectory(creating: path, replacing: resume == "auto")
                     try run.writeStart(config: config, tokenizer: tokenizer)
                 }
+                for leftover in run.clearedTemporaries {
+                    progress.message("loom train: removed \(leftover), left half-written by a Loom process that died")
+                }
                 trainer.run = run
                 trainer.checkpoints = CheckpointStore(run: path, keep: config.checkpoint.keep)
                 // `loom translate RUN` (or a checkpoint of it) reads the model's shape from here.
