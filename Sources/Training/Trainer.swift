@@ -198,15 +198,16 @@ public final class Trainer {
         return path
     }
 
-    /// Under a bare `mpirun`, a SIGTERM to mpirun gives the ranks `odls_base_sigkill_timeout`
-    /// seconds before SIGKILL; when that is shorter than a step, says how to stop with a checkpoint.
+    /// Under a bare `mpirun`, a SIGTERM to mpirun reaches the ranks `odls_base_sigkill_timeout`
+    /// seconds later and is followed by SIGKILL as long again; when that leaves less than a step
+    /// (and its checkpoint), says how to stop with a checkpoint.
     func warnIfMpirunWouldKillBeforeACheckpoint(stepSeconds: Double) {
-        guard communicator.isCoordinator, let deadline = Launch.secondsBeforeKillAfterTerm, deadline < 2 * stepSeconds + 5 else { return }
+        guard communicator.isCoordinator, let deadline = Launch.secondsBeforeKillAfterTerm, deadline < 2 * stepSeconds else { return }
         let suggested = Int((10 * stepSeconds + 30).rounded(.up))
-        progress.message(String(format: "note: a step takes %.1f s, but a SIGTERM to mpirun kills the ranks %.0f s later "
-                                + "(odls_base_sigkill_timeout), before they can checkpoint. To stop with a checkpoint, send "
-                                + "mpirun SIGUSR1, launch with launch/mpirun, or add --mca odls_base_sigkill_timeout %d.",
-                                stepSeconds, deadline, suggested))
+        progress.message(String(format: "note: a step takes %.1f s, but after a SIGTERM to mpirun the ranks have %.0f s "
+                                + "(odls_base_sigkill_timeout) before SIGKILL: too little to finish the step and checkpoint. "
+                                + "To stop with a checkpoint, send mpirun SIGUSR1, launch with launch/mpirun, or add "
+                                + "--mca odls_base_sigkill_timeout %d.", stepSeconds, deadline, suggested))
     }
 
     /// Trains from `state.step` to `training.steps`, logging, validating and checkpointing as

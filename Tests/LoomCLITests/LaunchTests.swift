@@ -180,6 +180,20 @@ struct ReferenceFailed: Error { let stderr: String }
         #expect(loomProcesses(tag: tag).isEmpty, "ranks outlived mpirun")
     }
 
+    @Test func rankZeroSaysWhenABareMpirunWouldKillTheRanksBeforeACheckpoint() throws {
+        let dir = try longStepScratch()
+        let shorter = ["--set", "training.steps=1", "--set", "training.batch_size=16", "--set", "training.micro_batch_size=8"]
+        let bare = try runProcess("/usr/bin/env", ["mpirun", "--bind-to", "none", "-n", "2", loomBinary(), "train", "long.yaml",
+                                                   "--run-dir", "bare", "--set", "training.threads=1"] + shorter,
+                                  in: dir, environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        #expect(bare.status == 0, "\(bare.stderr)")
+        #expect(bare.stdout.contains("after a SIGTERM to mpirun the ranks have 1 s (odls_base_sigkill_timeout) before SIGKILL"),
+                "\(bare.stdout)")
+        let wrapped = try mpirun(2, ["long.yaml", "--run-dir", "wrapped"] + shorter, in: dir)
+        #expect(wrapped.status == 0, "\(wrapped.stderr)")
+        #expect(!wrapped.stdout.contains("odls_base_sigkill_timeout"), "launch/mpirun forwards stops as SIGUSR1: no deadline")
+    }
+
     @Test(arguments: [Launcher.launchMpirun, .slurmBatch], [SIGTERM, SIGINT, SIGUSR1])
     func theLauncherPassesStopSignalsOnAndNoRankOutlivesIt(_ launcher: Launcher, _ signal: Int32) throws {
         let dir = try checkpointScratch()
