@@ -8,6 +8,7 @@ import Glibc
 import Foundation
 import Kernels
 import Training
+import Distributed
 
 enum BLASStartup {
     /// Set by Loom on its re-execution to the process id (execv keeps it): a child `loom` that
@@ -95,5 +96,26 @@ enum BLASStartup {
             "engines": [["name": "sgemm", "used_by": "linear layers, LM head", "kernel": "OpenBLAS \(s.core)", "chosen_by": s.chooser.rawValue],
                         ["name": "SmallGemm", "used_by": "attention blocks", "kernel": SmallGemm.kernel, "chosen_by": "build"]],
         ]
+    }
+
+    /// Every rank's core and whether it is Loom's re-execution, in rank order (all ranks call it:
+    /// an all-gather). The JSON of `loom bench` carries it as "blas_ranks".
+    static func perRank(_ job: Communicator) -> [[String: Any]] {
+        let s = current
+        var record = [UInt8](repeating: 0, count: 64)
+        let name = Array(s.core.utf8.prefix(62))
+        record.replaceSubrange(0..<name.count, with: name)
+        record[63] = s.reexecuted ? 1 : 0
+        return job.allGather(record).enumerated().map { rank, r in
+            ["rank": rank, "core": String(decoding: r[0..<62].prefix { $0 != 0 }, as: UTF8.self), "reexecuted": r[63] == 1]
+        }
+    }
+
+    /// One line for the ranks whose core differs from rank 0's (a mixed cluster), none otherwise.
+    static func printOtherRanks(_ ranks: [[String: Any]]) {
+        let mine = current.core
+        let others = ranks.filter { ($0["core"] as? String) != mine }
+        if others.isEmpty { return }
+        print("  other ranks' OpenBLAS kernels: " + others.map { "rank \($0["rank"]!): \($0["core"]!)" }.joined(separator: ", "))
     }
 }
