@@ -21,7 +21,7 @@ public enum ISAExtension: String, CaseIterable, Sendable, Comparable {
 public struct CPUFeatures: Equatable, Sendable {
     /// cpuid's vendor string: "GenuineIntel", "AuthenticAMD", … ("" off x86).
     public var vendor: String
-    /// The brand string, e.g. "AMD EPYC 9R45" ("" when the CPU gives none).
+    /// The brand string, e.g. "AMD EPYC 7B13" ("" when the CPU gives none).
     public var brand: String
     public var family: Int
     public var model: Int
@@ -38,7 +38,7 @@ public struct CPUFeatures: Equatable, Sendable {
         loom_cpu_features_read(&raw)
         func text<T>(_ tuple: T) -> String {
             withUnsafeBytes(of: tuple) { bytes in
-                String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self).trimmingCharacters()
+                String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self).trimmingSpaces()
             }
         }
         let bits: [(Bool, ISAExtension)] = [
@@ -51,6 +51,7 @@ public struct CPUFeatures: Equatable, Sendable {
                            extensions: Set(bits.filter { $0.0 }.map { $0.1 }))
     }
 
+    /// Whether every one of `e` is usable (kernels need a whole family, e.g. AVX-512 F+BW+VL+DQ+CD).
     public func has(_ e: ISAExtension...) -> Bool { e.allSatisfy(extensions.contains) }
 
     /// The widest vector level, for one-line summaries: "AVX-512 + BF16 + AMX", "AVX2 + FMA", …
@@ -64,7 +65,7 @@ public struct CPUFeatures: Equatable, Sendable {
 }
 
 private extension String {
-    func trimmingCharacters() -> String {
+    func trimmingSpaces() -> String {
         var s = Substring(self)
         while s.first == " " { s.removeFirst() }
         while s.last == " " { s.removeLast() }
@@ -144,12 +145,13 @@ public enum BLASCore {
         }
     }
 
-    /// Who chose the core this process runs.
+    /// Who chose the core this process runs (the raw value is the `--json` spelling).
     public enum Chooser: String, Sendable {
         case library = "library"
         case loom = "loom re-exec"
         case user = "user OPENBLAS_CORETYPE"
 
+        /// How summaries say it: "chosen by the library", …
         public var phrase: String {
             switch self {
             case .library: return "chosen by the library"
@@ -159,6 +161,7 @@ public enum BLASCore {
         }
     }
 
+    /// What the start-up check does with the core it found.
     public enum Decision: Equatable, Sendable {
         /// Run on with the core loaded.
         case keep

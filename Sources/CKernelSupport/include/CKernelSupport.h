@@ -12,7 +12,7 @@
 /// with what the CPU really runs (Kernels/BLASCore.swift). All zero/false off x86.
 typedef struct {
     char vendor[13];              ///< "GenuineIntel", "AuthenticAMD", …; "" off x86.
-    char brand[49];               ///< The brand string (leaves 0x80000002–4), e.g. "AMD EPYC 9R45".
+    char brand[49];               ///< The brand string (leaves 0x80000002–4), e.g. "AMD EPYC 7B13".
     unsigned family, model, stepping;   ///< Display family and model (extended fields folded in).
     bool os_avx;                  ///< XCR0 saves XMM and YMM state (bits 1, 2).
     bool os_avx512;               ///< … and opmask, ZMM_Hi256, Hi16_ZMM state (bits 5–7).
