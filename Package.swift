@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "CSignals", path: "Sources/CSignals"),
 
         // Numeric core on raw Float buffers.
-        // Floating-point environment controls (flush denormals) for the compute threads.
+        // Floating-point environment controls (flush denormals) for the compute threads; cpuid.
         .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
         .target(name: "Kernels", dependencies: ["CBLAS", "CKernelSupport"], swiftSettings: kernels),
         // Parameters in one flat buffer; layers composed into GPT.
@@ -55,7 +55,7 @@ let package = Package(
                 swiftSettings: kernels),
         // The command-line tool.
         .executableTarget(name: "loom",
-                          dependencies: ["Training", "MallocCounter", "CSignals",
+                          dependencies: ["Training", "Kernels", "MallocCounter", "CSignals",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 

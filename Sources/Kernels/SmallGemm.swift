@@ -12,6 +12,16 @@
 /// (`FastMath.multiplyAdd`): at the tiny GPT's blocks ~60 GFLOP/s on one Zen 3 core against ~40
 /// for the 4×16 tile with separate multiplies and adds.
 public enum SmallGemm {
+    /// The kernel this build runs, for `loom system` and run headers: it is fixed when Kernels is
+    /// compiled (no runtime dispatch), so it is the build's choice, not the CPU's.
+    public static var kernel: String {
+        #if LOOM_FMA
+        return "6x16 register tile, Swift SIMD8 with fused multiply-adds (built for the build machine's CPU)"
+        #else
+        return "6x16 register tile, Swift SIMD8, separate multiplies and adds (portable build)"
+        #endif
+    }
+
     public static func multiply(
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, rowStride: Int, columnStride: Int,   // A (m×k) through strides

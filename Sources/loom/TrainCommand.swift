@@ -77,6 +77,7 @@ struct TrainCommand: ParsableCommand {
                     try EncoderDecoderFile(config: t.transformer.config).write(path + "/" + EncoderDecoderFile.fileName)
                 }
             }
+            progress.message(BLASStartup.summary())
             progress.message("loom train: \(task.describe(world: job.worldSize)), \(ThreadPool.shared.threads) thread(s) per rank, run dir \(path)")
             trainer.stopAfterStep = stopAfter
             let summary: TrainingSummary

@@ -1,0 +1,36 @@
+// SystemCommand: `loom system [--json]` — Loom's version, the CPU (name, vendor, ISA features) and
+// each GEMM engine with the kernels it runs and who chose them. It is not a benchmark.
+import ArgumentParser
+import Foundation
+import Kernels
+
+struct SystemCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "system", abstract: "Show the CPU, its instruction sets and the kernels each GEMM engine runs.")
+
+    @Flag(help: "Print one JSON line (with \"rank\" when started by mpirun/srun).") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            var fields = BLASStartup.fields()
+            let env = ProcessInfo.processInfo.environment
+            // A rank needs no MPI to say which one it is: the process manager tells it.
+            if let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap({ env[$0].flatMap(Int.init) }).first {
+                fields["rank"] = rank
+            }
+            if json {
+                let out = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+                print(String(decoding: out, as: UTF8.self))
+                return
+            }
+            let s = BLASStartup.current
+            print(BLASStartup.summary())
+            print("  cpu              \(BLASStartup.cpuName(s.cpu)): \(s.cpu.vendor) family \(s.cpu.family) model \(s.cpu.model)")
+            print("  features         \(s.cpu.extensions.sorted().map(\.rawValue).joined(separator: " "))")
+            print("  sgemm            OpenBLAS \(s.core) (\(s.chooser.phrase)); best for this CPU: \(BLASCore.best(for: s.cpu) ?? "none beyond the SSE-era kernels")")
+            print("                   OPENBLAS_CORETYPE=\(s.coreType ?? "(unset)"); \(BLASCore.configuration())")
+            print("  attention        SmallGemm: \(SmallGemm.kernel)")
+            if let w = s.warning { print("  warning          \(w)") }
+        }
+    }
+}
