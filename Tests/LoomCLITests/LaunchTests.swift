@@ -220,6 +220,14 @@ struct ReferenceFailed: Error { let stderr: String }
                               in: dir, environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
     }
 
+    /// The job refused to start, naming rank 1 and `file`, and wrote nothing.
+    func expectRefusal(_ r: Run, naming file: String, in dir: String) {
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("the data differs between ranks: rank(s) 1 disagree with rank 0"), "\(r.stderr)")
+        #expect(r.stderr.contains("rank 1 reads another \(file)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/mismatch"), "a refused job wrote a run directory")
+    }
+
     static var canMakeMountNamespaces: Bool {
         (try? runProcess("/usr/bin/unshare", ["-m", "true"], in: "/").status) == 0
     }
@@ -231,10 +239,7 @@ struct ReferenceFailed: Error { let stderr: String }
         other = other.replacingOccurrences(of: "cat", with: "cot")   // same length, same characters but one
         try other.write(toFile: dir + "/stale-corpus.txt", atomically: true, encoding: .utf8)
         let r = try trainWithRankOneSeeing(dir + "/stale-corpus.txt", at: dir + "/corpus.txt", config: "ck.yaml", in: dir)
-        #expect(r.status != 0)
-        #expect(r.stderr.contains("the data differs between ranks: rank(s) 1 disagree with rank 0"), "\(r.stderr)")
-        #expect(r.stderr.contains("rank 1 reads another corpus.txt"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/mismatch"), "a refused job wrote a run directory")
+        expectRefusal(r, naming: "corpus.txt", in: dir)
         // The same file on both ranks starts as before.
         let same = try trainWithRankOneSeeing(dir + "/corpus.txt", at: dir + "/corpus.txt", config: "ck.yaml", in: dir)
         #expect(same.status == 0, "\(same.stderr)")
@@ -252,10 +257,7 @@ struct ReferenceFailed: Error { let stderr: String }
         let shardConfig = checkpointConfig.replacingOccurrences(of: "data: {corpus: corpus.txt}", with: "data: {shards: shards}")
         try shardConfig.write(toFile: dir + "/shards.yaml", atomically: true, encoding: .utf8)
         let r = try trainWithRankOneSeeing(dir + "/stale/shard-00002.bin", at: dir + "/shards/shard-00002.bin", config: "shards.yaml", in: dir)
-        #expect(r.status != 0)
-        #expect(r.stderr.contains("the data differs between ranks: rank(s) 1 disagree with rank 0"), "\(r.stderr)")
-        #expect(r.stderr.contains("rank 1 reads another shards/shard-00002.bin"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/mismatch"), "a refused job wrote a run directory")
+        expectRefusal(r, naming: "shards/shard-00002.bin", in: dir)
     }
 
     @Test func aCoordinatorKilledWhileWritingACheckpointLeavesNothingHalfWrittenAfterItsRestart() throws {

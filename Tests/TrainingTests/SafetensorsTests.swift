@@ -26,7 +26,7 @@ import TestSupport
         #expect(Array(other.parameters.buffer) == Array(model.parameters.buffer))
         // No temporary file is left beside it.
         let dir = (path as NSString).deletingLastPathComponent
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") && $0.contains((path as NSString).lastPathComponent) }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains("tmp-") && $0.contains((path as NSString).lastPathComponent) }.isEmpty)
     }
 
     @Test func damagedOrMismatchedFilesAreRefusedByName() throws {
