@@ -27,7 +27,7 @@ public enum Temporaries {
             guard let dash = tail.lastIndex(of: "-"), let pid = Int32(tail[tail.index(after: dash)...]), pid > 0 else { return nil }
             return (String(tail[..<dash]), pid)
         }
-        if entry.hasPrefix(".tmp-") || entry.contains(".tmp-"), let dash = entry.lastIndex(of: "-"),
+        if entry.contains(".tmp-"), let dash = entry.lastIndex(of: "-"),
            let pid = Int32(entry[entry.index(after: dash)...]), pid > 0 {
             return (host, pid)
         }

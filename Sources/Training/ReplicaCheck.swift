@@ -32,12 +32,12 @@ public enum ReplicaCheck {
         let badConfig = disagreeing(0..<32)
         if !badConfig.isEmpty {
             throw ReplicaMismatch(what: "the resolved config", ranks: badConfig,
-                                  detail: "rank 0 sha256 \(configHash.hex.prefix(12))…; give every rank the same file and --set overrides")
+                                  detail: "rank 0 sha256 \(Array(all[0][0..<32]).hex.prefix(12))…; give every rank the same file and --set overrides")
         }
         let badBinary = disagreeing(32..<64)
         if !badBinary.isEmpty {
             throw ReplicaMismatch(what: "the loom binary", ranks: badBinary,
-                                  detail: "rank 0 sha256 \(all[0][32..<64].map { $0 }.hex.prefix(12))…; install the same build on every node")
+                                  detail: "rank 0 sha256 \(Array(all[0][32..<64]).hex.prefix(12))…; install the same build on every node")
         }
         let badData = disagreeing(64..<96)
         guard !badData.isEmpty else { return }

@@ -99,11 +99,10 @@ public final class Trainer {
         public var stopRequested: Bool
     }
 
-    /// One optimizer step at `step` (0-based). This rank's stop request (`stopRequested`, or
-    /// `stopSignal` as read once the micro-batches are done, so a signal during the step counts
-    /// for this step) is summed with the loss: all ranks agree on it at the same step boundary.
-    public func trainStep(_ step: Int, learningRate: Double, stopRequested: Bool = false,
-                          stopSignal: () -> Bool = { false }) -> StepResult {
+    /// One optimizer step at `step` (0-based). This rank's stop request (`stopSignal`, read once
+    /// the micro-batches are done, so a signal during the step counts for this step) is summed
+    /// with the loss: all ranks agree on it at the same step boundary.
+    public func trainStep(_ step: Int, learningRate: Double, stopSignal: () -> Bool = { false }) -> StepResult {
         let world = communicator.worldSize, rank = communicator.rank
         let scale = Float(1.0 / Double(max(task.globalTokens(step: step), 1)))
         let dropoutKey = CounterRandom.key(UInt64(config.training.seed), 3, UInt64(step))
@@ -119,7 +118,7 @@ public final class Trainer {
         }
         Profiler.measure(.communication) {
             buckets.finish()
-            reduction[0] = lossSum; reduction[1] = Double(counted); reduction[2] = stopRequested || stopSignal() ? 1 : 0
+            reduction[0] = lossSum; reduction[1] = Double(counted); reduction[2] = stopSignal() ? 1 : 0
             reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 3) }
         }
         let loss = reduction[0] / max(reduction[1], 1)

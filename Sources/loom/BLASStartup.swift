@@ -111,11 +111,21 @@ enum BLASStartup {
         }
     }
 
-    /// One line for the ranks whose core differs from rank 0's (a mixed cluster), none otherwise.
-    static func printOtherRanks(_ ranks: [[String: Any]]) {
-        let mine = current.core
-        let others = ranks.filter { ($0["core"] as? String) != mine }
-        if others.isEmpty { return }
-        print("  other ranks' OpenBLAS kernels: " + others.map { "rank \($0["rank"]!): \($0["core"]!)" }.joined(separator: ", "))
+    /// What `loom bench` reports of the kernels: every rank's core (all ranks call it: an
+    /// all-gather), then on rank 0 the summary line and the ranks whose core differs from rank 0's
+    /// (a mixed cluster), or the same as `--json` fields.
+    struct BenchReport {
+        let ranks: [[String: Any]]
+        init(_ job: Communicator) { ranks = BLASStartup.perRank(job) }
+
+        var fields: [String: Any] { ["system": summary(), "blas_core": current.core, "blas_ranks": ranks] }
+
+        func print() {
+            Swift.print("  " + summary())
+            let mine = current.core
+            let others = ranks.filter { ($0["core"] as? String) != mine }
+            if others.isEmpty { return }
+            Swift.print("  other ranks' OpenBLAS kernels: " + others.map { "rank \($0["rank"]!): \($0["core"]!)" }.joined(separator: ", "))
+        }
     }
 }

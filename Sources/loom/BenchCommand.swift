@@ -74,7 +74,7 @@ struct BenchCommand: ParsableCommand {
 
             let overlap = trainer.buckets.overlap
             let hidden = job.worldSize > 1 ? max(0, 1 - exposed / reduce.seconds) : 0
-            let cores = BLASStartup.perRank(job)
+            let kernels = BLASStartup.BenchReport(job)
             guard job.isCoordinator else { job.finish(); return }
             defer { job.finish() }
             if json {
@@ -84,17 +84,15 @@ struct BenchCommand: ParsableCommand {
                     "tokens_per_s": tokensPerSecond.rounded(), "step_ms": median * 1e3, "gflops": gflops,
                     "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads, "thread_replicas": replicas,
                     "flops_per_token": c.flopsPerToken, "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS,
-                    "allocations_in_measured_steps": allocations, "parameters": model.layout.count,
-                    "system": BLASStartup.summary(), "blas_core": BLASStartup.current.core, "blas_ranks": cores]
-                try printJSON(fields)
+                    "allocations_in_measured_steps": allocations, "parameters": model.layout.count]
+                try printJSON(fields.merging(kernels.fields) { a, _ in a })
                 return
             }
             print("loom bench \(self.config): layers \(c.layers), heads \(c.heads), width \(c.width), context \(c.contextLength), "
                   + "vocabulary \(c.vocabularySize), batch \(config.training.batchSize) (micro \(config.training.microBatchSize)), "
                   + "\(job.worldSize) rank(s) × \(threads) thread(s)"
                   + (replicas > 1 ? " as whole-model replicas (training.thread_parallelism)" : ""))
-            print("  " + BLASStartup.summary())
-            BLASStartup.printOtherRanks(cores)
+            kernels.print()
             print(String(format: "  step time        %.2f ms (median of %d, after %d warm-up)", median * 1e3, steps, warmup))
             print(String(format: "  throughput       %.0f tokens/s", tokensPerSecond))
             print(String(format: "  FLOPs/token      %.4g = 6·N + 12·L·T·C (N = %d parameters without the position table)",
@@ -148,7 +146,7 @@ struct BenchCommand: ParsableCommand {
             }
             rates.0.append(pair[0]); rates.1.append(pair[1]); ratios.append(pair[1] / pair[0])
         }
-        let cores = BLASStartup.perRank(job)
+        let kernels = BLASStartup.BenchReport(job)
         guard job.isCoordinator else { job.finish(); return }
         defer { job.finish() }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
@@ -156,13 +154,11 @@ struct BenchCommand: ParsableCommand {
         if json {
             try printJSON(["tokens_per_s": median(rates.0).rounded(), "against_tokens_per_s": median(rates.1).rounded(),
                            "ratio_median": median(ratios), "ratio_min": ratios.min()!, "ratio_max": ratios.max()!,
-                           "blocks": blocks, "against": extraText,
-                           "system": BLASStartup.summary(), "blas_core": BLASStartup.current.core, "blas_ranks": cores])
+                           "blocks": blocks, "against": extraText].merging(kernels.fields) { a, _ in a })
             return
         }
         print("loom bench \(self.config) against \(extraText): \(blocks) alternating blocks of \(block) steps, \(threads) thread(s)")
-        print("  " + BLASStartup.summary())
-        BLASStartup.printOtherRanks(cores)
+        kernels.print()
         print(String(format: "  as configured    %.0f tokens/s (median block)", median(rates.0)))
         print(String(format: "  with %@  %.0f tokens/s (median block)", extraText, median(rates.1)))
         print(String(format: "  ratio per block  median %.3f, lowest %.3f, highest %.3f", median(ratios), ratios.min()!, ratios.max()!))
@@ -227,7 +223,7 @@ struct BenchCommand: ParsableCommand {
         let seconds = times.reduce(0, +)
         let tokens = (first..<(first + steps)).reduce(0) { $0 + task.globalTokens(step: $1) }
         let memory = MemoryPlan(trainer: trainer, baseline: baseline)
-        let cores = BLASStartup.perRank(job)
+        let kernels = BLASStartup.BenchReport(job)
         guard job.isCoordinator else { job.finish(); return }
         defer { job.finish() }
         let c = model.config
@@ -237,16 +233,14 @@ struct BenchCommand: ParsableCommand {
                 "ranks": job.worldSize, "threads": threads, "target_tokens_per_s": perSecond.rounded(),
                 "step_ms": seconds / Double(steps) * 1e3, "first_step": first, "steps_per_epoch": task.stepsPerEpoch,
                 "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS, "allocations_in_measured_steps": allocations,
-                "parameters": model.layout.count,
-                "system": BLASStartup.summary(), "blas_core": BLASStartup.current.core, "blas_ranks": cores]
-            try printJSON(fields)
+                "parameters": model.layout.count]
+            try printJSON(fields.merging(kernels.fields) { a, _ in a })
             return
         }
         print("loom bench \(self.config): transformer \(c.encoderLayers)+\(c.decoderLayers) layers, heads \(c.heads), width \(c.width), "
               + "ffn \(c.ffnWidth), vocabulary \(c.vocabularySize), batches of ≤ \(config.training.batchSize) pairs / "
               + "\(config.training.maxTokens) tokens (micro \(config.training.microBatchSize)), \(job.worldSize) rank(s) × \(threads) thread(s)")
-        print("  " + BLASStartup.summary())
-        BLASStartup.printOtherRanks(cores)
+        kernels.print()
         print(String(format: "  steps            %d..%d (an epoch is %d steps: the window crosses its boundary), after %d warm-up",
                      first, first + steps - 1, task.stepsPerEpoch, warmup))
         print(String(format: "  step time        %.2f ms (mean; batches differ in size)", seconds / Double(steps) * 1e3))
