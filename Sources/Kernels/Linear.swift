@@ -1,44 +1,77 @@
 // Linear: fully connected layer out = inp · W + b with W stored (in, out) as Hugging Face GPT-2's
-// Conv1D does, forward and backward on sgemm. It is not a batched or grouped matmul.
+// Conv1D does, forward and backward on sgemm (or, given bf16 operands, on bf16 products with fp32
+// accumulation). It is not a batched or grouped matmul.
 
 /// Shapes: N rows (B·T), I input features, O output features.
 public enum Linear {
     /// out(N,O) = inp(N,I) · weight(I,O) + bias(O); with `gelu`, also gelu(N,O) = GELU(out), the
     /// MLP's activation, done by each thread on its rows right after its sgemm (one parallel job,
     /// the rows still in cache; `bench --profile` counts that GELU time as the layer's).
+    /// With `bf16`, each thread first rounds its rows of `inp` to bf16 and multiplies them by the
+    /// weight's bf16 copy; the output, bias and GELU stay fp32.
     public static func forward(
         out: UnsafeMutablePointer<Float>,      // (N, O)
         gelu: UnsafeMutablePointer<Float>? = nil, // (N, O) GELU(out), when given
         inp: UnsafePointer<Float>,             // (N, I)
         weight: UnsafePointer<Float>,          // (I, O)
         bias: UnsafePointer<Float>?,           // (O)
-        rows N: Int, inputs I: Int, outputs O: Int
+        rows N: Int, inputs I: Int, outputs O: Int,
+        bf16: BF16Operands? = nil
     ) {
+        let low = bf16.map { LowPrecision(operands: $0, weight: weight, rows: N, inputs: I, outputs: O) }
         // The usual case, split over rows as Gemm.parallel would; also every call that runs on one
         // thread (one pool thread, or inside a GPT thread replica), where it is the whole layer.
         if N >= O || ThreadPool.shared.runsSerially {
             Profiler.measure(.linear) {
                 ThreadPool.shared.parallelFor(N, grain: 16, ForwardRows(out: out, gelu: gelu, inp: inp, weight: weight,
-                                                                        bias: bias, I: I, O: O))
+                                                                        bias: bias, I: I, O: O, low: low))
             }
             return
         }
         Profiler.measure(.linear) {
             if let bias { ThreadPool.shared.parallelFor(N, grain: 16, RowFill(out: out, row: bias, columns: O)) }
-            Gemm.parallel(m: N, n: O, k: I, a: inp, lda: I, b: weight, ldb: O,
-                          beta: bias == nil ? 0 : 1, c: out, ldc: O)
+            if let low {
+                BFloat16.round(inp, into: low.input, count: N * I)
+                Gemm.parallelBF16(m: N, n: O, k: I, a: low.input, lda: I, b: low.weight, ldb: O,
+                                  beta: bias == nil ? 0 : 1, c: out, ldc: O)
+            } else {
+                Gemm.parallel(m: N, n: O, k: I, a: inp, lda: I, b: weight, ldb: O,
+                              beta: bias == nil ? 0 : 1, c: out, ldc: O)
+            }
         }
         if let gelu { GELU.forward(out: gelu, inp: out, count: N * O) }
     }
 
-    /// One thread's rows of the forward: bias rows, sgemm, GELU.
+    /// The bf16 operands of one layer's products: its weight's bf16 copy and the scratch its
+    /// input (N, I) and output gradient (N, O) are rounded into.
+    struct LowPrecision {
+        let weight: UnsafePointer<UInt16>        // (I, O)
+        let input: UnsafeMutablePointer<UInt16>   // (N, I)
+        let gradient: UnsafeMutablePointer<UInt16> // (N, O)
+        init(operands: BF16Operands, weight: UnsafePointer<Float>, rows N: Int, inputs I: Int, outputs O: Int) {
+            precondition(N * I <= operands.inputCapacity && N * O <= operands.gradientCapacity,
+                         "Linear: bf16 scratch too small for \(N)×\(I) → \(O)")
+            self.weight = operands.weights.of(weight)
+            input = operands.input; gradient = operands.gradient
+        }
+    }
+
+    /// One thread's rows of the forward: bias rows, sgemm (or rounding its rows to bf16 and a
+    /// bf16 product), GELU.
     struct ForwardRows: ParallelLoop {
         let out: UnsafeMutablePointer<Float>, gelu: UnsafeMutablePointer<Float>?, inp: UnsafePointer<Float>
         let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, I: Int, O: Int
+        let low: LowPrecision?
         func run(_ rows: Range<Int>) {
             if let bias { RowFill(out: out, row: bias, columns: O).run(rows) }
-            Gemm.serial(m: rows.count, n: O, k: I, a: inp + rows.lowerBound * I, lda: I, b: weight, ldb: O,
-                        beta: bias == nil ? 0 : 1, c: out + rows.lowerBound * O, ldc: O)
+            if let low {
+                BFloat16.round(inp, into: low.input, range: rows.lowerBound * I..<rows.upperBound * I)
+                Gemm.serialBF16(m: rows.count, n: O, k: I, a: low.input + rows.lowerBound * I, lda: I,
+                                b: low.weight, ldb: O, beta: bias == nil ? 0 : 1, c: out + rows.lowerBound * O, ldc: O)
+            } else {
+                Gemm.serial(m: rows.count, n: O, k: I, a: inp + rows.lowerBound * I, lda: I, b: weight, ldb: O,
+                            beta: bias == nil ? 0 : 1, c: out + rows.lowerBound * O, ldc: O)
+            }
             if let gelu {
                 GELU.Forward(out: gelu, inp: UnsafePointer(out)).run(rows.lowerBound * O..<rows.upperBound * O)
             }
@@ -49,6 +82,8 @@ public enum Linear {
     /// (overwritten, or added to when `accumulateInput`, e.g. an encoder output read by many layers).
     /// With `geluInput` (`inp` was GELU(geluInput)), dinp is the gradient with respect to geluInput:
     /// (dout · weightᵀ) ⊙ GELU′(geluInput), each thread's rows done right after its sgemm.
+    /// With `bf16`, `dout` and `inp` are first rounded to bf16 (one parallel pass) and both
+    /// products take them with the weight's bf16 copy; dweight, dbias and dinp stay fp32.
     public static func backward(
         dinp: UnsafeMutablePointer<Float>?,    // (N, I)
         dweight: UnsafeMutablePointer<Float>,  // (I, O) accumulated
@@ -57,13 +92,30 @@ public enum Linear {
         inp: UnsafePointer<Float>,             // (N, I)
         weight: UnsafePointer<Float>,          // (I, O)
         geluInput: UnsafePointer<Float>? = nil, // (N, I) pre-activation, when inp = GELU(it)
-        rows N: Int, inputs I: Int, outputs O: Int, accumulateInput: Bool = false
+        rows N: Int, inputs I: Int, outputs O: Int, accumulateInput: Bool = false,
+        bf16: BF16Operands? = nil
     ) {
         precondition(geluInput == nil || !accumulateInput, "Linear.backward: geluInput with accumulateInput")
+        let low = bf16.map { LowPrecision(operands: $0, weight: weight, rows: N, inputs: I, outputs: O) }
         let job = BackwardParts(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
                                 geluInput: geluInput, N: N, I: I, O: O, beta: accumulateInput ? 1 : 0,
-                                parts: ThreadPool.shared.runsSerially ? 1 : ThreadPool.shared.threads)
-        Profiler.measure(.linear) { ThreadPool.shared.parallelFor(job.parts, job) }
+                                parts: ThreadPool.shared.runsSerially ? 1 : ThreadPool.shared.threads, low: low)
+        Profiler.measure(.linear) {
+            if let low {
+                ThreadPool.shared.parallelFor(N, grain: 16, RoundRows(inp: inp, dout: dout, low: low, I: I, O: O))
+            }
+            ThreadPool.shared.parallelFor(job.parts, job)
+        }
+    }
+
+    /// Rows of `inp` and `dout` rounded into the bf16 scratch, before the backward products (which
+    /// read all rows of both).
+    struct RoundRows: ParallelLoop {
+        let inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, low: LowPrecision, I: Int, O: Int
+        func run(_ rows: Range<Int>) {
+            BFloat16.round(inp, into: low.input, range: rows.lowerBound * I..<rows.upperBound * I)
+            BFloat16.round(dout, into: low.gradient, range: rows.lowerBound * O..<rows.upperBound * O)
+        }
     }
 
     /// The whole backward as one parallel job: part p computes its share of each of the three
@@ -76,6 +128,7 @@ public enum Linear {
         let dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>
         let weight: UnsafePointer<Float>, geluInput: UnsafePointer<Float>?
         let N: Int, I: Int, O: Int, beta: Float, parts: Int
+        let low: LowPrecision?
 
         func run(_ range: Range<Int>) {
             for p in range {
@@ -83,17 +136,28 @@ public enum Linear {
                     // Fewer rows than inputs (a tiny batch): part 0 does all of dinp.
                     let rows = N >= I ? ThreadPool.part(p, of: parts, count: N, grain: 16) : p == 0 ? 0..<N : 0..<0
                     InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
-                                      I: I, O: O, beta: beta).run(rows)
+                                      I: I, O: O, beta: beta, low: low).run(rows)
                 }
                 if I >= O {
                     let rows = ThreadPool.part(p, of: parts, count: I, grain: 16)
-                    Gemm.serial(transA: true, m: rows.count, n: O, k: N, a: inp + rows.lowerBound, lda: I,
-                                b: dout, ldb: O, beta: 1, c: dweight + rows.lowerBound * O, ldc: O)
+                    if let low {
+                        Gemm.serialBF16(transA: true, m: rows.count, n: O, k: N, a: low.input + rows.lowerBound, lda: I,
+                                        b: low.gradient, ldb: O, beta: 1, c: dweight + rows.lowerBound * O, ldc: O)
+                    } else {
+                        Gemm.serial(transA: true, m: rows.count, n: O, k: N, a: inp + rows.lowerBound, lda: I,
+                                    b: dout, ldb: O, beta: 1, c: dweight + rows.lowerBound * O, ldc: O)
+                    }
                 } else {
                     let columns = ThreadPool.part(p, of: parts, count: O, grain: 16)
-                    Gemm.serial(transA: true, m: I, n: columns.count, k: N, a: inp, lda: I,
-                                b: dout + columns.lowerBound, ldb: O, beta: 1, c: dweight + columns.lowerBound,
-                                ldc: O)
+                    if let low {
+                        Gemm.serialBF16(transA: true, m: I, n: columns.count, k: N, a: low.input, lda: I,
+                                        b: low.gradient + columns.lowerBound, ldb: O, beta: 1,
+                                        c: dweight + columns.lowerBound, ldc: O)
+                    } else {
+                        Gemm.serial(transA: true, m: I, n: columns.count, k: N, a: inp, lda: I,
+                                    b: dout + columns.lowerBound, ldb: O, beta: 1, c: dweight + columns.lowerBound,
+                                    ldc: O)
+                    }
                 }
                 if let dbias {
                     ColumnSum.Columns(into: dbias, from: dout, N: N, C: O)
@@ -103,13 +167,19 @@ public enum Linear {
         }
     }
 
-    /// One thread's rows of dinp: sgemm, then the GELU derivative in place.
+    /// One thread's rows of dinp: sgemm (or the bf16 product), then the GELU derivative in place.
     struct InputGradientRows: ParallelLoop {
         let dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>
         let geluInput: UnsafePointer<Float>?, I: Int, O: Int, beta: Float
+        let low: LowPrecision?
         func run(_ rows: Range<Int>) {
-            Gemm.serial(transB: true, m: rows.count, n: I, k: O, a: dout + rows.lowerBound * O, lda: O,
-                        b: weight, ldb: O, beta: beta, c: dinp + rows.lowerBound * I, ldc: I)
+            if let low {
+                Gemm.serialBF16(transB: true, m: rows.count, n: I, k: O, a: low.gradient + rows.lowerBound * O, lda: O,
+                                b: low.weight, ldb: O, beta: beta, c: dinp + rows.lowerBound * I, ldc: I)
+            } else {
+                Gemm.serial(transB: true, m: rows.count, n: I, k: O, a: dout + rows.lowerBound * O, lda: O,
+                            b: weight, ldb: O, beta: beta, c: dinp + rows.lowerBound * I, ldc: I)
+            }
             if let geluInput {
                 GELU.Backward(dinp: dinp, inp: geluInput, dout: UnsafePointer(dinp))
                     .run(rows.lowerBound * I..<rows.upperBound * I)

@@ -110,6 +110,9 @@ public final class EncoderDecoder {
     /// The sinusoidal table (maxLength, C); not a parameter.
     public let positionSignal: FlatBuffer
     let acts: EncoderDecoderActivations
+    /// How the matrix products run; with bf16, the weights' bf16 copy and the conversion scratch.
+    public let precision: Precision
+    let bf16: BF16Operands?
     /// Called after backward has finished each layout group: decoder blocks last → first (groups
     /// E+D … E+1), then encoder blocks (E … 1), then the embedding (0), so all-reduce can start early.
     public var onGroupReady: ((Int) -> Void)?
@@ -155,7 +158,7 @@ public final class EncoderDecoder {
         return layout
     }
 
-    public init(config: EncoderDecoderConfig, maxBatch: Int) {
+    public init(config: EncoderDecoderConfig, maxBatch: Int, precision: Precision = .fp32) {
         if let problem = config.problem { preconditionFailure("EncoderDecoderConfig: \(problem)") }
         self.config = config
         self.maxBatch = maxBatch
@@ -167,7 +170,16 @@ public final class EncoderDecoder {
         positionSignal = FlatBuffer(count: config.maxLength * config.width)
         SinusoidalEmbedding.signal(into: positionSignal.pointer, positions: config.maxLength, channels: config.width)
         acts = EncoderDecoderActivations(config: config, batch: maxBatch)
+        self.precision = precision
+        // Scratch for the widest product input (C or F) and output gradient (3C, F or V).
+        let rows = maxBatch * config.maxLength, C = config.width, F = config.ffnWidth
+        bf16 = precision == .fp32 ? nil
+            : BF16Operands(weights: BF16Weights(source: parameters.pointer, count: layout.count),
+                           inputCapacity: rows * max(C, F), gradientCapacity: rows * max(3 * C, F, config.vocabularySize))
     }
+
+    /// Refreshes the bf16 copy of the weights after the parameters changed (no-op in fp32).
+    public func parametersDidChange() { bf16?.weights.refresh() }
 
     /// Xavier-uniform (Glorot) for every matrix, the embedding included (as Marian and
     /// tensor2tensor's `uniform_unit_scaling`-era code; fused Q/K/V and K/V count as separate C×C
@@ -187,9 +199,12 @@ public final class EncoderDecoder {
             let key = CounterRandom.key(seed, 0xED, UInt64(index))
             for i in 0..<t.count { p[i] = (CounterRandom.uniform(key: key, counter: UInt64(i)) * 2 - 1) * bound }
         }
+        parametersDidChange()
     }
 
-    public var activationBytes: Int { acts.bytes }
+    /// Activations and backward scratch; with bf16 also the conversion scratch and the weights'
+    /// bf16 copy.
+    public var activationBytes: Int { acts.bytes + (bf16.map { $0.scratchBytes + $0.weights.bytes } ?? 0) }
     var preNorm: Bool { config.preNorm }
     var embeddingScale: Float { Float(config.width).squareRoot() }
 
@@ -216,10 +231,8 @@ public final class EncoderDecoder {
         encodeStack(source: source, sourceLengths: sourceLengths, batch: B, sourceLength: S, dropout: dropout)
         let decoded = decodeStack()
         // Tied output projection: logits(BT, V) = decoded(BT, C) · embeddingᵀ
-        Profiler.measure(.lmHead) {
-            Gemm.parallel(transB: true, m: B * T, n: V, k: C, a: decoded, lda: C, b: params.embedding, ldb: C,
-                          beta: 0, c: a.logits, ldc: V)
-        }
+        TiedProjection.forward(logits: a.logits, x: decoded, embedding: params.embedding, rows: B * T, width: C,
+                               vocabulary: V, bf16: bf16)
         guard targetOutput != nil else { return (0, 0) }
         return CrossEntropy.forward(losses: a.losses, logits: a.logits, targets: a.targetOutput, rows: B * T,
                                     vocabulary: V, labelSmoothing: labelSmoothing)
@@ -291,15 +304,15 @@ public final class EncoderDecoder {
             x = leave(x, branch: y.attn.projected, y.attnNorm, w.selfNorm, rows: rows, layer: key, site: 2, counter: first * T * C)
             inp = enter(x, y.crossNorm, w.crossNorm, rows: rows)
             let c = y.cross
-            Linear.forward(out: c.q, inp: inp, weight: w.crossQ.weight, bias: w.crossQ.bias, rows: rows, inputs: C, outputs: C)
+            Linear.forward(out: c.q, inp: inp, weight: w.crossQ.weight, bias: w.crossQ.bias, rows: rows, inputs: C, outputs: C, bf16: bf16)
             Linear.forward(out: c.kv, inp: memory, weight: w.crossKV.weight, bias: w.crossKV.bias,
-                           rows: B * S, inputs: C, outputs: 2 * C)
+                           rows: B * S, inputs: C, outputs: 2 * C, bf16: bf16)
             Attention.forward(out: c.context, outStride: C, probs: c.probs, q: c.q, qStride: C,
                               k: c.kv, kStride: 2 * C, v: c.kv + C, vStride: 2 * C, shape: cross,
                               keyLengths: a.sourceLengths, dropout: pAttention, dropoutKey: dropoutKey(key, 3),
                               dropoutCounter: first * H * T * S, probsDropped: c.probsDropped)
             Linear.forward(out: c.projected, inp: c.context, weight: w.crossOut.weight, bias: w.crossOut.bias,
-                           rows: rows, inputs: C, outputs: C)
+                           rows: rows, inputs: C, outputs: C, bf16: bf16)
             x = leave(x, branch: c.projected, y.crossNorm, w.crossNorm, rows: rows, layer: key, site: 4, counter: first * T * C)
             inp = enter(x, y.ffnNorm, w.ffnNorm, rows: rows)
             feedForward(y.ffn, inp: inp, fc1: w.fc1, fc2: w.fc2, rows: rows)
@@ -376,21 +389,21 @@ public final class EncoderDecoder {
                                shape: AttentionShape, layer: Int) {
         let C = config.width, rows = shape.batch * shape.queryLength
         let first = lastDropout?.firstExample ?? 0
-        Linear.forward(out: y.qkv, inp: inp, weight: qkv.weight, bias: qkv.bias, rows: rows, inputs: C, outputs: 3 * C)
+        Linear.forward(out: y.qkv, inp: inp, weight: qkv.weight, bias: qkv.bias, rows: rows, inputs: C, outputs: 3 * C, bf16: bf16)
         Attention.forward(out: y.context, outStride: C, probs: y.probs, q: y.qkv, qStride: 3 * C,
                           k: y.qkv + C, kStride: 3 * C, v: y.qkv + 2 * C, vStride: 3 * C, shape: shape,
                           keyLengths: shape.causal ? nil : acts.sourceLengths,
                           dropout: pAttention, dropoutKey: dropoutKey(layer, 1),
                           dropoutCounter: first * shape.probabilityCount / max(shape.batch, 1), probsDropped: y.probsDropped)
-        Linear.forward(out: y.projected, inp: y.context, weight: out.weight, bias: out.bias, rows: rows, inputs: C, outputs: C)
+        Linear.forward(out: y.projected, inp: y.context, weight: out.weight, bias: out.bias, rows: rows, inputs: C, outputs: C, bf16: bf16)
     }
 
     private func feedForward(_ y: EncoderDecoderActivations.FeedForward, inp: UnsafePointer<Float>,
                              fc1: EncoderDecoderTensors.Affine, fc2: EncoderDecoderTensors.Affine, rows: Int) {
         let C = config.width, F = config.ffnWidth
-        Linear.forward(out: y.hidden, inp: inp, weight: fc1.weight, bias: fc1.bias, rows: rows, inputs: C, outputs: F)
+        Linear.forward(out: y.hidden, inp: inp, weight: fc1.weight, bias: fc1.bias, rows: rows, inputs: C, outputs: F, bf16: bf16)
         ReLU.forward(out: y.hidden, inp: y.hidden, count: rows * F)
-        Linear.forward(out: y.out, inp: y.hidden, weight: fc2.weight, bias: fc2.bias, rows: rows, inputs: F, outputs: C)
+        Linear.forward(out: y.out, inp: y.hidden, weight: fc2.weight, bias: fc2.bias, rows: rows, inputs: F, outputs: C, bf16: bf16)
     }
 
     // MARK: Backward
@@ -407,12 +420,8 @@ public final class EncoderDecoder {
         // Tied head: ddecoded = dlogits · embedding ; dembedding += dlogitsᵀ · decoded
         let decoded = preNorm ? a.decoderNorm.ln : decoderBlocksOutput
         var d = s.dA, t = s.dB
-        Profiler.measure(.lmHead) {
-            Gemm.parallel(m: rows, n: C, k: V, a: a.logits, lda: V, b: p.embedding, ldb: C, beta: 0,
-                          c: preNorm ? s.dln : d, ldc: C)
-            Gemm.parallel(transA: true, m: V, n: C, k: rows, a: a.logits, lda: V, b: decoded, ldb: C,
-                          beta: 1, c: g.embedding, ldc: C)
-        }
+        TiedProjection.backward(dx: preNorm ? s.dln : d, dembedding: g.embedding, dlogits: a.logits, x: decoded,
+                                embedding: p.embedding, rows: rows, width: C, vocabulary: V, bf16: bf16)
         if let norm = p.decoderNorm, let gnorm = g.decoderNorm {
             VectorOps.zero(d, count: rows * C)
             LayerNorm.backward(dinp: d, dweight: gnorm.weight, dbias: gnorm.bias, dout: s.dln, inp: decoderBlocksOutput,
@@ -438,7 +447,7 @@ public final class EncoderDecoder {
                                                          layer: key, site: 4, counter: first * T * C)
             let c = y.cross
             Linear.backward(dinp: s.dcontext, dweight: dw.crossOut.weight, dbias: dw.crossOut.bias, dout: branch,
-                            inp: c.context, weight: w.crossOut.weight, rows: rows, inputs: C, outputs: C)
+                            inp: c.context, weight: w.crossOut.weight, rows: rows, inputs: C, outputs: C, bf16: bf16)
             Attention.backward(dq: s.dq, dqStride: C, dk: s.dqkv, dkStride: 2 * C, dv: s.dqkv + C, dvStride: 2 * C,
                                dprobs: s.dprobs, dout: s.dcontext, doutStride: C, probs: c.probs,
                                q: c.q, qStride: C, k: c.kv, kStride: 2 * C, v: c.kv + C, vStride: 2 * C, shape: cross,
@@ -446,10 +455,10 @@ public final class EncoderDecoder {
                                dropoutCounter: first * H * T * S, probsDropped: c.probsDropped.map { UnsafePointer($0) })
             onBackwardProgress?()
             Linear.backward(dinp: s.dencoded, dweight: dw.crossKV.weight, dbias: dw.crossKV.bias, dout: s.dqkv,
-                            inp: memory, weight: w.crossKV.weight, rows: B * S, inputs: C, outputs: 2 * C, accumulateInput: true)
+                            inp: memory, weight: w.crossKV.weight, rows: B * S, inputs: C, outputs: 2 * C, accumulateInput: true, bf16: bf16)
             Linear.backward(dinp: dinput, dweight: dw.crossQ.weight, dbias: dw.crossQ.bias, dout: s.dq,
                             inp: input(of: y.crossNorm, x1), weight: w.crossQ.weight, rows: rows, inputs: C, outputs: C,
-                            accumulateInput: accumulate)
+                            accumulateInput: accumulate, bf16: bf16)
             endBackward(&d, &t, x: x1, y.crossNorm, w.crossNorm, dw.crossNorm, rows: rows)
             onBackwardProgress?()
             // Causal self-attention sub-layer.
@@ -548,7 +557,7 @@ public final class EncoderDecoder {
         let s = acts.scratch, C = config.width, rows = shape.batch * shape.queryLength
         let first = lastDropout?.firstExample ?? 0
         Linear.backward(dinp: s.dcontext, dweight: dout.weight, dbias: dout.bias, dout: branch, inp: y.context,
-                        weight: out.weight, rows: rows, inputs: C, outputs: C)
+                        weight: out.weight, rows: rows, inputs: C, outputs: C, bf16: bf16)
         Attention.backward(dq: s.dqkv, dqStride: 3 * C, dk: s.dqkv + C, dkStride: 3 * C, dv: s.dqkv + 2 * C, dvStride: 3 * C,
                            dprobs: s.dprobs, dout: s.dcontext, doutStride: C, probs: y.probs,
                            q: y.qkv, qStride: 3 * C, k: y.qkv + C, kStride: 3 * C, v: y.qkv + 2 * C, vStride: 3 * C,
@@ -558,7 +567,7 @@ public final class EncoderDecoder {
                            probsDropped: y.probsDropped.map { UnsafePointer($0) })
         onBackwardProgress?()
         Linear.backward(dinp: dinput, dweight: dqkv.weight, dbias: dqkv.bias, dout: s.dqkv, inp: inp, weight: qkv.weight,
-                        rows: rows, inputs: C, outputs: 3 * C, accumulateInput: accumulate)
+                        rows: rows, inputs: C, outputs: 3 * C, accumulateInput: accumulate, bf16: bf16)
     }
 
     private func feedForwardBackward(_ y: EncoderDecoderActivations.FeedForward, branch: UnsafePointer<Float>,
@@ -567,9 +576,9 @@ public final class EncoderDecoder {
                                      dfc1: EncoderDecoderTensors.Affine, dfc2: EncoderDecoderTensors.Affine, rows: Int) {
         let s = acts.scratch, C = config.width, F = config.ffnWidth
         Linear.backward(dinp: s.dhidden, dweight: dfc2.weight, dbias: dfc2.bias, dout: branch, inp: y.hidden,
-                        weight: fc2.weight, rows: rows, inputs: F, outputs: C)
+                        weight: fc2.weight, rows: rows, inputs: F, outputs: C, bf16: bf16)
         ReLU.backward(dinp: s.dpre, inp: y.hidden, dout: s.dhidden, count: rows * F)
         Linear.backward(dinp: dinput, dweight: dfc1.weight, dbias: dfc1.bias, dout: s.dpre, inp: inp, weight: fc1.weight,
-                        rows: rows, inputs: C, outputs: F, accumulateInput: accumulate)
+                        rows: rows, inputs: C, outputs: F, accumulateInput: accumulate, bf16: bf16)
     }
 }

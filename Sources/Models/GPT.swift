@@ -85,6 +85,11 @@ public final class GPT {
     /// Largest batch the activation buffers hold.
     public let maxBatch: Int
     let acts: GPTActivations
+    /// How the matrix products run; with bf16, the weights' bf16 copy (shared with replicas) and
+    /// this model's conversion scratch.
+    public let precision: Precision
+    let bf16: BF16Operands?
+    private let ownsBF16Weights: Bool
     /// Called after backward has finished each layout group (in reverse order: ln_f is part of the
     /// last group, then blocks L−1…0, then the embeddings), so all-reduce can start early.
     public var onGroupReady: ((Int) -> Void)?
@@ -116,20 +121,25 @@ public final class GPT {
         return layout
     }
 
-    public convenience init(config: GPTConfig, maxBatch: Int) {
+    public convenience init(config: GPTConfig, maxBatch: Int, precision: Precision = .fp32) {
         precondition(config.width % config.heads == 0, "width must be divisible by heads")
         let layout = GPT.layout(config)
-        self.init(config: config, maxBatch: maxBatch, layout: layout, parameters: FlatBuffer(count: layout.count))
+        let parameters = FlatBuffer(count: layout.count)
+        self.init(config: config, maxBatch: maxBatch, layout: layout, parameters: parameters,
+                  bf16Weights: precision == .bf16 ? BF16Weights(source: parameters.pointer, count: layout.count) : nil,
+                  ownsBF16Weights: true)
     }
 
     /// A replica for data parallelism across threads (`GPTReplicas`): it reads `primary`'s
     /// parameters (the same buffer, not a copy) and owns its gradients and activations.
     public convenience init(replicaOf primary: GPT, maxBatch: Int) {
-        self.init(config: primary.config, maxBatch: maxBatch, layout: primary.layout, parameters: primary.parameters)
+        self.init(config: primary.config, maxBatch: maxBatch, layout: primary.layout, parameters: primary.parameters,
+                  bf16Weights: primary.bf16?.weights, ownsBF16Weights: false)
     }
 
     /// The model over `parameters` (laid out as `layout`) with its own gradients and activations.
-    private init(config: GPTConfig, maxBatch: Int, layout: ParameterLayout, parameters: FlatBuffer) {
+    private init(config: GPTConfig, maxBatch: Int, layout: ParameterLayout, parameters: FlatBuffer,
+                 bf16Weights: BF16Weights?, ownsBF16Weights: Bool) {
         self.config = config
         self.maxBatch = maxBatch
         self.layout = layout
@@ -138,7 +148,18 @@ public final class GPT {
         params = GPTTensors(base: parameters.pointer, layout: layout, layers: config.layers)
         grads = GPTTensors(base: gradients.pointer, layout: layout, layers: config.layers)
         acts = GPTActivations(config: config, batch: maxBatch)
+        precision = bf16Weights == nil ? .fp32 : .bf16
+        self.ownsBF16Weights = ownsBF16Weights
+        // Scratch for the widest product input (the MLP's 4C) and output gradient (4C or V).
+        let rows = maxBatch * config.contextLength, C = config.width
+        bf16 = bf16Weights.map {
+            BF16Operands(weights: $0, inputCapacity: rows * 4 * C,
+                         gradientCapacity: rows * max(4 * C, config.vocabularySize))
+        }
     }
+
+    /// Refreshes the bf16 copy of the weights after the parameters changed (no-op in fp32).
+    public func parametersDidChange() { bf16?.weights.refresh() }
 
     /// GPT-2 initialisation: weights ~ N(0, 0.02), residual projections ~ N(0, 0.02/√(2L)),
     /// biases 0, LayerNorm scale 1. Counter-based, so it depends on the seed alone.
@@ -156,9 +177,14 @@ public final class GPT {
                 for i in 0..<t.count { p[i] = std * CounterRandom.normal(key: key, counter: UInt64(i)) }
             }
         }
+        parametersDidChange()
     }
 
-    public var activationBytes: Int { acts.bytes }
+    /// Activations and backward scratch; with bf16 also the conversion scratch and, in the model
+    /// that made it (not a replica), the weights' bf16 copy.
+    public var activationBytes: Int {
+        acts.bytes + (bf16.map { $0.scratchBytes + (ownsBF16Weights ? $0.weights.bytes : 0) } ?? 0)
+    }
 
     /// Runs the model on tokens (B, T); with targets, returns (Σ loss, counted tokens) and keeps
     /// the probabilities for `backward`. `dropout` nil means evaluation (no dropout).
@@ -185,13 +211,13 @@ public final class GPT {
             LayerNorm.forward(out: x.ln1, mean: x.ln1Mean, rstd: x.ln1Rstd, inp: residual,
                               weight: w.ln1Weight, bias: w.ln1Bias, rows: BT, channels: C, epsilon: config.layerNormEpsilon)
             Linear.forward(out: x.qkv, inp: x.ln1, weight: w.qkvWeight, bias: w.qkvBias,
-                           rows: BT, inputs: C, outputs: 3 * C)
+                           rows: BT, inputs: C, outputs: 3 * C, bf16: bf16)
             Attention.forward(out: x.atty, outStride: C, probs: x.att,
                               q: x.qkv, qStride: 3 * C, k: x.qkv + C, kStride: 3 * C, v: x.qkv + 2 * C, vStride: 3 * C,
                               shape: shape, dropout: pDrop, dropoutKey: dropout?.key(layer: l, site: 1) ?? 0,
                               dropoutCounter: first * shape.probabilityCount / max(B, 1), probsDropped: x.attDropped)
             Linear.forward(out: x.attProj, inp: x.atty, weight: w.attnProjWeight, bias: w.attnProjBias,
-                           rows: BT, inputs: C, outputs: C)
+                           rows: BT, inputs: C, outputs: C, bf16: bf16)
             if let dropout, pDrop > 0 {
                 Dropout.apply(x.attProj, count: BT * C, probability: pDrop, key: dropout.key(layer: l, site: 2),
                               counter: first * T * C)
@@ -200,9 +226,9 @@ public final class GPT {
             LayerNorm.forward(out: x.ln2, mean: x.ln2Mean, rstd: x.ln2Rstd, inp: x.residual2,
                               weight: w.ln2Weight, bias: w.ln2Bias, rows: BT, channels: C, epsilon: config.layerNormEpsilon)
             Linear.forward(out: x.fch, gelu: x.fchGelu, inp: x.ln2, weight: w.fcWeight, bias: w.fcBias,
-                           rows: BT, inputs: C, outputs: 4 * C)
+                           rows: BT, inputs: C, outputs: 4 * C, bf16: bf16)
             Linear.forward(out: x.fcProj, inp: x.fchGelu, weight: w.fcProjWeight, bias: w.fcProjBias,
-                           rows: BT, inputs: 4 * C, outputs: C)
+                           rows: BT, inputs: 4 * C, outputs: C, bf16: bf16)
             if let dropout, pDrop > 0 {
                 Dropout.apply(x.fcProj, count: BT * C, probability: pDrop, key: dropout.key(layer: l, site: 3),
                               counter: first * T * C)
@@ -213,10 +239,8 @@ public final class GPT {
         LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: last,
                           weight: p.lnfWeight, bias: p.lnfBias, rows: BT, channels: C, epsilon: config.layerNormEpsilon)
         // Tied LM head: logits(BT, V) = lnf(BT, C) · wteᵀ
-        Profiler.measure(.lmHead) {
-            Gemm.parallel(transB: true, m: BT, n: V, k: C, a: a.lnf, lda: C, b: p.wte, ldb: C,
-                          beta: 0, c: a.logits, ldc: V)
-        }
+        TiedProjection.forward(logits: a.logits, x: a.lnf, embedding: p.wte, rows: BT, width: C, vocabulary: V,
+                               bf16: bf16)
         guard let targets else { return (0, 0) }
         return CrossEntropy.forward(losses: a.losses, logits: a.logits, targets: targets, rows: BT, vocabulary: V)
     }
@@ -245,11 +269,8 @@ public final class GPT {
 
         CrossEntropy.backward(dlogits: a.logits, targets: targets, rows: BT, vocabulary: V, scale: scale)
         // Tied head: dlnf = dlogits · wte ; dwte += dlogitsᵀ · lnf
-        Profiler.measure(.lmHead) {
-            Gemm.parallel(m: BT, n: C, k: V, a: a.logits, lda: V, b: p.wte, ldb: C, beta: 0, c: s.dln, ldc: C)
-            Gemm.parallel(transA: true, m: V, n: C, k: BT, a: a.logits, lda: V, b: a.lnf, ldb: C,
-                          beta: 1, c: g.wte, ldc: C)
-        }
+        TiedProjection.backward(dx: s.dln, dembedding: g.wte, dlogits: a.logits, x: a.lnf, embedding: p.wte,
+                                rows: BT, width: C, vocabulary: V, bf16: bf16)
         let last = L > 0 ? a.blocks[L - 1].residual3 : a.encoded
         VectorOps.zero(s.dresidual, count: BT * C)
         LayerNorm.backward(dinp: s.dresidual, dweight: g.lnfWeight, dbias: g.lnfBias, dout: s.dln, inp: last,
@@ -262,10 +283,10 @@ public final class GPT {
             Linear.backward(dinp: s.dfch, dweight: dw.fcProjWeight, dbias: dw.fcProjBias,
                             dout: branchGradient(layer: l, site: 3),
                             inp: x.fchGelu, weight: w.fcProjWeight, geluInput: x.fch,
-                            rows: BT, inputs: 4 * C, outputs: C)
+                            rows: BT, inputs: 4 * C, outputs: C, bf16: bf16)
             onBackwardProgress?()
             Linear.backward(dinp: s.dln, dweight: dw.fcWeight, dbias: dw.fcBias, dout: s.dfch,
-                            inp: x.ln2, weight: w.fcWeight, rows: BT, inputs: C, outputs: 4 * C)
+                            inp: x.ln2, weight: w.fcWeight, rows: BT, inputs: C, outputs: 4 * C, bf16: bf16)
             onBackwardProgress?()
             LayerNorm.backward(dinp: s.dresidual, dweight: dw.ln2Weight, dbias: dw.ln2Bias, dout: s.dln,
                                inp: x.residual2, weight: w.ln2Weight, mean: x.ln2Mean, rstd: x.ln2Rstd,
@@ -273,7 +294,7 @@ public final class GPT {
             // residual2 = residual + dropout(attProj)
             Linear.backward(dinp: s.datty, dweight: dw.attnProjWeight, dbias: dw.attnProjBias,
                             dout: branchGradient(layer: l, site: 2),
-                            inp: x.atty, weight: w.attnProjWeight, rows: BT, inputs: C, outputs: C)
+                            inp: x.atty, weight: w.attnProjWeight, rows: BT, inputs: C, outputs: C, bf16: bf16)
             onBackwardProgress?()
             Attention.backward(dq: s.dqkv, dqStride: 3 * C, dk: s.dqkv + C, dkStride: 3 * C,
                                dv: s.dqkv + 2 * C, dvStride: 3 * C, dprobs: s.datt,
@@ -284,7 +305,7 @@ public final class GPT {
                                probsDropped: x.attDropped.map { UnsafePointer($0) })
             onBackwardProgress?()
             Linear.backward(dinp: s.dln, dweight: dw.qkvWeight, dbias: dw.qkvBias, dout: s.dqkv,
-                            inp: x.ln1, weight: w.qkvWeight, rows: BT, inputs: C, outputs: 3 * C)
+                            inp: x.ln1, weight: w.qkvWeight, rows: BT, inputs: C, outputs: 3 * C, bf16: bf16)
             LayerNorm.backward(dinp: s.dresidual, dweight: dw.ln1Weight, dbias: dw.ln1Bias, dout: s.dln,
                                inp: residual, weight: w.ln1Weight, mean: x.ln1Mean, rstd: x.ln1Rstd,
                                rows: BT, channels: C)

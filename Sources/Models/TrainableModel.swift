@@ -1,6 +1,7 @@
 // TrainableModel: what the trainer needs of any model — one flat parameter buffer and a gradient
-// buffer of the same layout, hooks that backward calls, initialisation. It is not a layer API:
-// each model's forward/backward has its own shape-specific signature (see the training tasks).
+// buffer of the same layout, its precision, hooks that backward calls, initialisation. It is not a
+// layer API: each model's forward/backward has its own shape-specific signature (see the tasks).
+import Kernels
 
 public protocol TrainableModel: AnyObject {
     var layout: ParameterLayout { get }
@@ -13,6 +14,11 @@ public protocol TrainableModel: AnyObject {
     /// Called between the layers of backward, so communication in flight can progress.
     var onBackwardProgress: (() -> Void)? { get set }
     func initialize(seed: UInt64)
+    /// How the matrix products run (`bf16` keeps a bf16 copy of the weights).
+    var precision: Precision { get }
+    /// Call after anything but `initialize` changed `parameters` (an optimizer update, a loaded
+    /// checkpoint, a broadcast): refreshes the bf16 copy of the weights; no-op in fp32.
+    func parametersDidChange()
     /// A short name written into saved files ("gpt", "transformer").
     var kind: String { get }
 }

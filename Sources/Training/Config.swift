@@ -2,6 +2,7 @@
 // with `--set` overrides, and its validation. It is not the trainer: Trainer reads a valid Config.
 import Foundation
 import Yams
+import Kernels
 import Models
 
 /// Everything a run needs, as plain data. Optional keys take the documented defaults.
@@ -126,9 +127,14 @@ public struct TrainingSection: Codable, Equatable {
     /// then `batch_size` sentences), and the label smoothing ε of the loss (0.1 in the paper).
     public var maxTokens: Int = 0
     public var labelSmoothing: Double = 0
+    /// How the matrix products run: `fp32`, or `bf16` (bf16 weights and activations into products
+    /// that accumulate in fp32, on AVX512_BF16 or AMX; master weights, AdamW, gradients, the
+    /// all-reduce, LayerNorm, softmax, GELU and the loss stay fp32; checkpoints are fp32 and load in
+    /// either precision). Default fp32.
+    public var precision: Precision = .fp32
 
     enum CodingKeys: String, CodingKey {
-        case steps, seed, threads, batchSize = "batch_size", microBatchSize = "micro_batch_size"
+        case steps, seed, threads, precision, batchSize = "batch_size", microBatchSize = "micro_batch_size"
         case threadParallelism = "thread_parallelism"
         case maximumNonfiniteSteps = "maximum_nonfinite_steps", maxTokens = "max_tokens", labelSmoothing = "label_smoothing"
     }
@@ -144,6 +150,14 @@ public struct TrainingSection: Codable, Equatable {
         maximumNonfiniteSteps = try c.decodeIfPresent(Int.self, forKey: .maximumNonfiniteSteps) ?? 5
         maxTokens = try c.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 0
         labelSmoothing = try c.decodeIfPresent(Double.self, forKey: .labelSmoothing) ?? 0
+        if let name = try c.decodeIfPresent(String.self, forKey: .precision) {
+            guard let value = Precision(rawValue: name) else {
+                let choices = Precision.allCases.map(\.rawValue).joined(separator: " or ")
+                throw DecodingError.dataCorruptedError(forKey: .precision, in: c,
+                                                       debugDescription: "must be \(choices), got `\(name)`")
+            }
+            precision = value
+        }
     }
 }
 

@@ -87,6 +87,7 @@ public final class Trainer {
                                  communicator: communicator)
         if communicator.isCoordinator { model.initialize(seed: UInt64(t.seed)) }
         communicator.broadcast(model.parameters.pointer, bytes: model.parameters.bytes, root: 0)
+        model.parametersDidChange()
     }
 
     /// What one optimizer step reports back.
@@ -130,6 +131,7 @@ public final class Trainer {
         Profiler.measure(.optimizer) {
             optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
                            gradientScale: GradientClipping.factor(norm: norm, maxNorm: Float(config.optimizer.gradientClip)))
+            model.parametersDidChange()
         }
         return StepResult(loss: loss, updated: true, stopRequested: stop)
     }
@@ -177,6 +179,7 @@ public final class Trainer {
         for buffer in [model.parameters, optimizer.m, optimizer.v] {
             communicator.broadcast(buffer.pointer, bytes: buffer.bytes, root: 0)
         }
+        model.parametersDidChange()
         state.step = Int(fields[0]); state.optimizerUpdates = Int(fields[1])
         state.skippedSteps = Int(fields[2]); state.nonfiniteInARow = Int(fields[3])
         state.plateau.scale = fields[4]; state.plateau.best = fields[5]; state.plateau.badEvaluations = Int(fields[6])

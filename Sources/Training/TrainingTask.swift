@@ -28,6 +28,14 @@ public protocol TrainingTask: AnyObject {
 
 extension TrainingTask {
     public var replicaBytes: Int { 0 }
+
+    /// `training.precision: bf16` on a CPU that cannot run bf16 products stops here, before the
+    /// model is built, with the CPU named.
+    static func checkPrecision(_ config: LoomConfig, cpu: CPUFeatures = .current()) throws {
+        if config.training.precision == .bf16, let why = Precision.bf16Unsupported(on: cpu) {
+            throw ConfigError(file: "config", key: "training.precision", message: why)
+        }
+    }
 }
 
 /// GPT on (context + 1)-token windows: example e of step s is the same window whichever rank or
@@ -64,7 +72,8 @@ public final class LanguageModelTask: TrainingTask {
         let work = microBatch * time * shape.width * shape.width
         let batchParallel = t.threadParallelism == "batch" || (t.threadParallelism == "auto" && work < 1 << 26)
         let replicaCount = batchParallel && threads > 1 && microBatch % threads == 0 ? threads : 1
-        gpt = GPT(config: shape, maxBatch: microBatch / replicaCount)
+        try Self.checkPrecision(config)
+        gpt = GPT(config: shape, maxBatch: microBatch / replicaCount, precision: t.precision)
         replicas = replicaCount > 1 ? GPTReplicas(primary: gpt, count: replicaCount) : nil
         let seed = UInt64(t.seed)
         trainSampler = try WindowSampler(tokens: data.corpus.train, time: time, seed: seed, purpose: 1,
@@ -152,7 +161,8 @@ public final class TranslationTask: TrainingTask {
                                          encoderLayers: m.encoderLayers, decoderLayers: m.layers, width: m.width,
                                          heads: m.heads, ffnWidth: m.ffnWidth > 0 ? m.ffnWidth : 4 * m.width,
                                          dropout: Float(m.dropout), preNorm: m.preNorm)
-        transformer = EncoderDecoder(config: shape, maxBatch: microBatch)
+        try Self.checkPrecision(config)
+        transformer = EncoderDecoder(config: shape, maxBatch: microBatch, precision: t.precision)
         func lengths(_ c: ParallelCorpus) -> (source: [Int], target: [Int]) {
             ((0..<c.count).map { c.pairs.sourceOffsets[$0 + 1] - c.pairs.sourceOffsets[$0] + 1 },
              (0..<c.count).map { c.pairs.targetOffsets[$0 + 1] - c.pairs.targetOffsets[$0] + 1 })
