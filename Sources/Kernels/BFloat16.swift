@@ -83,7 +83,7 @@ public final class BF16Weights {
     public var bytes: Int { 2 * count }
 
     /// Converts all parameters (one pass over them, split over the pool).
-    public func refresh() { BFloat16.round(source, into: bits, count: count) }
+    public func refresh() { Profiler.measure(.conversion) { BFloat16.round(source, into: bits, count: count) } }
 
     /// The bf16 view of a tensor inside `source`.
     @inline(__always)

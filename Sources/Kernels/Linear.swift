@@ -100,12 +100,12 @@ public enum Linear {
         let job = BackwardParts(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
                                 geluInput: geluInput, N: N, I: I, O: O, beta: accumulateInput ? 1 : 0,
                                 parts: ThreadPool.shared.runsSerially ? 1 : ThreadPool.shared.threads, low: low)
-        Profiler.measure(.linear) {
-            if let low {
+        if let low {
+            Profiler.measure(.conversion) {
                 ThreadPool.shared.parallelFor(N, grain: 16, RoundRows(inp: inp, dout: dout, low: low, I: I, O: O))
             }
-            ThreadPool.shared.parallelFor(job.parts, job)
         }
+        Profiler.measure(.linear) { ThreadPool.shared.parallelFor(job.parts, job) }
     }
 
     /// Rows of `inp` and `dout` rounded into the bf16 scratch, before the backward products (which

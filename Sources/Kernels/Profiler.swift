@@ -9,7 +9,8 @@ import Darwin
 
 public enum Profiler {
     public enum Section: Int, CaseIterable {
-        case linear, attention, layerNorm, gelu, crossEntropy, lmHead, embedding, elementwise, optimizer, communication
+        case linear, attention, layerNorm, gelu, crossEntropy, lmHead, embedding, elementwise, optimizer, conversion
+        case communication
         public var name: String {
             switch self {
             case .linear: return "linear (sgemm)"
@@ -21,6 +22,7 @@ public enum Profiler {
             case .embedding: return "embedding"
             case .elementwise: return "residual/dropout/zero/scale"
             case .optimizer: return "optimizer (AdamW)"
+            case .conversion: return "bf16 rounding (weights, backward operands)"
             case .communication: return "communication"
             }
         }

@@ -11,9 +11,12 @@ public enum TiedProjection {
         embedding: UnsafePointer<Float>,       // (V, C)
         rows N: Int, width C: Int, vocabulary V: Int, bf16: BF16Operands? = nil
     ) {
+        if let bf16 {
+            precondition(N * C <= bf16.inputCapacity, "TiedProjection: bf16 scratch too small")
+            Profiler.measure(.conversion) { BFloat16.round(x, into: bf16.input, count: N * C) }
+        }
         Profiler.measure(.lmHead) {
             if let bf16 {
-                BFloat16.round(x, into: bf16.input, count: N * C)
                 Gemm.parallelBF16(transB: true, m: N, n: V, k: C, a: bf16.input, lda: C,
                                   b: bf16.weights.of(embedding), ldb: C, beta: 0, c: logits, ldc: V)
             } else {
@@ -32,12 +35,15 @@ public enum TiedProjection {
         embedding: UnsafePointer<Float>,         // (V, C)
         rows N: Int, width C: Int, vocabulary V: Int, bf16: BF16Operands? = nil
     ) {
-        Profiler.measure(.lmHead) {
-            if let bf16 {
-                precondition(N * V <= bf16.gradientCapacity && N * C <= bf16.inputCapacity,
-                             "TiedProjection: bf16 scratch too small")
+        if let bf16 {
+            precondition(N * V <= bf16.gradientCapacity && N * C <= bf16.inputCapacity, "TiedProjection: bf16 scratch too small")
+            Profiler.measure(.conversion) {
                 BFloat16.round(dlogits, into: bf16.gradient, count: N * V)
                 BFloat16.round(x, into: bf16.input, count: N * C)
+            }
+        }
+        Profiler.measure(.lmHead) {
+            if let bf16 {
                 Gemm.parallelBF16(m: N, n: C, k: V, a: bf16.gradient, lda: V, b: bf16.weights.of(embedding), ldb: C,
                                   beta: 0, c: dx, ldc: C)
                 Gemm.parallelBF16(transA: true, m: V, n: C, k: N, a: bf16.gradient, lda: V, b: bf16.input, ldb: C,

@@ -131,8 +131,8 @@ public final class Trainer {
         Profiler.measure(.optimizer) {
             optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
                            gradientScale: GradientClipping.factor(norm: norm, maxNorm: Float(config.optimizer.gradientClip)))
-            model.parametersDidChange()
         }
+        model.parametersDidChange()
         return StepResult(loss: loss, updated: true, stopRequested: stop)
     }
 
