@@ -96,7 +96,7 @@ struct TrainCommand: ParsableCommand {
             }
             if job.isCoordinator {
                 print(String(format: "done: %d steps, %@, training time %.1f s (%.0f tokens/s), model %@",
-                             summary.steps, validationText(summary), summary.trainingSeconds,
+                             summary.steps, validationText(summary, config.evaluation), summary.trainingSeconds,
                              summary.tokensPerSecond, trainer.run?.modelPath ?? path))
                 let memory = MemoryPlan(trainer: trainer, start: start, tokens: tokens)
                 print(String(format: "memory: peak RSS %.1f MiB, %.2f× the plan of %.1f MiB (parameters, gradients, AdamW moments, activations, replicas, tokens, process at start)",
@@ -110,12 +110,13 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// The summary's validation clause: the loss after the last step, or why there is none.
-    func validationText(_ summary: TrainingSummary) -> String {
+    func validationText(_ summary: TrainingSummary, _ evaluation: EvaluationSection) -> String {
         if let loss = summary.finalValidationLoss { return String(format: "final val loss %.4f", loss) }
         if let last = summary.lastValidation {
             return String(format: "no validation after the last step (evaluation.at_end: false; val loss %.4f after step %d)", last.loss, last.step)
         }
-        return "no validation (evaluation.interval: 0, evaluation.at_end: false)"
+        if evaluation.interval == 0 { return "no validation (evaluation.interval: 0, evaluation.at_end: false)" }
+        return "no validation (evaluation.at_end: false, and no step of this run was a multiple of evaluation.interval \(evaluation.interval))"
     }
 
     /// --run-dir, or the run a checkpoint path belongs to (RUN/checkpoints/step-N), or a new name.

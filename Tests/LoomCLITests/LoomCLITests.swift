@@ -123,6 +123,10 @@ logging: {interval: 10}
         #expect(periodic.run.stdout.contains("no validation after the last step (evaluation.at_end: false; val loss"), "\(periodic.run.stdout)")
         #expect(periodic.run.stdout.contains("after step 40)"), "\(periodic.run.stdout)")
 
+        let short = try train("short", ["evaluation.interval=80", "evaluation.at_end=false"])
+        #expect(short.run.status == 0 && short.validated.isEmpty, "\(short.run.stderr) \(short.validated)")
+        #expect(short.run.stdout.contains("no step of this run was a multiple of evaluation.interval 80"), "\(short.run.stdout)")
+
         let end = try train("end", ["evaluation.interval=0"])
         #expect(end.run.status == 0, "\(end.run.stderr)")
         #expect(end.validated == [50])
