@@ -231,6 +231,7 @@ struct BenchCommand: ParsableCommand {
         let (times, allocations) = timedSteps(trainer, job: job, measured: first..<(first + steps), warmup: first - warmup)
         let seconds = times.reduce(0, +)
         let tokens = (first..<(first + steps)).reduce(0) { $0 + task.globalTokens(step: $1) }
+        // The parallel corpora are measured (resident set after loading them), not planned.
         let memory = MemoryPlan(trainer: trainer, start: start, tokens: 0,
                                 extra: [("parallel corpora and tokenizer (resident after loading)", loaded)])
         let kernels = BLASStartup.BenchReport(job)
@@ -290,6 +291,8 @@ enum GemmPeak {
         return shapes
     }
 
+    /// The FLOP-weighted rate over `shapes(config:rows:)`, best of 5 each, on operand buffers of
+    /// `operandBytes(config:rows:)` in all.
     static func measure(config c: GPTConfig, rows N: Int) -> (gflops: Double, detail: String) {
         let shapes = shapes(config: c, rows: N)
         // Each operand buffer holds the largest of its kind (A m×k, B k×n, C m×n) over the shapes.
