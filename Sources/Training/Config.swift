@@ -237,18 +237,24 @@ public struct CheckpointSection: Codable, Equatable {
     }
 }
 
+/// Validation passes: every `interval` steps and, when `at_end`, after the last step. A run with
+/// neither evaluates nothing: no validation loss is logged, checkpoints carry none (so none is
+/// kept as "best"), the plateau schedule never lowers the rate, and the summary says so.
 public struct EvaluationSection: Codable, Equatable {
-    /// Steps between validation passes (0 = only at the end).
+    /// Steps between validation passes (0 = none during training).
     public var interval: Int = 500
     /// Validation batches averaged per pass.
     public var batches: Int = 200
+    /// Evaluate after the last step (unless a periodic pass just ran there). Default true.
+    public var atEnd: Bool = true
 
-    enum CodingKeys: String, CodingKey { case interval, batches }
+    enum CodingKeys: String, CodingKey { case interval, batches, atEnd = "at_end" }
     init() {}
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         interval = try c.decodeIfPresent(Int.self, forKey: .interval) ?? 500
         batches = try c.decodeIfPresent(Int.self, forKey: .batches) ?? 200
+        atEnd = try c.decodeIfPresent(Bool.self, forKey: .atEnd) ?? true
     }
 }
 
@@ -411,6 +417,9 @@ extension LoomConfig {
             throw fail("schedule.plateau_factor", "must be between 0 and 1, got \(schedule.plateauFactor)")
         }
         if schedule.plateauPatience < 0 { throw fail("schedule.plateau_patience", "must be ≥ 0") }
+        if schedule.kind == "plateau" && evaluation.interval == 0 {
+            throw fail("schedule.kind", "plateau lowers the rate after validation passes, and evaluation.interval 0 runs none during training; set evaluation.interval > 0 or choose another schedule")
+        }
         if checkpoint.interval < 0 { throw fail("checkpoint.interval", "must be ≥ 0 (0 = only at the end)") }
         if checkpoint.keep < 1 { throw fail("checkpoint.keep", "must be ≥ 1") }
         if !["gpt", "transformer"].contains(m.kind) {
@@ -431,7 +440,9 @@ extension LoomConfig {
         if !(distributed.bucketMegabytes >= 0) {
             throw fail("distributed.bucket_megabytes", "must be ≥ 0 (0 = one bucket per block)")
         }
-        if evaluation.interval < 0 { throw fail("evaluation.interval", "must be ≥ 0 (0 = only at the end)") }
+        if evaluation.interval < 0 {
+            throw fail("evaluation.interval", "must be ≥ 0 (0 = no passes during training; evaluation.at_end decides the last step)")
+        }
     }
 
     /// The model shape for a tokenizer of `vocabularySize` tokens (unless the config fixes one).

@@ -13,7 +13,11 @@ public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanos
 
 public struct TrainingSummary {
     public var steps: Int
+    /// The validation loss measured after the last step; nil when none ran there
+    /// (`evaluation.at_end: false`, or a pause).
     public var finalValidationLoss: Double?
+    /// The newest validation pass of this run: (step after which it ran, loss); nil when none ran.
+    public var lastValidation: (step: Int, loss: Double)?
     public var trainingSeconds: Double
     public var tokensPerSecond: Double
     /// SHA-256 (hex) of the final parameters, checked equal on every rank.
@@ -220,7 +224,7 @@ public final class Trainer {
         let logEvery = config.logging.interval, evalEvery = config.evaluation.interval
         let checkpointEvery = config.checkpoint.interval
         let start = monotonicSeconds()
-        var trainingSeconds = 0.0, lastValidation: Double?
+        var trainingSeconds = 0.0, lastValidation: (step: Int, loss: Double)?
         var windowStart = monotonicSeconds(), windowSteps = 0, windowLoss = 0.0, windowTokens = 0.0
         let firstStep = state.step, firstTokens = state.tokensSeen
 
@@ -264,9 +268,9 @@ public final class Trainer {
                 progress.status(step: state.step, total: total, loss: result.loss, learningRate: lr, tokensPerSecond: rate,
                                 remainingSeconds: Double(total - state.step) * tokensPerStep / rate, line: false)
             }
-            if (evalEvery > 0 && state.step % evalEvery == 0) || done {
+            if (evalEvery > 0 && state.step % evalEvery == 0) || (done && config.evaluation.atEnd) {
                 let validation = evaluate(batches: config.evaluation.batches)
-                lastValidation = validation
+                lastValidation = (state.step, validation)
                 state.validationLoss = validation
                 if communicator.isCoordinator {
                     if schedule.kind == .plateau, state.plateau.observe(validationLoss: validation) {
@@ -291,7 +295,8 @@ public final class Trainer {
             if pause && !result.stopRequested {
                 run?.close()
                 progress.message("loom train: paused after step \(state.step) as asked (--stop-after); continue with --resume latest")
-                return TrainingSummary(steps: state.step, finalValidationLoss: state.validationLoss, trainingSeconds: trainingSeconds,
+                return TrainingSummary(steps: state.step, finalValidationLoss: state.validationLoss, lastValidation: lastValidation,
+                                       trainingSeconds: trainingSeconds,
                                        tokensPerSecond: Double(state.tokensSeen - firstTokens) / max(trainingSeconds, 1e-9),
                                        parameterHash: nil, paused: true)
             }
@@ -306,7 +311,8 @@ public final class Trainer {
                                   metadata: ["format": "pt", "loom": model.kind, "step": "\(state.step)"])
             run.close()
         }
-        return TrainingSummary(steps: state.step, finalValidationLoss: lastValidation ?? state.validationLoss,
+        // A run resumed at its last step runs no pass: its checkpoint's validation loss is the final one.
+        return TrainingSummary(steps: state.step, finalValidationLoss: state.validationLoss, lastValidation: lastValidation,
                                trainingSeconds: trainingSeconds,
                                tokensPerSecond: Double(state.tokensSeen - firstTokens) / max(trainingSeconds, 1e-9),
                                parameterHash: hash)

@@ -28,22 +28,23 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // The binary, its libraries and the runtime, before anything is read: the memory plan's base.
+            let start = ProcessMemory.residentBytes()
             guard steps > 0, warmup >= 1 else { throw ValidationError("--steps must be > 0 and --warmup ≥ 1") }
             var config = try LoomConfig.load(path: config, overrides: overrides)
             config.evaluation.interval = 0
             if config.model.kind == "transformer" {
                 guard against.isEmpty else { throw ValidationError("loom bench --against: only for GPT configs (\(self.config) is a transformer)") }
-                try benchTranslation(config: config)
+                try benchTranslation(config: config, start: start)
                 return
             }
             let data: PreparedData
-            if config.model.vocabularySize > 0 && !FileManager.default.fileExists(atPath: config.data.corpus) {
+            if config.model.vocabularySize > 0, let missing = missingDataFile(config.data) {
                 data = PreparedData.synthetic(vocabularySize: config.model.vocabularySize, tokens: 1 << 20, seed: 7)
+                if !json { print("loom bench: \(missing) does not exist: measuring on random tokens of the model's vocabulary") }
             } else {
                 data = try PreparedData(config: config)
             }
-            // What the process holds before the model exists: runtime, libraries, the corpus.
-            let baseline = ProcessMemory.residentBytes()
             let job = try joinJob()
             if batchPerRank { config.training.batchSize *= job.worldSize }
             let threads = threadsPerRank(configured: config.training.threads, job: job)
@@ -69,7 +70,8 @@ struct BenchCommand: ParsableCommand {
             let gflops = tokensPerSecond * c.flopsPerToken / 1e9
             let peak = GemmPeak.measure(config: c, rows: config.training.microBatchSize * c.contextLength)
 
-            let memory = MemoryPlan(trainer: trainer, baseline: baseline)
+            let memory = MemoryPlan(trainer: trainer, start: start, tokens: data.tokenCount, extra: [
+                ("sgemm rate measurement (A, B, C operands)", GemmPeak.operandBytes(config: c, rows: config.training.microBatchSize * c.contextLength))])
             let replicas = (trainer.task as? LanguageModelTask)?.replicas?.count ?? 1
 
             let overlap = trainer.buckets.overlap
@@ -83,9 +85,9 @@ struct BenchCommand: ParsableCommand {
                     "hidden_share": hidden, "bus_bandwidth_gbs": reduce.busBandwidth / 1e9, "buckets": trainer.buckets.buckets.count,
                     "tokens_per_s": tokensPerSecond.rounded(), "step_ms": median * 1e3, "gflops": gflops,
                     "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads, "thread_replicas": replicas,
-                    "flops_per_token": c.flopsPerToken, "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS,
+                    "flops_per_token": c.flopsPerToken,
                     "allocations_in_measured_steps": allocations, "parameters": model.layout.count]
-                try printJSON(fields.merging(kernels.fields) { a, _ in a })
+                try printJSON(fields.merging(kernels.fields) { a, _ in a }.merging(memory.fields) { a, _ in a })
                 return
             }
             print("loom bench \(self.config): layers \(c.layers), heads \(c.heads), width \(c.width), context \(c.contextLength), "
@@ -185,6 +187,13 @@ struct BenchCommand: ParsableCommand {
         return (times, allocations)
     }
 
+    /// The corpus or tokenizer file a GPT config names that is not there (nil when all are), so
+    /// bench can measure a config whose data is not prepared yet on random tokens instead.
+    func missingDataFile(_ d: DataSection) -> String? {
+        let files = (d.shards.isEmpty ? [d.corpus] : [d.shards]) + (d.tokenizer == "character" ? [] : [d.tokenizer])
+        return files.first { !FileManager.default.fileExists(atPath: $0) }
+    }
+
     /// One JSON line (sorted keys), the `--json` output.
     func printJSON(_ fields: [String: Any]) throws {
         let out = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
@@ -207,9 +216,9 @@ struct BenchCommand: ParsableCommand {
     /// The encoder-decoder: real token-count batches of the configured parallel shards, measured
     /// across an epoch boundary (where the batch order is reshuffled). Batches differ in size, so
     /// throughput is Σ target tokens / Σ step time rather than a median.
-    func benchTranslation(config: LoomConfig) throws {
+    func benchTranslation(config: LoomConfig, start: Int) throws {
         let data = try PreparedTranslationData(config: config)
-        let baseline = ProcessMemory.residentBytes()
+        let loaded = ProcessMemory.residentBytes() - start
         let job = try joinJob()
         let threads = threadsPerRank(configured: config.training.threads, job: job)
         ThreadPool.configure(threads: threads)
@@ -222,7 +231,9 @@ struct BenchCommand: ParsableCommand {
         let (times, allocations) = timedSteps(trainer, job: job, measured: first..<(first + steps), warmup: first - warmup)
         let seconds = times.reduce(0, +)
         let tokens = (first..<(first + steps)).reduce(0) { $0 + task.globalTokens(step: $1) }
-        let memory = MemoryPlan(trainer: trainer, baseline: baseline)
+        // The parallel corpora are measured (resident set after loading them), not planned.
+        let memory = MemoryPlan(trainer: trainer, start: start, tokens: 0,
+                                extra: [("parallel corpora and tokenizer (resident after loading)", loaded)])
         let kernels = BLASStartup.BenchReport(job)
         guard job.isCoordinator else { job.finish(); return }
         defer { job.finish() }
@@ -232,9 +243,8 @@ struct BenchCommand: ParsableCommand {
             let fields: [String: Any] = [
                 "ranks": job.worldSize, "threads": threads, "target_tokens_per_s": perSecond.rounded(),
                 "step_ms": seconds / Double(steps) * 1e3, "first_step": first, "steps_per_epoch": task.stepsPerEpoch,
-                "planned_bytes": memory.planned, "peak_rss_bytes": memory.peakRSS, "allocations_in_measured_steps": allocations,
-                "parameters": model.layout.count]
-            try printJSON(fields.merging(kernels.fields) { a, _ in a })
+                "allocations_in_measured_steps": allocations, "parameters": model.layout.count]
+            try printJSON(fields.merging(kernels.fields) { a, _ in a }.merging(memory.fields) { a, _ in a })
             return
         }
         print("loom bench \(self.config): transformer \(c.encoderLayers)+\(c.decoderLayers) layers, heads \(c.heads), width \(c.width), "
@@ -254,19 +264,42 @@ struct BenchCommand: ParsableCommand {
 /// The sgemm rate this machine reaches at one training step's matrix shapes (every linear
 /// layer's forward and both backward products, and the LM head), through the same wrapper.
 enum GemmPeak {
-    static func measure(config c: GPTConfig, rows N: Int) -> (gflops: Double, detail: String) {
+    /// (transA, transB, m, n, k, repeats per step)
+    typealias Shape = (Bool, Bool, Int, Int, Int, Int)
+
+    /// Floats of the A, B and C operand buffers `measure` allocates for `shapes`.
+    static func operandSizes(_ shapes: [Shape]) -> (a: Int, b: Int, c: Int) {
+        shapes.reduce((1, 1, 1)) { s, x in (max(s.0, x.2 * x.4), max(s.1, x.4 * x.3), max(s.2, x.2 * x.3)) }
+    }
+
+    /// Bytes of the operand buffers `measure(config:rows:)` holds while it runs.
+    static func operandBytes(config c: GPTConfig, rows N: Int) -> Int {
+        let s = operandSizes(shapes(config: c, rows: N))
+        return (s.a + s.b + s.c) * MemoryLayout<Float>.stride
+    }
+
+    /// Every linear layer's forward and both backward products, and the LM head's three.
+    static func shapes(config c: GPTConfig, rows N: Int) -> [Shape] {
         let C = c.width, V = c.vocabularySize
-        // (transA, transB, m, n, k, repeats per step)
-        var shapes: [(Bool, Bool, Int, Int, Int, Int)] = []
+        var shapes: [Shape] = []
         for (i, o) in [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] {
             shapes.append((false, false, N, o, i, c.layers))   // forward
             shapes.append((false, true, N, i, o, c.layers))    // dinp
             shapes.append((true, false, i, o, N, c.layers))    // dweight
         }
         shapes.append((false, true, N, V, C, 1)); shapes.append((false, false, N, C, V, 1)); shapes.append((true, false, V, C, N, 1))
-        let size = max(N, V, 4 * C) * max(4 * C, V, N)
-        let a = FlatBuffer(count: size), b = FlatBuffer(count: size), out = FlatBuffer(count: size)
-        for i in 0..<size { a.pointer[i] = Float(i % 7) * 0.01; b.pointer[i] = Float(i % 5) * 0.01 }
+        return shapes
+    }
+
+    /// The FLOP-weighted rate over `shapes(config:rows:)`, best of 5 each, on operand buffers of
+    /// `operandBytes(config:rows:)` in all.
+    static func measure(config c: GPTConfig, rows N: Int) -> (gflops: Double, detail: String) {
+        let shapes = shapes(config: c, rows: N)
+        // Each operand buffer holds the largest of its kind (A m×k, B k×n, C m×n) over the shapes.
+        let sizes = operandSizes(shapes)
+        let a = FlatBuffer(count: sizes.a), b = FlatBuffer(count: sizes.b), out = FlatBuffer(count: sizes.c)
+        for i in 0..<sizes.a { a.pointer[i] = Float(i % 7) * 0.01 }
+        for i in 0..<sizes.b { b.pointer[i] = Float(i % 5) * 0.01 }
         var flops = 0.0, seconds = 0.0
         for (ta, tb, m, n, k, repeats) in shapes {
             let lda = ta ? m : k, ldb = tb ? k : n
@@ -324,45 +357,5 @@ enum AllReduceCost {
             total += all[last * mine.count + 2 * s + 1]
         }
         return total / Double(steps)
-    }
-}
-
-/// What the process should hold (parameters, gradients, optimizer moments, activations, and what
-/// was resident before the model existed) next to its peak resident set.
-struct MemoryPlan {
-    let rows: [(String, Int)]
-    let peakRSS = ProcessMemory.peakResidentBytes()
-    var planned: Int { rows.reduce(0) { $0 + $1.1 } }
-
-    init(trainer: Trainer, baseline: Int) {
-        let model = trainer.model
-        rows = [("parameters", model.parameters.bytes), ("gradients", model.gradients.bytes),
-                ("optimizer state (Adam m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
-                ("activations + backward scratch", model.activationBytes),
-                ("thread replicas (gradients, activations)", trainer.task.replicaBytes),
-                ("process before the model (runtime, data)", baseline)]
-    }
-
-    func print() {
-        Swift.print("  memory plan")
-        for (name, bytes) in rows + [("total", planned)] {
-            Swift.print("    " + name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(bytes) / 1048576))
-        }
-        Swift.print(String(format: "  peak RSS         %.1f MiB (%.2f× the plan)", Double(peakRSS) / 1048576, Double(peakRSS) / Double(planned)))
-    }
-}
-
-enum ProcessMemory {
-    /// VmRSS from /proc/self/status (current resident set), in bytes.
-    static func residentBytes() -> Int { field("VmRSS:") }
-    /// VmHWM from /proc/self/status (peak resident set), in bytes.
-    static func peakResidentBytes() -> Int { field("VmHWM:") }
-
-    static func field(_ name: String) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix(name) {
-            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
-        }
-        return 0
     }
 }

@@ -27,12 +27,15 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // The binary, its libraries and the runtime, before anything is read: the memory plan's base.
+            let start = ProcessMemory.residentBytes()
             let job = try joinJob()
             let config = try LoomConfig.load(path: config, overrides: overrides)
             ThreadPool.configure(threads: threadsPerRank(configured: config.training.threads, job: job))
             let progress = Training.Progress(enabled: !quiet && job.isCoordinator)
             let tokenizer: Tokenizer
             let task: TrainingTask
+            var tokens = 0
             if config.model.kind == "transformer" {
                 let data = try PreparedTranslationData(config: config)
                 tokenizer = data.tokenizer
@@ -41,6 +44,7 @@ struct TrainCommand: ParsableCommand {
             } else {
                 let data = try PreparedData(config: config)
                 tokenizer = data.tokenizer
+                tokens = data.tokenCount
                 task = try LanguageModelTask(config: config, data: data, world: job.worldSize)
             }
             let trainer = try Trainer(config: config, task: task, communicator: job, run: nil, progress: progress)
@@ -91,15 +95,28 @@ struct TrainCommand: ParsableCommand {
                 return
             }
             if job.isCoordinator {
-                print(String(format: "done: %d steps, final val loss %.4f, training time %.1f s (%.0f tokens/s), model %@",
-                             summary.steps, summary.finalValidationLoss ?? .nan, summary.trainingSeconds,
+                print(String(format: "done: %d steps, %@, training time %.1f s (%.0f tokens/s), model %@",
+                             summary.steps, validationText(summary, config.evaluation), summary.trainingSeconds,
                              summary.tokensPerSecond, trainer.run?.modelPath ?? path))
+                let memory = MemoryPlan(trainer: trainer, start: start, tokens: tokens)
+                print(String(format: "memory: peak RSS %.1f MiB, %.2f× the plan of %.1f MiB (parameters, gradients, AdamW moments, activations, replicas, tokens, process at start)",
+                             Double(memory.peakRSS) / 1048576, memory.ratio, Double(memory.planned) / 1048576))
                 if job.worldSize > 1, let hash = summary.parameterHash {
                     print("replicas: \(job.worldSize) ranks hold bit-identical parameters (sha256 \(hash.prefix(16))…)")
                 }
             }
             job.finish()
         }
+    }
+
+    /// The summary's validation clause: the loss after the last step, or why there is none.
+    func validationText(_ summary: TrainingSummary, _ evaluation: EvaluationSection) -> String {
+        if let loss = summary.finalValidationLoss { return String(format: "final val loss %.4f", loss) }
+        if let last = summary.lastValidation {
+            return String(format: "no validation after the last step (evaluation.at_end: false; val loss %.4f after step %d)", last.loss, last.step)
+        }
+        if evaluation.interval == 0 { return "no validation (evaluation.interval: 0, evaluation.at_end: false)" }
+        return "no validation (evaluation.at_end: false, and no step of this run was a multiple of evaluation.interval \(evaluation.interval))"
     }
 
     /// --run-dir, or the run a checkpoint path belongs to (RUN/checkpoints/step-N), or a new name.

@@ -94,6 +94,72 @@ logging: {interval: 10}
         #expect(refused.status != 0 && refused.stderr.contains("share one thread pool"), "\(refused.stderr)")
     }
 
+    /// `evaluation.at_end` decides the pass after the last step: off, the run ends cleanly with no
+    /// pass there (none at all with `interval: 0`: no val_loss logged, no "best" checkpoint, and
+    /// the summary says why); on, exactly one runs after the last step.
+    @Test func evaluationAfterTheLastStepRunsOnlyWhenAsked() throws {
+        let dir = try scratchDirectory()
+        try String(repeating: "the cat sat on the mat. the dog sat on the log.\n", count: 60)
+            .write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+        try tinyConfig.write(toFile: dir + "/tiny.yaml", atomically: true, encoding: .utf8)
+        func train(_ name: String, _ settings: [String]) throws -> (run: Run, validated: [Int]) {
+            let r = try loom(["train", "tiny.yaml", "--run-dir", name, "--set", "training.steps=50"]
+                             + settings.flatMap { ["--set", $0] }, in: dir)
+            let lines = (try? String(contentsOfFile: dir + "/\(name)/metrics.jsonl", encoding: .utf8))?.split(separator: "\n") ?? []
+            let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return (r, records.filter { $0["val_loss"] != nil }.compactMap { $0["step"] as? Int })
+        }
+        let none = try train("none", ["evaluation.interval=0", "evaluation.at_end=false"])
+        #expect(none.run.status == 0, "\(none.run.stderr)")
+        #expect(none.validated.isEmpty, "validation passes at steps \(none.validated)")
+        #expect(none.run.stdout.contains("done: 50 steps, no validation (evaluation.interval: 0, evaluation.at_end: false)"), "\(none.run.stdout)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/none/model.safetensors"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/none/checkpoints/step-00000050"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/none/checkpoints/best"))
+
+        let periodic = try train("periodic", ["evaluation.interval=20", "evaluation.at_end=false"])
+        #expect(periodic.run.status == 0, "\(periodic.run.stderr)")
+        #expect(periodic.validated == [20, 40])
+        #expect(periodic.run.stdout.contains("no validation after the last step (evaluation.at_end: false; val loss"), "\(periodic.run.stdout)")
+        #expect(periodic.run.stdout.contains("after step 40)"), "\(periodic.run.stdout)")
+
+        let short = try train("short", ["evaluation.interval=80", "evaluation.at_end=false"])
+        #expect(short.run.status == 0 && short.validated.isEmpty, "\(short.run.stderr) \(short.validated)")
+        #expect(short.run.stdout.contains("no step of this run was a multiple of evaluation.interval 80"), "\(short.run.stdout)")
+
+        let end = try train("end", ["evaluation.interval=0"])
+        #expect(end.run.status == 0, "\(end.run.stderr)")
+        #expect(end.validated == [50])
+        #expect(end.run.stdout.contains("done: 50 steps, final val loss"), "\(end.run.stdout)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/end/checkpoints/best"))
+        // The summary compares peak RSS with the memory plan.
+        #expect(end.run.stdout.contains("memory: peak RSS"), "\(end.run.stdout)")
+    }
+
+    /// At a wide vocabulary (the LM head's operands dominate) bench's peak RSS stays within 1.25×
+    /// of its memory plan, which names its rows, and the measured steps allocate nothing.
+    @Test func benchStaysWithinItsMemoryPlanAtAWideVocabulary() throws {
+        let dir = try scratchDirectory()
+        try """
+        model: {layers: 2, heads: 2, width: 64, context_length: 32, vocabulary_size: 16384}
+        data: {corpus: absent.txt}
+        training: {steps: 10, batch_size: 8, micro_batch_size: 8, threads: 2}
+        """.write(toFile: dir + "/wide.yaml", atomically: true, encoding: .utf8)
+        let r = try loom(["bench", "wide.yaml", "--steps", "3", "--warmup", "1", "--json"], in: dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        let fields = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+        let plan = fields["memory_plan"] as? [String: Int] ?? [:]
+        for row in ["parameters", "gradients", "AdamW moments (m, v)", "activations + backward scratch",
+                    "sgemm rate measurement (A, B, C operands)", "process at start (binary, libraries, runtime)"] {
+            #expect((plan[row] ?? 0) > 0, "\(row) in \(r.stdout)")
+        }
+        let planned = fields["planned_bytes"] as? Int ?? 0, peak = fields["peak_rss_bytes"] as? Int ?? 0
+        #expect(planned == plan.values.reduce(0, +))
+        #expect(peak > 0 && Double(peak) <= 1.25 * Double(planned), "peak \(peak) vs plan \(planned)")
+        #expect(abs((fields["memory_ratio"] as? Double ?? 0) - Double(peak) / Double(planned)) < 1e-9)
+        #expect(fields["allocations_in_measured_steps"] as? Int == 0, "\(r.stdout)")
+    }
+
     @Test func badInputFailsBeforeAnythingIsWritten() throws {
         let dir = try scratchDirectory()
         try "abcabc".write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)

@@ -57,6 +57,22 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
         #expect(configError(minimalYAML, overrides: ["novalue"]).contains("key.path=value"))
     }
 
+    /// `evaluation.at_end` is a Bool, true unless set; a non-Bool names the key; the plateau
+    /// schedule, which acts on validation passes, is refused without periodic ones.
+    @Test func evaluationAtEndIsABoolDefaultingToTrue() throws {
+        #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml").evaluation.atEnd == true)
+        let off = try LoomConfig.parse(yaml: minimalYAML + "\nevaluation: {interval: 0, at_end: false}", file: "test.yaml")
+        #expect(off.evaluation.atEnd == false && off.evaluation.interval == 0)
+        #expect(try LoomConfig.parse(yaml: off.yaml(), file: "resolved.yaml") == off)
+        #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml", overrides: ["evaluation.at_end=false"]).evaluation.atEnd == false)
+        let e = configError(minimalYAML, overrides: ["evaluation.at_end=sometimes"])
+        #expect(e.contains("'evaluation.at_end'") && e.contains("true or false"), "\(e)")
+        #expect(configError(minimalYAML, overrides: ["evaluation.atend=false"]).contains("'evaluation.atend': unknown key"))
+        let plateau = configError(minimalYAML, overrides: ["schedule.kind=plateau", "evaluation.interval=0"])
+        #expect(plateau.contains("'schedule.kind'") && plateau.contains("evaluation.interval"), "\(plateau)")
+        #expect(configError(minimalYAML, overrides: ["schedule.kind=plateau", "evaluation.interval=5"]) == "no error")
+    }
+
     @Test func missingCorpusIsAnError() throws {
         let c = try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml", overrides: ["data.corpus=/nonexistent/corpus.txt"])
         #expect { try PreparedData(config: c) } throws: { "\($0)".contains("/nonexistent/corpus.txt") }
