@@ -3,6 +3,7 @@
 import Foundation
 import Yams
 import Models
+import Kernels
 
 /// Everything a run needs, as plain data. Optional keys take the documented defaults.
 public struct LoomConfig: Codable, Equatable {
@@ -15,8 +16,11 @@ public struct LoomConfig: Codable, Equatable {
     public var logging: LoggingSection
     public var distributed: DistributedSection
     public var checkpoint: CheckpointSection
+    public var kernels: KernelsSection
 
-    enum CodingKeys: String, CodingKey { case model, data, training, optimizer, schedule, evaluation, logging, distributed, checkpoint }
+    enum CodingKeys: String, CodingKey {
+        case model, data, training, optimizer, schedule, evaluation, logging, distributed, checkpoint, kernels
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -29,6 +33,7 @@ public struct LoomConfig: Codable, Equatable {
         logging = try c.decodeIfPresent(LoggingSection.self, forKey: .logging) ?? LoggingSection()
         distributed = try c.decodeIfPresent(DistributedSection.self, forKey: .distributed) ?? DistributedSection()
         checkpoint = try c.decodeIfPresent(CheckpointSection.self, forKey: .checkpoint) ?? CheckpointSection()
+        kernels = try c.decodeIfPresent(KernelsSection.self, forKey: .kernels) ?? KernelsSection()
     }
 }
 
@@ -269,6 +274,29 @@ public struct DistributedSection: Codable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         bucketMegabytes = try c.decodeIfPresent(Double.self, forKey: .bucketMegabytes) ?? 0
         overlap = try c.decodeIfPresent(Bool.self, forKey: .overlap) ?? true
+    }
+}
+
+/// Which engine runs the matrix products.
+public struct KernelsSection: Codable, Equatable {
+    /// `openblas` (the default: every product on OpenBLAS sgemm), `onednn` (every product shape of
+    /// the step on a oneDNN matmul primitive made at start-up), or `auto`: both engines are timed
+    /// on each of the model's product shapes after the first step, and the faster runs that shape
+    /// (the choice follows timings, so two `auto` runs may differ in the last bits).
+    public var gemm: GemmSelection = .openblas
+
+    enum CodingKeys: String, CodingKey { case gemm }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let text = try c.decodeIfPresent(String.self, forKey: .gemm) {
+            guard let value = GemmSelection(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .gemm, in: c,
+                    debugDescription: "unknown GEMM engine '\(text)' (choices: \(GemmSelection.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            gemm = value
+        }
     }
 }
 
