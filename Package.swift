@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport", "MallocCounter"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Kernels", "TestSupport"]),
         // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
         .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels"]),
     ],

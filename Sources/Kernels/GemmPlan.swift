@@ -112,6 +112,7 @@ public final class GemmPlan: @unchecked Sendable {
         let new = shapes.filter { shape, _ in !choices.contains { $0.shape == shape } }
             .sorted { ($0.key.flops, $0.key.m, $0.key.n) > ($1.key.flops, $1.key.m, $1.key.n) }
         if new.isEmpty { return }
+        OneDNN.prepareThread()   // the planning thread has a slot, and primitives split work for one thread
         let slots = max(Int(loom_thread_slots()), pool.threads)
         let bench = selection == .auto ? GemmTiming(shapes: new.map(\.key), parts: pool.threads) : nil
         defer { bench?.release() }

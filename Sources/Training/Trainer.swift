@@ -112,7 +112,7 @@ public final class Trainer {
     /// the micro-batches are done, so a signal during the step counts for this step) is summed
     /// with the loss: all ranks agree on it at the same step boundary.
     public func trainStep(_ step: Int, learningRate: Double, stopSignal: () -> Bool = { false }) -> StepResult {
-        Gemm.plan = gemm
+        if Gemm.plan !== gemm { Gemm.plan = gemm }
         guard let gemm, !gemmPlanned else { return optimizerStep(step, learningRate: learningRate, stopSignal: stopSignal) }
         // The first step runs on OpenBLAS and records the product shapes; then the plan is made.
         gemmPlanned = true
