@@ -308,7 +308,7 @@ enum GemmReport {
         let split = plan.split
         return ["gemm": [
             "selection": plan.selection.rawValue, "onednn_isa": OneDNN.isa, "onednn_shapes": split.onednnShapes,
-            "onednn_flop_share": split.onednnShare,
+            "onednn_flop_share": split.onednnShare, "planning_s": plan.planningSeconds,
             "shapes": plan.choices.map { c -> [String: Any] in
                 let s = c.shape
                 return ["shape": s.description, "m": s.m, "n": s.n, "k": s.k, "trans_a": s.transA, "trans_b": s.transB,
