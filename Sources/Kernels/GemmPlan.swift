@@ -78,12 +78,17 @@ public final class GemmPlan: @unchecked Sendable {
 
     public init(selection: GemmSelection) { self.selection = selection }
 
+    /// How much faster oneDNN must be on a shape to replace OpenBLAS: within it the timings are
+    /// machine noise (shared cores swing per-shape times by several per cent), and OpenBLAS's call
+    /// allocates nothing while oneDNN's execute allocates a little.
+    public static let margin = 0.05
+
     /// The faster engine from measured times (nil = could not run): oneDNN only when it ran and
-    /// was faster; a tie keeps OpenBLAS.
-    public static func decide(openblas: Double?, onednn: Double?) -> GemmEngine {
+    /// took less than (1 − margin) of OpenBLAS's time; a near-tie keeps OpenBLAS.
+    public static func decide(openblas: Double?, onednn: Double?, margin: Double = GemmPlan.margin) -> GemmEngine {
         guard let onednn else { return .openblas }
         guard let openblas else { return .onednn }
-        return onednn < openblas ? .onednn : .openblas
+        return onednn < openblas * (1 - margin) ? .onednn : .openblas
     }
 
     /// Runs `body` (one training step) on OpenBLAS alone while recording every product shape it

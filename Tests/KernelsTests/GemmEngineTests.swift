@@ -194,6 +194,9 @@ import Kernels
         #expect(GemmPlan.decide(openblas: 2e-3, onednn: 1e-3) == .onednn)
         #expect(GemmPlan.decide(openblas: 1e-3, onednn: 2e-3) == .openblas)
         #expect(GemmPlan.decide(openblas: 1e-3, onednn: 1e-3) == .openblas)   // a tie keeps OpenBLAS
+        #expect(GemmPlan.decide(openblas: 1e-3, onednn: 0.97e-3) == .openblas) // so does a win within the margin
+        #expect(GemmPlan.decide(openblas: 1e-3, onednn: 0.94e-3) == .onednn)
+        #expect(GemmPlan.decide(openblas: 1e-3, onednn: 0.97e-3, margin: 0) == .onednn)
         #expect(GemmPlan.decide(openblas: 1e-3, onednn: nil) == .openblas)    // oneDNN could not run it
         #expect(GemmPlan.decide(openblas: nil, onednn: 1e-3) == .onednn)
     }
