@@ -45,22 +45,24 @@ public enum OneDNN {
     }
 
     /// Streams for slots up to `slots` and scratchpads of at least `bytes` each. Only between
-    /// steps (plan time): a grown scratchpad replaces the old one.
+    /// steps (plan time, or a probe while no product runs): a larger size replaces the buffers.
     static func reserve(slots: Int, scratchpad bytes: Int) {
         guard let engine else { return }
         for s in 0..<min(slots, maxSlots) where streams[s] == nil {
             var stream: dnnl_stream_t?
             if dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue) == dnnl_success { streams[s] = stream }
         }
+        // A larger size replaces every slot's scratchpad (and makes those still missing).
+        var wanted = min(slots, maxSlots)
         if bytes > scratchpadBytes {
-            let rounded = (bytes + 4095) / 4096 * 4096
-            for s in 0..<maxSlots {
-                scratchpads[s]?.deallocate()
+            scratchpadBytes = (bytes + 4095) / 4096 * 4096
+            for s in 0..<maxSlots where scratchpads[s] != nil {
+                scratchpads[s]!.deallocate()
                 scratchpads[s] = nil
+                wanted = max(wanted, s + 1)
             }
-            scratchpadBytes = rounded
         }
-        for s in 0..<min(slots, maxSlots) where scratchpads[s] == nil && scratchpadBytes > 0 {
+        for s in 0..<wanted where scratchpads[s] == nil && scratchpadBytes > 0 {
             scratchpads[s] = UnsafeMutableRawPointer.allocate(byteCount: scratchpadBytes, alignment: 4096)
         }
     }
