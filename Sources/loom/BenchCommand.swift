@@ -103,8 +103,8 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "  FLOPs/token      %.4g = 6·N + 12·L·T·C (N = %d parameters without the position table)",
                          c.flopsPerToken, c.nonEmbeddingPositionParameters))
             print(String(format: "  achieved         %.1f GFLOP/s", gflops))
-            print(String(format: "  sgemm at model shapes  %.1f GFLOP/s (%@)", peak.gflops, peak.detail))
-            print(String(format: "  ratio            %.0f %% of the measured sgemm rate", 100 * gflops / peak.gflops))
+            print(String(format: "  GEMM at model shapes  %.1f GFLOP/s (%@; on the engines kernels.gemm chose)", peak.gflops, peak.detail))
+            print(String(format: "  ratio            %.0f %% of the measured GEMM rate", 100 * gflops / peak.gflops))
             memory.print()
             print(allocationLine(allocations, ranks: job.worldSize))
             if job.worldSize > 1 {
@@ -320,8 +320,9 @@ enum GemmReport {
     }
 }
 
-/// The sgemm rate this machine reaches at one training step's matrix shapes (every linear
-/// layer's forward and both backward products, and the LM head), through the same wrapper.
+/// The GEMM rate this machine reaches at one training step's matrix shapes (every linear
+/// layer's forward and both backward products, and the LM head), through the same wrapper and so
+/// on the engines the plan in force chose (OpenBLAS for shapes it does not route).
 enum GemmPeak {
     /// (transA, transB, m, n, k, repeats per step)
     typealias Shape = (Bool, Bool, Int, Int, Int, Int)
