@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // Loom: a data-parallel Transformer trainer for CPUs. Targets are split by concern; data flows
-// one way: loom (CLI) → Training → (Models, Distributed, Data) → Kernels → CBLAS.
+// one way: loom (CLI) → Training → (Models, Distributed, Data) → Kernels → CBLAS, CDNNL.
 import PackageDescription
 
 let fast: [SwiftSetting] = [
@@ -30,6 +30,8 @@ let package = Package(
         // System-library shims.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN (Debian's libdnnl-dev has no pkg-config file: the module map links "dnnl").
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
         // Counts heap allocations so `loom bench` can prove the step loop allocates nothing.
@@ -41,7 +43,7 @@ let package = Package(
         // Numeric core on raw Float buffers.
         // Floating-point environment controls (flush denormals) for the compute threads; cpuid.
         .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
-        .target(name: "Kernels", dependencies: ["CBLAS", "CKernelSupport"], swiftSettings: kernels),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CKernelSupport"], swiftSettings: kernels),
         // Parameters in one flat buffer; layers composed into GPT.
         .target(name: "Models", dependencies: ["Kernels"], swiftSettings: fast),
         // Tokenizers, corpora, the token sampler.
@@ -65,7 +67,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport", "MallocCounter"]),
         .testTarget(name: "DataTests", dependencies: ["Data"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Kernels", "TestSupport"]),
         // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
         .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels"]),
     ],

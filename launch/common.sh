@@ -28,7 +28,7 @@ ensure_swift() {
 }
 
 # The packages every Loom build needs.
-LOOM_BUILD_PACKAGES=(libopenblas-dev libopenmpi-dev openmpi-bin pkg-config)
+LOOM_BUILD_PACKAGES=(libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin pkg-config)
 
 # Runs a job launcher (mpirun) in the background and waits for it, passing stop requests on:
 # SIGTERM, SIGINT, SIGUSR1 and SIGHUP to this script become one SIGUSR1 to the launcher, which

@@ -19,6 +19,16 @@ float *loom_thread_scratch(size_t count) {
     return scratch;
 }
 
+static _Thread_local int slot = -1;
+static int slots;
+
+int loom_thread_slot(void) {
+    if (slot < 0) slot = __atomic_fetch_add(&slots, 1, __ATOMIC_RELAXED);
+    return slot;
+}
+
+int loom_thread_slots(void) { return __atomic_load_n(&slots, __ATOMIC_RELAXED); }
+
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

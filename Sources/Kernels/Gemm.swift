@@ -1,10 +1,16 @@
-// Gemm: row-major single-precision matrix multiply on OpenBLAS, serial and split over the pool.
-// It is not a BLAS binding: only the sgemm shapes the layers use are offered.
+// Gemm: row-major matrix multiply, serial and split over the pool, on the engine the current
+// GemmPlan chose for the shape (OpenBLAS sgemm, or a oneDNN matmul primitive); bf16-input products
+// on oneDNN. It is not a BLAS binding: only the product shapes the layers use are offered.
 import CBLAS
 
 /// C(M×N) = alpha · op(A)(M×K) · op(B)(K×N) + beta · C, all row-major with leading dimensions.
 public enum Gemm {
-    /// One OpenBLAS call on the calling thread.
+    /// The plan in force: which shapes run on oneDNN. nil = OpenBLAS for every fp32 product.
+    /// Set between steps (a Trainer sets its own before each step), never while products run.
+    nonisolated(unsafe) public static var plan: GemmPlan?
+
+    /// One product on the calling thread: oneDNN when the plan routes this shape there, else one
+    /// OpenBLAS call.
     @inline(__always)
     public static func serial(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -12,12 +18,23 @@ public enum Gemm {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        let shape = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                              alpha: alpha, beta: beta)
+        if let plan, let matmul = plan.route(shape), matmul.run(a: a, b: b, c: c) { return }
+        if GemmPlan.recording { GemmPlan.note(shape) } else if let plan, plan.selection != .openblas { plan.noteUnplanned(shape) }
+        openblas(shape, a: a, b: b, c: c)
+    }
+
+    /// The product on OpenBLAS whatever the plan (the timing of `auto` compares against it).
+    @inline(__always)
+    static func openblas(_ s: GemmShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        cblas_sgemm(CblasRowMajor, s.transA ? CblasTrans : CblasNoTrans, s.transB ? CblasTrans : CblasNoTrans,
+                    Int32(s.m), Int32(s.n), Int32(s.k), s.alpha, a, Int32(s.lda), b, Int32(s.ldb), s.beta, c, Int32(s.ldc))
     }
 
     /// The same product split across `ThreadPool.shared`: along M when M ≥ N, else along N.
-    /// Each thread computes a disjoint block of C, so the result does not depend on timing.
+    /// Each thread computes a disjoint block of C (one `serial` call), so the result does not
+    /// depend on timing.
     public static func parallel(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -48,6 +65,63 @@ public enum Gemm {
                 let bOffset = transB ? part.lowerBound * ldb : part.lowerBound
                 serial(transA: transA, transB: transB, m: m, n: part.count, k: k, alpha: alpha,
                        a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta, c: c + part.lowerBound, ldc: ldc)
+            }
+        }
+    }
+
+    /// C(fp32) = alpha · op(A) · op(B) + beta · C with A and B in bf16 (raw bits, the high half of
+    /// an fp32), on the calling thread, on oneDNN (products accumulate in fp32). A shape the plan
+    /// has not seen runs on a one-off primitive (allocates: the recorded first step, tests).
+    /// Stops the program when oneDNN cannot run it (bf16 training checks the CPU at start).
+    public static func serialBF16(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if m == 0 || n == 0 { return }
+        let shape = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                              alpha: alpha, beta: beta, bf16: true)
+        if let plan, let matmul = plan.route(shape), matmul.run(a: a, b: b, c: c) { return }
+        if GemmPlan.recording { GemmPlan.note(shape) } else if let plan { plan.noteUnplanned(shape) }
+        if k == 0 {   // oneDNN refuses an empty inner dimension: C = beta · C
+            for r in 0..<m { for j in 0..<n { c[r * ldc + j] = beta == 0 ? 0 : beta * c[r * ldc + j] } }
+            return
+        }
+        guard OneDNNMatmul.runOnce(shape, a: a, b: b, c: c) else {
+            fatalError("Gemm.serialBF16: oneDNN cannot run \(shape) on this CPU (oneDNN ISA \(OneDNN.isa))")
+        }
+    }
+
+    /// `serialBF16` split across `ThreadPool.shared` as `parallel` splits.
+    public static func parallelBF16(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let pool = ThreadPool.shared
+        if pool.threads == 1 || m * n * k < 32 * 32 * 32 {
+            serialBF16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let job = BlockBF16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, splitRows: m >= n)
+        pool.parallelFor(m >= n ? m : n, grain: 16, job)
+    }
+
+    struct BlockBF16: ParallelLoop {
+        let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
+        let a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int
+        let beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, splitRows: Bool
+        func run(_ part: Range<Int>) {
+            if splitRows {
+                let aOffset = transA ? part.lowerBound : part.lowerBound * lda
+                serialBF16(transA: transA, transB: transB, m: part.count, n: n, k: k, alpha: alpha,
+                           a: a + aOffset, lda: lda, b: b, ldb: ldb, beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
+            } else {
+                let bOffset = transB ? part.lowerBound * ldb : part.lowerBound
+                serialBF16(transA: transA, transB: transB, m: m, n: part.count, k: k, alpha: alpha,
+                           a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta, c: c + part.lowerBound, ldc: ldc)
             }
         }
     }

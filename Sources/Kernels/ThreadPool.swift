@@ -28,11 +28,13 @@ public final class ThreadPool: @unchecked Sendable {
     /// The pool every kernel uses; replace it with `ThreadPool.configure(threads:)` at start-up.
     nonisolated(unsafe) public private(set) static var shared = ThreadPool(threads: 1)
 
-    /// Makes a pool of `threads` threads the shared one, pins OpenBLAS to one thread per call and
+    /// Makes a pool of `threads` threads the shared one, pins OpenBLAS and oneDNN to one thread per
+    /// call (each pool thread runs its own block: one set of threads on the cores) and
     /// flushes denormals to zero on the calling thread (workers do it when they start): sharpening
     /// attention produces probabilities near e^−87, and denormal arithmetic is ~100× slower.
     public static func configure(threads: Int) {
         openblas_set_num_threads(1)
+        OneDNN.prepareThread()
         loom_flush_denormals()
         _ = loom_thread_scratch(scratchFloats)
         if shared.threads != threads { shared = ThreadPool(threads: max(1, threads)) }
@@ -80,6 +82,7 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func workerLoop() {
+        OneDNN.prepareThread()
         loom_flush_denormals()
         _ = loom_thread_scratch(ThreadPool.scratchFloats)
         var seen = 0

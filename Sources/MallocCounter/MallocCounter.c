@@ -13,10 +13,17 @@ extern void *__libc_valloc(size_t);
 extern void *__libc_pvalloc(size_t);
 extern void __libc_free(void *);
 
-static uint64_t count;
+static uint64_t count, foreignCount;
+static _Thread_local int foreign;
 
 uint64_t loom_malloc_count(void) { return __atomic_load_n(&count, __ATOMIC_RELAXED); }
-static inline void bump(void) { __atomic_fetch_add(&count, 1, __ATOMIC_RELAXED); }
+uint64_t loom_malloc_foreign_count(void) { return __atomic_load_n(&foreignCount, __ATOMIC_RELAXED); }
+void loom_malloc_foreign_begin(void) { foreign++; }
+void loom_malloc_foreign_end(void) { foreign--; }
+static inline void bump(void) {
+    __atomic_fetch_add(&count, 1, __ATOMIC_RELAXED);
+    if (foreign) __atomic_fetch_add(&foreignCount, 1, __ATOMIC_RELAXED);
+}
 
 void *malloc(size_t n) { bump(); return __libc_malloc(n); }
 void *calloc(size_t a, size_t b) { bump(); return __libc_calloc(a, b); }

@@ -4,6 +4,7 @@ import Foundation
 import Yams
 import Kernels
 import Models
+import Kernels
 
 /// Everything a run needs, as plain data. Optional keys take the documented defaults.
 public struct LoomConfig: Codable, Equatable {
@@ -16,8 +17,11 @@ public struct LoomConfig: Codable, Equatable {
     public var logging: LoggingSection
     public var distributed: DistributedSection
     public var checkpoint: CheckpointSection
+    public var kernels: KernelsSection
 
-    enum CodingKeys: String, CodingKey { case model, data, training, optimizer, schedule, evaluation, logging, distributed, checkpoint }
+    enum CodingKeys: String, CodingKey {
+        case model, data, training, optimizer, schedule, evaluation, logging, distributed, checkpoint, kernels
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -30,6 +34,7 @@ public struct LoomConfig: Codable, Equatable {
         logging = try c.decodeIfPresent(LoggingSection.self, forKey: .logging) ?? LoggingSection()
         distributed = try c.decodeIfPresent(DistributedSection.self, forKey: .distributed) ?? DistributedSection()
         checkpoint = try c.decodeIfPresent(CheckpointSection.self, forKey: .checkpoint) ?? CheckpointSection()
+        kernels = try c.decodeIfPresent(KernelsSection.self, forKey: .kernels) ?? KernelsSection()
     }
 }
 
@@ -283,6 +288,30 @@ public struct DistributedSection: Codable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         bucketMegabytes = try c.decodeIfPresent(Double.self, forKey: .bucketMegabytes) ?? 0
         overlap = try c.decodeIfPresent(Bool.self, forKey: .overlap) ?? true
+    }
+}
+
+/// Which engine runs the matrix products.
+public struct KernelsSection: Codable, Equatable {
+    /// `openblas` (the default: every product on OpenBLAS sgemm), `onednn` (every product shape of
+    /// the step on a oneDNN matmul primitive made at start-up), or `auto`: both engines are timed
+    /// on each of the model's product shapes after the first step, and a shape runs on oneDNN
+    /// when it takes under 95 % of OpenBLAS's time there (the choice follows timings, so two
+    /// `auto` runs may differ in the last bits).
+    public var gemm: GemmSelection = .openblas
+
+    enum CodingKeys: String, CodingKey { case gemm }
+    init() {}
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if let text = try c.decodeIfPresent(String.self, forKey: .gemm) {
+            guard let value = GemmSelection(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .gemm, in: c,
+                    debugDescription: "unknown GEMM engine '\(text)' (choices: \(GemmSelection.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            gemm = value
+        }
     }
 }
 

@@ -50,6 +50,11 @@ public final class Trainer {
     public var checkpoints: CheckpointStore?
     /// Stop cleanly after this step with a checkpoint (training in chunks; resume tests).
     public var stopAfterStep: Int?
+    /// Which engine runs each product shape (`kernels.gemm`); nil for `openblas` in fp32. Planned
+    /// after this trainer's first step, which records the shapes, and again after any step or
+    /// evaluation that met new ones; set as `Gemm.plan` before each step.
+    public let gemm: GemmPlan?
+    private var gemmPlanned = false
     /// Steps whose loss or gradient was not finite (update skipped).
     public var skippedSteps: Int { state.skippedSteps }
 
@@ -69,6 +74,9 @@ public final class Trainer {
         self.progress = progress
         let t = config.training, o = config.optimizer
         let model = task.model
+        // bf16 products run on oneDNN primitives whatever the fp32 engine, so bf16 always plans.
+        gemm = config.kernels.gemm == .openblas && config.training.precision == .fp32 ? nil
+            : GemmPlan(selection: config.kernels.gemm)
         optimizer = AdamW(layout: model.layout, beta1: Float(o.beta1), beta2: Float(o.beta2),
                           epsilon: Float(o.epsilon), weightDecay: Float(o.weightDecay))
         schedule = LearningRateSchedule(kind: .init(rawValue: config.schedule.kind)!, peak: o.learningRate,
@@ -108,6 +116,21 @@ public final class Trainer {
     /// the micro-batches are done, so a signal during the step counts for this step) is summed
     /// with the loss: all ranks agree on it at the same step boundary.
     public func trainStep(_ step: Int, learningRate: Double, stopSignal: () -> Bool = { false }) -> StepResult {
+        if Gemm.plan !== gemm { Gemm.plan = gemm }
+        guard let gemm, !gemmPlanned else {
+            defer { gemm?.planUnplanned() }
+            return optimizerStep(step, learningRate: learningRate, stopSignal: stopSignal)
+        }
+        // The first step runs on OpenBLAS and records the product shapes; then the plan is made.
+        gemmPlanned = true
+        let (result, shapes) = GemmPlan.record { optimizerStep(step, learningRate: learningRate, stopSignal: stopSignal) }
+        gemm.add(shapes)
+        Gemm.plan = gemm
+        if communicator.isCoordinator { progress.message("loom train: " + gemm.summary) }
+        return result
+    }
+
+    private func optimizerStep(_ step: Int, learningRate: Double, stopSignal: () -> Bool) -> StepResult {
         let world = communicator.worldSize, rank = communicator.rank
         let scale = Float(1.0 / Double(max(task.globalTokens(step: step), 1)))
         let dropoutKey = CounterRandom.key(UInt64(config.training.seed), 3, UInt64(step))
@@ -142,6 +165,8 @@ public final class Trainer {
 
     /// The validation loss (the task decides over which batches), the same on every rank.
     public func evaluate(batches: Int) -> Double {
+        if Gemm.plan !== gemm { Gemm.plan = gemm }
+        defer { gemm?.planUnplanned() }
         let part = task.validationPart(batches: batches, rank: communicator.rank, world: communicator.worldSize)
         reduction[0] = part.sum; reduction[1] = part.count; reduction[2] = 0
         reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 3) }

@@ -79,7 +79,17 @@ enum BLASStartup {
         return "loom \(loomVersion) on \(cpuName(s.cpu)) (\(s.cpu.vendor) family \(s.cpu.family) model \(s.cpu.model), \(s.cpu.vectorLevel)); "
             + "sgemm: OpenBLAS \(BLASCore.version()) \(s.core) kernels (\(s.chooser.phrase)"
             + (best.map { $0.lowercased() == s.core.lowercased() ? ", the best for this CPU" : "; best for this CPU: \($0)" } ?? "")
-            + "); attention: SmallGemm \(SmallGemm.kernel)"
+            + "); " + oneDNNPhrase + "; attention: SmallGemm \(SmallGemm.kernel)"
+    }
+
+    /// oneDNN's version, ISA and the implementations it picks for an fp32 and a bf16 product.
+    static let oneDNN: (isa: String, fp32: String?, bf16: String?) = OneDNN.available
+        ? (OneDNN.isa, OneDNN.implementation(bf16: false), OneDNN.implementation(bf16: true)) : ("", nil, nil)
+
+    /// e.g. "oneDNN 2.6.3 avx512_core_bf16 (fp32 brg:avx512_core, bf16 brg:avx512_core_bf16)".
+    static var oneDNNPhrase: String {
+        guard OneDNN.available else { return "oneDNN: unavailable (no CPU engine)" }
+        return "oneDNN \(OneDNN.version) \(oneDNN.isa) (fp32 \(oneDNN.fp32 ?? "none"), bf16 \(oneDNN.bf16 ?? "none"))"
     }
 
     /// The same as JSON fields.
@@ -93,7 +103,11 @@ enum BLASStartup {
                      "core": s.core, "chosen_by": s.chooser.rawValue, "reexecuted": s.reexecuted,
                      "best_core": BLASCore.best(for: s.cpu) ?? NSNull(), "openblas_coretype": s.coreType ?? NSNull(),
                      "warning": s.warning ?? NSNull()] as [String: Any],
+            "onednn": ["available": OneDNN.available, "version": OneDNN.version, "isa": oneDNN.isa,
+                       "fp32_implementation": oneDNN.fp32 ?? NSNull(), "bf16_implementation": oneDNN.bf16 ?? NSNull()] as [String: Any],
             "engines": [["name": "sgemm", "used_by": "linear layers, LM head", "kernel": "OpenBLAS \(s.core)", "chosen_by": s.chooser.rawValue],
+                        ["name": "oneDNN matmul", "used_by": "product shapes kernels.gemm routes to it (onednn, auto; bf16)",
+                         "kernel": "\(oneDNN.isa) \(oneDNN.fp32 ?? "none")", "chosen_by": "library (CPU dispatch)"],
                         ["name": "SmallGemm", "used_by": "attention blocks", "kernel": SmallGemm.kernel, "chosen_by": "build"]],
         ]
     }

@@ -86,8 +86,10 @@ struct BenchCommand: ParsableCommand {
                     "tokens_per_s": tokensPerSecond.rounded(), "step_ms": median * 1e3, "gflops": gflops,
                     "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads, "thread_replicas": replicas,
                     "flops_per_token": c.flopsPerToken,
-                    "allocations_in_measured_steps": allocations, "parameters": model.layout.count]
-                try printJSON(fields.merging(kernels.fields) { a, _ in a }.merging(memory.fields) { a, _ in a })
+                    "allocations_in_measured_steps": allocations, "onednn_allocations_in_measured_steps": oneDNNAllocations,
+                    "parameters": model.layout.count]
+                try printJSON(fields.merging(kernels.fields) { a, _ in a }.merging(memory.fields) { a, _ in a }
+                    .merging(GemmReport.fields(trainer.gemm)) { a, _ in a })
                 return
             }
             print("loom bench \(self.config): layers \(c.layers), heads \(c.heads), width \(c.width), context \(c.contextLength), "
@@ -95,15 +97,16 @@ struct BenchCommand: ParsableCommand {
                   + "\(job.worldSize) rank(s) × \(threads) thread(s)"
                   + (replicas > 1 ? " as whole-model replicas (training.thread_parallelism)" : ""))
             kernels.print()
+            GemmReport.print(trainer.gemm)
             print(String(format: "  step time        %.2f ms (median of %d, after %d warm-up)", median * 1e3, steps, warmup))
             print(String(format: "  throughput       %.0f tokens/s", tokensPerSecond))
             print(String(format: "  FLOPs/token      %.4g = 6·N + 12·L·T·C (N = %d parameters without the position table)",
                          c.flopsPerToken, c.nonEmbeddingPositionParameters))
             print(String(format: "  achieved         %.1f GFLOP/s", gflops))
-            print(String(format: "  sgemm at model shapes  %.1f GFLOP/s (%@)", peak.gflops, peak.detail))
-            print(String(format: "  ratio            %.0f %% of the measured sgemm rate", 100 * gflops / peak.gflops))
+            print(String(format: "  GEMM at model shapes  %.1f GFLOP/s (%@; on the engines kernels.gemm chose)", peak.gflops, peak.detail))
+            print(String(format: "  ratio            %.0f %% of the measured GEMM rate", 100 * gflops / peak.gflops))
             memory.print()
-            print("  heap allocations during the \(steps) measured steps: \(allocations)\(job.worldSize > 1 ? " (rank 0)" : "")")
+            print(allocationLine(allocations, ranks: job.worldSize))
             if job.worldSize > 1 {
                 print(String(format: "  gradient all-reduce   %.1f MiB in %d bucket(s), %@", Double(model.gradients.bytes) / 1048576,
                              trainer.buckets.buckets.count, overlap ? "overlapped with backward" : "after backward (overlap off)"))
@@ -156,11 +159,14 @@ struct BenchCommand: ParsableCommand {
         if json {
             try printJSON(["tokens_per_s": median(rates.0).rounded(), "against_tokens_per_s": median(rates.1).rounded(),
                            "ratio_median": median(ratios), "ratio_min": ratios.min()!, "ratio_max": ratios.max()!,
-                           "blocks": blocks, "against": extraText].merging(kernels.fields) { a, _ in a })
+                           "blocks": blocks, "against": extraText, "against_gemm": GemmReport.fields(second.gemm)["gemm"]!]
+                .merging(kernels.fields) { a, _ in a }.merging(GemmReport.fields(first.gemm)) { a, _ in a })
             return
         }
         print("loom bench \(self.config) against \(extraText): \(blocks) alternating blocks of \(block) steps, \(threads) thread(s)")
         kernels.print()
+        GemmReport.print(first.gemm, label: "as configured: ")
+        GemmReport.print(second.gemm, label: "with \(extraText): ")
         print(String(format: "  as configured    %.0f tokens/s (median block)", median(rates.0)))
         print(String(format: "  with %@  %.0f tokens/s (median block)", extraText, median(rates.1)))
         print(String(format: "  ratio per block  median %.3f, lowest %.3f, highest %.3f", median(ratios), ratios.min()!, ratios.max()!))
@@ -176,13 +182,15 @@ struct BenchCommand: ParsableCommand {
         trainer.buckets.resetStatistics()
         Profiler.reset()
         Profiler.enabled = profile
-        let before = loom_malloc_count()
+        OneDNN.aroundExecute = (loom_malloc_foreign_begin, loom_malloc_foreign_end)
+        let before = loom_malloc_count(), foreignBefore = loom_malloc_foreign_count()
         for s in measured {
             let t0 = monotonicSeconds()
             _ = trainer.trainStep(s, learningRate: 1e-4)
             times.append(monotonicSeconds() - t0)
         }
         let allocations = loom_malloc_count() - before
+        oneDNNAllocations = loom_malloc_foreign_count() - foreignBefore
         Profiler.enabled = false
         return (times, allocations)
     }
@@ -192,6 +200,19 @@ struct BenchCommand: ParsableCommand {
     func missingDataFile(_ d: DataSection) -> String? {
         let files = (d.shards.isEmpty ? [d.corpus] : [d.shards]) + (d.tokenizer == "character" ? [] : [d.tokenizer])
         return files.first { !FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// Of the last `timedSteps`' allocations, those made inside oneDNN's dnnl_primitive_execute.
+    nonisolated(unsafe) static var lastOneDNNAllocations: UInt64 = 0
+    var oneDNNAllocations: UInt64 {
+        get { BenchCommand.lastOneDNNAllocations }
+        nonmutating set { BenchCommand.lastOneDNNAllocations = newValue }
+    }
+
+    /// The allocation line: all of the process's, and how many of them oneDNN made inside its calls.
+    func allocationLine(_ allocations: UInt64, ranks: Int) -> String {
+        "  heap allocations during the \(steps) measured steps: \(allocations)\(ranks > 1 ? " (rank 0)" : "")"
+            + (oneDNNAllocations > 0 ? " (\(allocations - oneDNNAllocations) by Loom; \(oneDNNAllocations) inside oneDNN's dnnl_primitive_execute, which allocates on every call)" : "")
     }
 
     /// One JSON line (sorted keys), the `--json` output.
@@ -243,26 +264,65 @@ struct BenchCommand: ParsableCommand {
             let fields: [String: Any] = [
                 "ranks": job.worldSize, "threads": threads, "target_tokens_per_s": perSecond.rounded(),
                 "step_ms": seconds / Double(steps) * 1e3, "first_step": first, "steps_per_epoch": task.stepsPerEpoch,
-                "allocations_in_measured_steps": allocations, "parameters": model.layout.count]
-            try printJSON(fields.merging(kernels.fields) { a, _ in a }.merging(memory.fields) { a, _ in a })
+                "allocations_in_measured_steps": allocations, "onednn_allocations_in_measured_steps": oneDNNAllocations,
+                "parameters": model.layout.count]
+            try printJSON(fields.merging(kernels.fields) { a, _ in a }.merging(memory.fields) { a, _ in a }
+                .merging(GemmReport.fields(trainer.gemm)) { a, _ in a })
             return
         }
         print("loom bench \(self.config): transformer \(c.encoderLayers)+\(c.decoderLayers) layers, heads \(c.heads), width \(c.width), "
               + "ffn \(c.ffnWidth), vocabulary \(c.vocabularySize), batches of ≤ \(config.training.batchSize) pairs / "
               + "\(config.training.maxTokens) tokens (micro \(config.training.microBatchSize)), \(job.worldSize) rank(s) × \(threads) thread(s)")
         kernels.print()
+        GemmReport.print(trainer.gemm)
         print(String(format: "  steps            %d..%d (an epoch is %d steps: the window crosses its boundary), after %d warm-up",
                      first, first + steps - 1, task.stepsPerEpoch, warmup))
         print(String(format: "  step time        %.2f ms (mean; batches differ in size)", seconds / Double(steps) * 1e3))
         print(String(format: "  throughput       %.0f target tokens/s (%d target tokens in %.2f s)", perSecond, tokens, seconds))
         memory.print()
-        print("  heap allocations during the \(steps) measured steps: \(allocations)\(job.worldSize > 1 ? " (rank 0)" : "")")
+        print(allocationLine(allocations, ranks: job.worldSize))
         if profile { printProfile(total: seconds) }
     }
 }
 
-/// The sgemm rate this machine reaches at one training step's matrix shapes (every linear
-/// layer's forward and both backward products, and the LM head), through the same wrapper.
+/// What `kernels.gemm` chose per product shape (after the first warm-up step planned it).
+enum GemmReport {
+    static func print(_ plan: GemmPlan?, label: String = "") {
+        guard let plan else {
+            Swift.print("  \(label)kernels.gemm openblas: every product on OpenBLAS")
+            return
+        }
+        Swift.print("  \(label)\(plan.summary)")
+        Swift.print("    product shape (m×n×k, form, β, ld A/B/C)            calls/step  OpenBLAS µs  oneDNN µs  engine")
+        for c in plan.choices {
+            let us = { (t: Double?) in t.map { String(format: "%11.1f", $0 * 1e6) } ?? "          –" }
+            Swift.print("    " + c.shape.description.padding(toLength: 52, withPad: " ", startingAt: 0)
+                        + String(format: "%10d", c.calls) + "  " + us(c.openblasSeconds) + "  " + us(c.onednnSeconds).dropFirst(2)
+                        + "  " + (c.engine == .onednn ? "oneDNN \(c.implementation)" : "OpenBLAS"))
+        }
+    }
+
+    /// `gemm`: the selection and, per shape, calls per step, both engines' times and the choice.
+    static func fields(_ plan: GemmPlan?) -> [String: Any] {
+        guard let plan else { return ["gemm": ["selection": GemmSelection.openblas.rawValue, "shapes": [Any]()] as [String: Any]] }
+        let split = plan.split
+        return ["gemm": [
+            "selection": plan.selection.rawValue, "onednn_isa": OneDNN.isa, "onednn_shapes": split.onednnShapes,
+            "onednn_flop_share": split.onednnShare, "planning_s": plan.planningSeconds,
+            "shapes": plan.choices.map { c -> [String: Any] in
+                let s = c.shape
+                return ["shape": s.description, "m": s.m, "n": s.n, "k": s.k, "trans_a": s.transA, "trans_b": s.transB,
+                        "lda": s.lda, "ldb": s.ldb, "ldc": s.ldc, "alpha": Double(s.alpha), "beta": Double(s.beta), "bf16": s.bf16,
+                        "calls": c.calls, "engine": c.engine.rawValue, "implementation": c.implementation,
+                        "openblas_us": c.openblasSeconds.map { $0 * 1e6 } ?? NSNull(),
+                        "onednn_us": c.onednnSeconds.map { $0 * 1e6 } ?? NSNull()]
+            }] as [String: Any]]
+    }
+}
+
+/// The GEMM rate this machine reaches at one training step's matrix shapes (every linear
+/// layer's forward and both backward products, and the LM head), through the same wrapper and so
+/// on the engines the plan in force chose (OpenBLAS for shapes it does not route).
 enum GemmPeak {
     /// (transA, transB, m, n, k, repeats per step)
     typealias Shape = (Bool, Bool, Int, Int, Int, Int)

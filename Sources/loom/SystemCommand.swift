@@ -29,6 +29,7 @@ struct SystemCommand: ParsableCommand {
             print("  features         \(s.cpu.extensions.sorted().map(\.rawValue).joined(separator: " "))")
             print("  sgemm            OpenBLAS \(s.core) (\(s.chooser.phrase)); best for this CPU: \(BLASCore.best(for: s.cpu) ?? "none beyond the SSE-era kernels")")
             print("                   OPENBLAS_CORETYPE=\(s.coreType ?? "(unset)"); \(BLASCore.configuration())")
+            print("  oneDNN           " + BLASStartup.oneDNNPhrase + " (kernels.gemm: onednn or auto; bf16 products)")
             print("  attention        SmallGemm: \(SmallGemm.kernel)")
             if let w = s.warning { print("  warning          \(w)") }
         }

@@ -160,6 +160,38 @@ logging: {interval: 10}
         #expect(fields["allocations_in_measured_steps"] as? Int == 0, "\(r.stdout)")
     }
 
+    /// `bench --json` reports `kernels.gemm`'s choice per product shape: with `auto` both engines'
+    /// times and the faster engine (oneDNN when it took under 95 % of OpenBLAS's time), with `onednn` every shape on oneDNN; the measured steps
+    /// allocate nothing of Loom's (oneDNN's own allocations inside its calls are counted apart).
+    @Test func benchReportsTheGemmEnginePerShape() throws {
+        let dir = try scratchDirectory()
+        try String(repeating: "the cat sat on the mat. the dog sat on the log.\n", count: 60)
+            .write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
+        try tinyConfig.write(toFile: dir + "/tiny.yaml", atomically: true, encoding: .utf8)
+        for selection in ["auto", "onednn"] {
+            let r = try loom(["bench", "tiny.yaml", "--steps", "3", "--warmup", "1", "--json", "--set", "kernels.gemm=\(selection)"], in: dir)
+            #expect(r.status == 0, "\(r.stderr)")
+            let fields = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+            let gemm = fields["gemm"] as? [String: Any] ?? [:]
+            let shapes = gemm["shapes"] as? [[String: Any]] ?? []
+            #expect(gemm["selection"] as? String == selection && !shapes.isEmpty, "\(r.stdout)")
+            for shape in shapes {
+                let engine = shape["engine"] as? String, dnn = shape["onednn_us"] as? Double, blas = shape["openblas_us"] as? Double
+                #expect((shape["calls"] as? Int ?? 0) > 0 && (shape["m"] as? Int ?? 0) > 0)
+                if selection == "auto" {
+                    #expect(dnn != nil && blas != nil && engine == (dnn! < blas! * 0.95 ? "onednn" : "openblas"), "\(shape)")
+                } else {
+                    #expect(engine == "onednn" && !(shape["implementation"] as? String ?? "").isEmpty, "\(shape)")
+                }
+            }
+            let all = fields["allocations_in_measured_steps"] as? Int, theirs = fields["onednn_allocations_in_measured_steps"] as? Int
+            #expect(all != nil && theirs != nil && all == theirs, "allocations \(String(describing: all)), oneDNN's \(String(describing: theirs))")
+        }
+        let system = try loom(["system", "--json"], in: dir)
+        let onednn = (try JSONSerialization.jsonObject(with: Data(system.stdout.utf8)) as? [String: Any])?["onednn"] as? [String: Any]
+        #expect(onednn?["available"] as? Bool == true && !(onednn?["isa"] as? String ?? "").isEmpty, "\(system.stdout)")
+    }
+
     @Test func badInputFailsBeforeAnythingIsWritten() throws {
         let dir = try scratchDirectory()
         try "abcabc".write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)

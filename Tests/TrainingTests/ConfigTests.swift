@@ -2,6 +2,7 @@
 import Testing
 import Foundation
 import Training
+import Kernels
 
 let minimalYAML = """
 model: {layers: 2, heads: 2, width: 16, context_length: 8}
@@ -71,6 +72,22 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
         let plateau = configError(minimalYAML, overrides: ["schedule.kind=plateau", "evaluation.interval=0"])
         #expect(plateau.contains("'schedule.kind'") && plateau.contains("evaluation.interval"), "\(plateau)")
         #expect(configError(minimalYAML, overrides: ["schedule.kind=plateau", "evaluation.interval=5"]) == "no error")
+    }
+
+    /// `kernels.gemm` is an enum: OpenBLAS by default, each engine by name, and anything else an
+    /// error naming the key and the choices.
+    @Test func gemmEngineIsAnEnumWithNamedChoices() throws {
+        #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml").kernels.gemm == .openblas)
+        for choice in GemmSelection.allCases {
+            let c = try LoomConfig.parse(yaml: minimalYAML + "\nkernels: {gemm: \(choice.rawValue)}", file: "test.yaml")
+            #expect(c.kernels.gemm == choice)
+            #expect(try LoomConfig.parse(yaml: c.yaml(), file: "resolved.yaml") == c)
+        }
+        #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml", overrides: ["kernels.gemm=auto"]).kernels.gemm == .auto)
+        let e = configError(minimalYAML, overrides: ["kernels.gemm=mkl"])
+        #expect(e.contains("test.yaml") && e.contains("'kernels.gemm'") && e.contains("'mkl'") && e.contains("auto, openblas, onednn"), "\(e)")
+        #expect(configError(minimalYAML, overrides: ["kernels.gemm=3"]).contains("'kernels.gemm'"))
+        #expect(configError(minimalYAML, overrides: ["kernels.engine=onednn"]).contains("'kernels.engine': unknown key (known here: gemm)"))
     }
 
     @Test func missingCorpusIsAnError() throws {

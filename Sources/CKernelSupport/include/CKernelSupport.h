@@ -32,6 +32,12 @@ void loom_cpu_features_read(loom_cpu_features *out);
 /// One user at a time: the previous contents are lost on growth, and callers must not nest.
 float *loom_thread_scratch(size_t count);
 
+/// This thread's slot: 0, 1, 2, … in the order threads first ask (the pool's threads ask when they
+/// start), for per-thread state kept in arrays (oneDNN's memory objects and streams).
+int loom_thread_slot(void);
+/// How many slots have been handed out so far.
+int loom_thread_slots(void);
+
 /// Eight floats, imported into Swift as SIMD8<Float>.
 typedef float loom_float8 __attribute__((ext_vector_type(8)));
 
