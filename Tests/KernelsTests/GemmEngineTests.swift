@@ -132,20 +132,6 @@ import Kernels
         }
     }
 
-    /// fp32 → bf16 bits, rounding to nearest, ties to even.
-    static func bf16(_ x: Float) -> UInt16 {
-        let bits = x.bitPattern
-        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
-    }
-    static func widen(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
-
-    @Test func bf16RoundsToNearestEven() {
-        #expect(Self.bf16(1) == 0x3F80 && Self.widen(0x3F80) == 1)
-        // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: ties go to the even 1; just above goes up.
-        #expect(Self.bf16(1 + 0x1p-8) == 0x3F80 && Self.bf16(1 + 0x1p-8 + 0x1p-20) == 0x3F81)
-        #expect(Self.bf16(1 + 3 * 0x1p-8) == 0x3F82)   // halfway from the odd 0x3F81: up to even
-    }
-
     /// bf16 × bf16 products are exact in fp32, so oneDNN's bf16 matmul must agree with sgemm of the
     /// widened inputs to fp32-accumulation rounding, for every form and through the pool's split.
     @Test(arguments: 0..<forms.count)
@@ -154,8 +140,8 @@ import Kernels
         for (m, n, k, split) in [(37, 45, 29, false), (130, 70, 96, true)] {
             let s = Self.shape(Self.forms[form], m: m, n: n, k: k)
             let (a, b, c) = Self.operands(s)
-            let a16 = a.map(Self.bf16), b16 = b.map(Self.bf16)
-            let expected = Self.serial(s, a16.map(Self.widen), b16.map(Self.widen), c, plan: nil)
+            let a16 = a.map(BFloat16.round), b16 = b.map(BFloat16.round)
+            let expected = Self.serial(s, a16.map(BFloat16.widen), b16.map(BFloat16.widen), c, plan: nil)
             var got = c
             got.withUnsafeMutableBufferPointer { cp in
                 if split {
@@ -217,5 +203,33 @@ import Kernels
         let none = GemmPlan(selection: .openblas)
         none.add(shapes)
         #expect(none.choices.allSatisfy { $0.engine == .openblas && $0.openblasSeconds == nil } && none.split.onednnShapes == 0)
+    }
+
+    /// A shape met after planning is noted, planned between steps by `planUnplanned`, and then runs
+    /// on its made primitive without being noted again; planned shapes are never noted.
+    @Test func shapesMetAfterPlanningArePlannedBetweenSteps() {
+        ThreadPool.configure(threads: 2)
+        let s = Self.shape(Self.forms[0], m: 23, n: 41, k: 19)
+        let (a, b, c) = Self.operands(s)
+        let a16 = a.map(BFloat16.round), b16 = b.map(BFloat16.round)
+        let plan = GemmPlan(selection: .openblas)
+        func run() -> [Float] {
+            var out = c
+            Gemm.plan = plan
+            out.withUnsafeMutableBufferPointer { cp in
+                Gemm.serialBF16(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: s.alpha, a: a16, lda: s.lda,
+                                b: b16, ldb: s.ldb, beta: s.beta, c: cp.baseAddress!, ldc: s.ldc)
+            }
+            Gemm.plan = nil
+            return out
+        }
+        let once = run()
+        #expect(plan.choices.isEmpty)
+        #expect(plan.planUnplanned() == 1)
+        let bf16Shape = GemmShape(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, lda: s.lda, ldb: s.ldb,
+                                  ldc: s.ldc, alpha: s.alpha, beta: s.beta, bf16: true)
+        #expect(plan.choices.map(\.shape) == [bf16Shape] && plan.choices[0].engine == .onednn)
+        #expect(run() == once, "the planned primitive computes what the one-off one did")
+        #expect(plan.planUnplanned() == 0)
     }
 }
