@@ -30,30 +30,49 @@ ensure_swift() {
 # The packages every Loom build needs.
 LOOM_BUILD_PACKAGES=(libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin pkg-config)
 
-# Runs a job launcher (mpirun) in the background and waits for it, passing stop requests on:
-# SIGTERM, SIGINT, SIGUSR1 and SIGHUP to this script become one SIGUSR1 to the launcher, which
-# OpenMPI forwards to every rank. (OpenMPI treats a SIGTERM or SIGINT to mpirun as "abort": it
-# SIGKILLs the ranks a second later and exits 1, so a step in progress could never finish and
+# Runs a job launcher (mpirun or srun) in the background and waits for it, passing stop requests
+# on: SIGTERM, SIGINT, SIGUSR1 and SIGHUP to this script become one SIGUSR1 to the launcher, which
+# forwards it to every rank. (OpenMPI treats a SIGTERM or SIGINT to mpirun as "abort": it SIGKILLs
+# the ranks a second later and exits 1; srun answers a SIGTERM by killing the tasks at once and
+# a single SIGINT by printing their status. Neither lets a step in progress finish and
 # checkpoint.) The ranks finish their step, rank 0 writes a checkpoint, every rank exits 75, and
-# so does this function. The launcher runs in its own session, so a terminal's Ctrl-C reaches
-# only this script, and with stdin from /dev/null. Sets `job_status` to the launcher's exit status.
-# `launch_stop_requested` becomes 1 once a stop request has arrived (no restart after it).
+# so does this function. The launcher runs in its own session, so a terminal's Ctrl-C (or
+# Slurm's `scancel --full`, which signals the batch script's process group) reaches only this
+# script, and with stdin from /dev/null. A stop that arrives while the launcher is still starting
+# is passed on once it handles SIGUSR1 (before that, SIGUSR1 would kill it). Sets `job_status` to
+# the launcher's exit status. `launch_stop_requested` becomes 1 once a stop request has arrived
+# (no restart after it).
 launch_stop_requested=0
 run_forwarding_stops() {
-    local child
-    setsid "$@" </dev/null &
-    child=$!
+    local child=""
+    # True once process $1 catches or blocks SIGUSR1 (bit 10 of SigCgt or SigBlk in
+    # /proc/PID/status: srun inside an allocation blocks it and takes it with sigwait), or has ended.
+    catches_usr1() {
+        local masks
+        masks=$(awk '/^Sig(Cgt|Blk):/ {printf "%s ", $2}' "/proc/$1/status" 2>/dev/null) || return 0
+        [ -n "$masks" ] || return 0
+        local m
+        for m in $masks; do (( (16#$m >> 9) & 1 )) && return 0; done
+        return 1
+    }
     forward_stop() {
         if [ "$launch_stop_requested" -eq 0 ]; then
             echo "launch: $1 received; asking the job to checkpoint at the next step boundary (exit 75)" >&2
         fi
         launch_stop_requested=1
+        [ -n "$child" ] || return 0
+        local tries=0
+        until catches_usr1 "$child" || [ "$tries" -ge 300 ]; do sleep 0.1; tries=$((tries + 1)); done
         kill -USR1 "$child" 2>/dev/null || true
     }
     trap 'forward_stop SIGTERM' TERM
     trap 'forward_stop SIGINT' INT
     trap 'forward_stop SIGUSR1' USR1
     trap 'forward_stop SIGHUP' HUP
+    setsid "$@" </dev/null &
+    child=$!
+    # A stop that came while the launcher was being started.
+    [ "$launch_stop_requested" -eq 1 ] && forward_stop again
     # `wait` returns early (status > 128) whenever a trapped signal arrives: wait again until the
     # launcher itself has exited.
     while true; do

@@ -92,8 +92,26 @@ public enum Launch {
     }
 
     /// MPI (initialised now, funneled) when launched by mpirun/srun; otherwise one process, and MPI
-    /// is not initialised at all.
+    /// is not initialised at all. Refuses to run alone as one of several tasks of an `srun` step
+    /// that gave its tasks no process manager (`--mpi=none`): each would train alone into the same
+    /// run directory.
     public static func communicator() throws -> Communicator {
-        underMPI ? try MPICommunicator() : SingleProcessCommunicator()
+        if underMPI { return try MPICommunicator() }
+        let env = ProcessInfo.processInfo.environment
+        if let tasks = env["SLURM_STEP_NUM_TASKS"].flatMap(Int.init), tasks > 1 {
+            throw UnconnectedTasks(tasks: tasks, task: env["SLURM_PROCID"].flatMap(Int.init) ?? -1)
+        }
+        return SingleProcessCommunicator()
+    }
+}
+
+/// srun started several tasks but gave them no MPI process manager (no PMIx/PMI variables), so
+/// they cannot form one job.
+public struct UnconnectedTasks: Error, CustomStringConvertible {
+    public let tasks: Int
+    public let task: Int
+    public var description: String {
+        "srun started \(tasks) tasks (this is task \(task)) without an MPI process manager, so each would train alone: "
+            + "launch with `srun --mpi=pmix …` (or set MpiDefault=pmix in slurm.conf; `srun --mpi=list` shows the choices)"
     }
 }

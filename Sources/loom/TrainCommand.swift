@@ -27,6 +27,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // First of all: a stop request during start-up (loading data, building the model) is
+            // kept and honoured after the first step, instead of killing the process.
+            loom_install_stop_handlers()
             // The binary, its libraries and the runtime, before anything is read: the memory plan's base.
             let start = ProcessMemory.residentBytes()
             let job = try joinJob()
@@ -48,7 +51,6 @@ struct TrainCommand: ParsableCommand {
                 task = try LanguageModelTask(config: config, data: data, world: job.worldSize)
             }
             let trainer = try Trainer(config: config, task: task, communicator: job, run: nil, progress: progress)
-            loom_install_stop_handlers()
             // Which checkpoint to continue from: rank 0 decides (it reads the files) and tells the others.
             let path = try runPath()
             var checkpoint: String?

@@ -27,7 +27,7 @@ func longStepScratch() throws -> String {
 
 /// How a test starts a job, as a user would.
 enum Launcher: String, CustomStringConvertible, CaseIterable {
-    case bareMpirun = "mpirun", launchMpirun = "launch/mpirun", slurmBatch = "launch/slurm.sbatch"
+    case bareMpirun = "mpirun", launchMpirun = "launch/mpirun", slurmBatch = "launch/slurm.sbatch (mpirun, outside Slurm)"
     var description: String { rawValue }
 
     /// The process to start for `loom train CONFIG arguments` on 2 ranks.
@@ -41,9 +41,10 @@ enum Launcher: String, CustomStringConvertible, CaseIterable {
         case .launchMpirun:
             return ("/bin/bash", [repositoryRoot + "/launch/mpirun", "-n", "2", config] + arguments, ["LOOM_BIN": loomBinary()])
         case .slurmBatch:
-            // What sbatch runs on the first node of a 1-node, 2-task allocation.
+            // What sbatch runs on the first node of a 1-node, 2-task allocation, with mpirun
+            // starting the ranks (LaunchSlurmTests runs the script under a real Slurm with srun).
             return ("/bin/bash", [repositoryRoot + "/launch/slurm.sbatch", config] + arguments,
-                    root.merging(["LOOM_BIN": loomBinary(), "SLURM_SUBMIT_DIR": repositoryRoot,
+                    root.merging(["LOOM_BIN": loomBinary(), "SLURM_SUBMIT_DIR": repositoryRoot, "LOOM_SLURM_LAUNCHER": "mpirun",
                                   "SLURM_NTASKS_PER_NODE": "2", "SLURM_CPUS_PER_TASK": "1"]) { a, _ in a })
         }
     }
@@ -57,8 +58,13 @@ final class Job {
     private let errorFile: String
     private var status: Int32?
 
-    init(_ launcher: Launcher, _ config: String, _ arguments: [String], in directory: String) throws {
+    convenience init(_ launcher: Launcher, _ config: String, _ arguments: [String], in directory: String) throws {
         let (executable, args, extra) = launcher.command(config, arguments)
+        try self.init(executable, args, environment: extra, in: directory)
+    }
+
+    /// Starts `executable arguments` in `directory`, with `extra` added to this environment.
+    init(_ executable: String, _ args: [String], environment extra: [String: String], in directory: String) throws {
         var env = ProcessInfo.processInfo.environment
         for (k, v) in extra { env[k] = v }
         errorFile = directory + "/job-\(UUID().uuidString).stderr"
