@@ -42,8 +42,10 @@ public enum KernelISA: String, CaseIterable, Sendable {
         return choose(cpu: CPUFeatures.current(), avx512Compiled: loom_avx512_compiled(), requested: value)
     }()
 
-    /// The ISA every kernel uses unless a caller (a test) names another.
-    public static var selected: KernelISA { selection.isa }
+    /// The ISA every kernel uses unless a caller (a test) names another: the start-up choice.
+    /// `loom bench --against-kernels-isa` switches it between blocks of steps, while no kernel
+    /// runs (a job's threads read it after the pool hands them the job); nothing else writes it.
+    nonisolated(unsafe) public static var selected: KernelISA = selection.isa
 
     /// The choice as a pure function: the CPU's best (AVX-512 when F, BW, VL and DQ are usable
     /// and the build carries the AVX-512 functions, else the Swift SIMD8 path), unless `requested`
