@@ -17,15 +17,34 @@ bool loom_avx512_compiled(void) { return true; }
 /// Lanes [0, count) of 16 (count ≤ 16).
 INLINE __mmask16 lanes(long count) { return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1); }
 
+/// 16 floats, or the lanes in `k` (zero elsewhere) when `masked`: every loop runs whole vectors
+/// unmasked and only its last, partial vector masked (masked stores cost several times a plain
+/// one on AMD Zen 4/5).
+INLINE __m512 load(const float *p, __mmask16 k, const int masked) {
+    return masked ? _mm512_maskz_loadu_ps(k, p) : _mm512_loadu_ps(p);
+}
+INLINE void store(float *p, __m512 v, __mmask16 k, const int masked) {
+    if (masked) _mm512_mask_storeu_ps(p, k, v); else _mm512_storeu_ps(p, v);
+}
+
+/// Runs BODY(i, k, masked) over [0, n) in 16-lane steps: whole vectors with masked = 0, then the
+/// partial one (if any) with masked = 1 and k its lanes.
+#define FOR_VECTORS(n, BODY) do { \
+    long i_ = 0; \
+    for (; i_ + 16 <= (n); i_ += 16) BODY(i_, (__mmask16)0xFFFF, 0); \
+    if (i_ < (n)) BODY(i_, lanes((n) - i_), 1); \
+} while (0)
+
 // MARK: SmallGemm
 
 /// One MR×(16·NV) tile of C at column j: accumulators in registers over all k, then α and the
 /// optional accumulate. `mask` limits the last 16-lane vector (the ragged edge).
-INLINE void tile(const int MR, const int NV, long k, float alpha,
+INLINE void tile(const int MR, const int NV, const int masked, long k, float alpha,
                  const float *a, long rs, long cs, const float *b, long ldb,
                  bool accumulate, float *c, long ldc, __mmask16 last) {
     __m512 acc[8][2];
     __mmask16 mask[2] = { NV == 1 ? last : 0xFFFF, last };
+    int partial[2] = { masked && NV == 1, masked };
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
 #pragma clang loop unroll(full)
@@ -35,7 +54,7 @@ INLINE void tile(const int MR, const int NV, long k, float alpha,
     for (long p = 0; p < k; p++) {
         __m512 bv[2];
 #pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mask[v], row + 16 * v);
+        for (int v = 0; v < NV; v++) bv[v] = load(row + 16 * v, mask[v], partial[v]);
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) {
             __m512 x = _mm512_set1_ps(a[r * rs + p * cs]);
@@ -51,8 +70,8 @@ INLINE void tile(const int MR, const int NV, long k, float alpha,
         for (int v = 0; v < NV; v++) {
             float *out = c + r * ldc + 16 * v;
             __m512 value = alpha == 1.0f ? acc[r][v] : _mm512_mul_ps(scale, acc[r][v]);
-            if (accumulate) value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[v], out), value);
-            _mm512_mask_storeu_ps(out, mask[v], value);
+            if (accumulate) value = _mm512_add_ps(load(out, mask[v], partial[v]), value);
+            store(out, value, mask[v], partial[v]);
         }
     }
 }
@@ -61,10 +80,11 @@ INLINE void tile(const int MR, const int NV, long k, float alpha,
 INLINE void rows(const int MR, long n, long k, float alpha, const float *a, long rs, long cs,
                  const float *b, long ldb, bool accumulate, float *c, long ldc) {
     long j = 0;
-    for (; j + 32 <= n; j += 32) tile(MR, 2, k, alpha, a, rs, cs, b + j, ldb, accumulate, c + j, ldc, 0xFFFF);
+    for (; j + 32 <= n; j += 32) tile(MR, 2, 0, k, alpha, a, rs, cs, b + j, ldb, accumulate, c + j, ldc, 0xFFFF);
     long rest = n - j;
-    if (rest > 16) tile(MR, 2, k, alpha, a, rs, cs, b + j, ldb, accumulate, c + j, ldc, lanes(rest - 16));
-    else if (rest > 0) tile(MR, 1, k, alpha, a, rs, cs, b + j, ldb, accumulate, c + j, ldc, lanes(rest));
+    if (rest == 16) tile(MR, 1, 0, k, alpha, a, rs, cs, b + j, ldb, accumulate, c + j, ldc, 0xFFFF);
+    else if (rest > 16) tile(MR, 2, 1, k, alpha, a, rs, cs, b + j, ldb, accumulate, c + j, ldc, lanes(rest - 16));
+    else if (rest > 0) tile(MR, 1, 1, k, alpha, a, rs, cs, b + j, ldb, accumulate, c + j, ldc, lanes(rest));
 }
 
 AVX512 void loom_avx512_small_gemm(long m, long n, long k, float alpha, const float *a, long rs, long cs,
@@ -132,46 +152,36 @@ INLINE __m512 tanh16(__m512 input) {
 
 AVX512 float loom_avx512_maximum(const float *p, long n) {
     __m512 m = _mm512_set1_ps(-INFINITY);
-    for (long i = 0; i < n; i += 16) {
-        __mmask16 k = lanes(n - i);
-        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, p + i));
-    }
+#define MAXIMUM(i, k, masked) m = _mm512_max_ps(m, masked ? _mm512_mask_loadu_ps(m, k, p + i) : _mm512_loadu_ps(p + i))
+    FOR_VECTORS(n, MAXIMUM);
     return _mm512_reduce_max_ps(m);
 }
 
 AVX512 float loom_avx512_exponentiate(float *p, long n, float subtract, float scale) {
     __m512 acc = _mm512_setzero_ps(), s = _mm512_set1_ps(subtract), f = _mm512_set1_ps(scale);
-    for (long i = 0; i < n; i += 16) {
-        __mmask16 k = lanes(n - i);
-        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), s), f));
-        _mm512_mask_storeu_ps(p + i, k, e);
-        acc = _mm512_mask_add_ps(acc, k, acc, e);
-    }
+#define EXPONENTIATE(i, k, masked) do { \
+        __m512 e = exp16(_mm512_mul_ps(_mm512_sub_ps(load(p + i, k, masked), s), f)); \
+        store(p + i, e, k, masked); \
+        acc = masked ? _mm512_mask_add_ps(acc, k, acc, e) : _mm512_add_ps(acc, e); \
+    } while (0)
+    FOR_VECTORS(n, EXPONENTIATE);
     return _mm512_reduce_add_ps(acc);
 }
 
 AVX512 void loom_avx512_softmax_row(float *p, long n) {
-    float inverse = 1.0f / loom_avx512_exponentiate(p, n, loom_avx512_maximum(p, n), 1.0f);
-    __m512 f = _mm512_set1_ps(inverse);
-    for (long i = 0; i < n; i += 16) {
-        __mmask16 k = lanes(n - i);
-        _mm512_mask_storeu_ps(p + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), f));
-    }
+    __m512 f = _mm512_set1_ps(1.0f / loom_avx512_exponentiate(p, n, loom_avx512_maximum(p, n), 1.0f));
+#define SCALE(i, k, masked) store(p + i, _mm512_mul_ps(load(p + i, k, masked), f), k, masked)
+    FOR_VECTORS(n, SCALE);
 }
 
 AVX512 void loom_avx512_softmax_backward_row(const float *p, float *d, long limit, long count, float alpha) {
     __m512 acc = _mm512_setzero_ps();
-    for (long j = 0; j < limit; j += 16) {
-        __mmask16 k = lanes(limit - j);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, p + j), _mm512_maskz_loadu_ps(k, d + j), acc);
-    }
+#define DOT(j, k, masked) acc = _mm512_fmadd_ps(load(p + j, k, masked), load(d + j, k, masked), acc)
+    FOR_VECTORS(limit, DOT);
     __m512 dot = _mm512_set1_ps(_mm512_reduce_add_ps(acc)), a = _mm512_set1_ps(alpha);
-    for (long j = 0; j < limit; j += 16) {
-        __mmask16 k = lanes(limit - j);
-        __m512 g = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + j),
-                                               _mm512_sub_ps(_mm512_maskz_loadu_ps(k, d + j), dot)), a);
-        _mm512_mask_storeu_ps(d + j, k, g);
-    }
+#define GRADIENT(j, k, masked) \
+    store(d + j, _mm512_mul_ps(_mm512_mul_ps(load(p + j, k, masked), _mm512_sub_ps(load(d + j, k, masked), dot)), a), k, masked)
+    FOR_VECTORS(limit, GRADIENT);
     for (long j = limit; j < count; j++) d[j] = 0;
 }
 
@@ -197,18 +207,14 @@ INLINE __m512 gelu_derivative16(__m512 x) {
 }
 
 AVX512 void loom_avx512_gelu_forward(float *out, const float *inp, long n) {
-    for (long i = 0; i < n; i += 16) {
-        __mmask16 k = lanes(n - i);
-        _mm512_mask_storeu_ps(out + i, k, gelu16(_mm512_maskz_loadu_ps(k, inp + i)));
-    }
+#define GELU(i, k, masked) store(out + i, gelu16(load(inp + i, k, masked)), k, masked)
+    FOR_VECTORS(n, GELU);
 }
 
 AVX512 void loom_avx512_gelu_backward(float *dinp, const float *inp, const float *dout, long n) {
-    for (long i = 0; i < n; i += 16) {
-        __mmask16 k = lanes(n - i);
-        __m512 g = _mm512_mul_ps(gelu_derivative16(_mm512_maskz_loadu_ps(k, inp + i)), _mm512_maskz_loadu_ps(k, dout + i));
-        _mm512_mask_storeu_ps(dinp + i, k, g);
-    }
+#define GELU_BACKWARD(i, k, masked) \
+    store(dinp + i, _mm512_mul_ps(gelu_derivative16(load(inp + i, k, masked)), load(dout + i, k, masked)), k, masked)
+    FOR_VECTORS(n, GELU_BACKWARD);
 }
 
 // MARK: LayerNorm
@@ -220,22 +226,23 @@ AVX512 void loom_avx512_layernorm_forward(float *out, float *mean, float *rstd, 
         const float *x = inp + row * C;
         float *o = out + row * C;
         __m512 acc = _mm512_setzero_ps();
-        for (long c = 0; c < C; c += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(lanes(C - c), x + c));
+#define SUM(c, k, masked) acc = _mm512_add_ps(acc, load(x + c, k, masked))
+        FOR_VECTORS(C, SUM);
         float m = _mm512_reduce_add_ps(acc) / (float)C;
         __m512 m16 = _mm512_set1_ps(m), var = _mm512_setzero_ps();
-        for (long c = 0; c < C; c += 16) {
-            __mmask16 k = lanes(C - c);
-            __m512 d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + c), m16);
-            var = _mm512_fmadd_ps(d, d, var);
-        }
+#define VARIANCE(c, k, masked) do { \
+            __m512 d = _mm512_sub_ps(load(x + c, k, masked), m16); \
+            if (masked) d = _mm512_maskz_mov_ps(k, d); \
+            var = _mm512_fmadd_ps(d, d, var); \
+        } while (0)
+        FOR_VECTORS(C, VARIANCE);
         float s = 1.0f / sqrtf(_mm512_reduce_add_ps(var) / (float)C + epsilon);
         __m512 s16 = _mm512_set1_ps(s);
-        for (long c = 0; c < C; c += 16) {
-            __mmask16 k = lanes(C - c);
-            __m512 norm = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m16), s16);
-            __m512 y = _mm512_fmadd_ps(norm, _mm512_maskz_loadu_ps(k, weight + c), _mm512_maskz_loadu_ps(k, bias + c));
-            _mm512_mask_storeu_ps(o + c, k, y);
-        }
+#define NORMALIZE(c, k, masked) do { \
+            __m512 norm = _mm512_mul_ps(_mm512_sub_ps(load(x + c, k, masked), m16), s16); \
+            store(o + c, _mm512_fmadd_ps(norm, load(weight + c, k, masked), load(bias + c, k, masked)), k, masked); \
+        } while (0)
+        FOR_VECTORS(C, NORMALIZE);
         mean[row] = m;
         rstd[row] = s;
     }
@@ -249,42 +256,42 @@ AVX512 void loom_avx512_layernorm_backward_rows(float *dinp, const float *dout, 
         float *di = dinp + row * C;
         __m512 m = _mm512_set1_ps(mean[row]), s = _mm512_set1_ps(rstd[row]);
         __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
-        for (long c = 0; c < C; c += 16) {
-            __mmask16 k = lanes(C - c);
-            __m512 dnorm = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, weight + c), _mm512_maskz_loadu_ps(k, d + c));
-            __m512 norm = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), s);
-            a = _mm512_add_ps(a, dnorm);
-            b = _mm512_fmadd_ps(dnorm, _mm512_maskz_mov_ps(k, norm), b);
-        }
+        // Lanes past C load zero weight and dout, so their dnorm (and its products) are zero.
+#define MEANS(c, k, masked) do { \
+            __m512 dnorm = _mm512_mul_ps(load(weight + c, k, masked), load(d + c, k, masked)); \
+            __m512 norm = _mm512_mul_ps(_mm512_sub_ps(load(x + c, k, masked), m), s); \
+            a = _mm512_add_ps(a, dnorm); \
+            b = _mm512_fmadd_ps(dnorm, norm, b); \
+        } while (0)
+        FOR_VECTORS(C, MEANS);
         __m512 dnormMean = _mm512_set1_ps(_mm512_reduce_add_ps(a) / (float)C);
         __m512 dnormNormMean = _mm512_set1_ps(_mm512_reduce_add_ps(b) / (float)C);
-        for (long c = 0; c < C; c += 16) {
-            __mmask16 k = lanes(C - c);
-            __m512 norm = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), s);
-            __m512 dnorm = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, weight + c), _mm512_maskz_loadu_ps(k, d + c));
-            // (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd
-            __m512 g = _mm512_mul_ps(_mm512_fnmadd_ps(norm, dnormNormMean, _mm512_sub_ps(dnorm, dnormMean)), s);
-            _mm512_mask_storeu_ps(di + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, di + c), g));
-        }
+        // dinp += (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd
+#define INPUT_GRADIENT(c, k, masked) do { \
+            __m512 norm = _mm512_mul_ps(_mm512_sub_ps(load(x + c, k, masked), m), s); \
+            __m512 dnorm = _mm512_mul_ps(load(weight + c, k, masked), load(d + c, k, masked)); \
+            __m512 g = _mm512_mul_ps(_mm512_fnmadd_ps(norm, dnormNormMean, _mm512_sub_ps(dnorm, dnormMean)), s); \
+            store(di + c, _mm512_add_ps(load(di + c, k, masked), g), k, masked); \
+        } while (0)
+        FOR_VECTORS(C, INPUT_GRADIENT);
     }
 }
 
 AVX512 void loom_avx512_layernorm_backward_columns(float *dweight, float *dbias, const float *dout,
                                                    const float *inp, const float *mean, const float *rstd,
                                                    long N, long C, long c0, long c1) {
-    for (long c = c0; c < c1; c += 16) {
-        __mmask16 k = lanes(c1 - c);
-        __m512 w = _mm512_maskz_loadu_ps(k, dweight + c), b = _mm512_maskz_loadu_ps(k, dbias + c);
-        for (long row = 0; row < N; row++) {
-            const float *x = inp + row * C, *d = dout + row * C;
-            __m512 dv = _mm512_maskz_loadu_ps(k, d + c);
-            __m512 norm = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), _mm512_set1_ps(mean[row])),
-                                        _mm512_set1_ps(rstd[row]));
-            b = _mm512_add_ps(b, dv);
-            w = _mm512_fmadd_ps(norm, dv, w);
-        }
-        _mm512_mask_storeu_ps(dweight + c, k, w);
-        _mm512_mask_storeu_ps(dbias + c, k, b);
+    // Rows outer, as the rows lie in memory; the channels' sums stay in dweight and dbias (L1).
+    for (long row = 0; row < N; row++) {
+        const float *x = inp + row * C + c0, *d = dout + row * C + c0;
+        float *w = dweight + c0, *b = dbias + c0;
+        __m512 m = _mm512_set1_ps(mean[row]), s = _mm512_set1_ps(rstd[row]);
+#define COLUMNS(i, k, masked) do { \
+            __m512 dv = load(d + i, k, masked); \
+            __m512 norm = _mm512_mul_ps(_mm512_sub_ps(load(x + i, k, masked), m), s); \
+            store(b + i, _mm512_add_ps(load(b + i, k, masked), dv), k, masked); \
+            store(w + i, _mm512_fmadd_ps(norm, dv, load(w + i, k, masked)), k, masked); \
+        } while (0)
+        FOR_VECTORS(c1 - c0, COLUMNS);
     }
 }
 
@@ -297,19 +304,17 @@ AVX512 void loom_avx512_adamw(float *p, const float *g, float *m, float *v, long
     const __m512 ob1 = _mm512_set1_ps(1 - beta1), ob2 = _mm512_set1_ps(1 - beta2);
     const __m512 eps = _mm512_set1_ps(epsilon), rate = _mm512_set1_ps(lr), dec = _mm512_set1_ps(decay);
     const __m512 c1 = _mm512_set1_ps(correction1), c2 = _mm512_set1_ps(correction2);
-    for (long i = 0; i < n; i += 16) {
-        __mmask16 k = lanes(n - i);
-        __m512 grad = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), sc);
-        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(ob1, grad));
-        __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(k, v + i)),
-                                  _mm512_mul_ps(_mm512_mul_ps(ob2, grad), grad));
-        __m512 mhat = _mm512_div_ps(mi, c1), vhat = _mm512_div_ps(vi, c2);
-        __m512 step = _mm512_div_ps(_mm512_mul_ps(rate, mhat), _mm512_add_ps(_mm512_sqrt_ps(vhat), eps));
-        __m512 pi = _mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), dec), step);
-        _mm512_mask_storeu_ps(p + i, k, pi);
-        _mm512_mask_storeu_ps(m + i, k, mi);
-        _mm512_mask_storeu_ps(v + i, k, vi);
-    }
+#define ADAMW(i, k, masked) do { \
+        __m512 grad = _mm512_mul_ps(load(g + i, k, masked), sc); \
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, load(m + i, k, masked)), _mm512_mul_ps(ob1, grad)); \
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, load(v + i, k, masked)), _mm512_mul_ps(_mm512_mul_ps(ob2, grad), grad)); \
+        __m512 mhat = _mm512_div_ps(mi, c1), vhat = _mm512_div_ps(vi, c2); \
+        __m512 step = _mm512_div_ps(_mm512_mul_ps(rate, mhat), _mm512_add_ps(_mm512_sqrt_ps(vhat), eps)); \
+        store(p + i, _mm512_sub_ps(_mm512_mul_ps(load(p + i, k, masked), dec), step), k, masked); \
+        store(m + i, mi, k, masked); \
+        store(v + i, vi, k, masked); \
+    } while (0)
+    FOR_VECTORS(n, ADAMW);
 }
 
 #else
