@@ -83,7 +83,9 @@ public enum KernelISA: String, CaseIterable, Sendable {
         switch self {
         case .avx512: return "AVX-512 (16 lanes, C with target attributes)"
         case .avx2:
-            #if LOOM_FMA
+            #if !arch(x86_64)
+            return "8 lanes (Swift SIMD8 built for this machine's CPU)"
+            #elseif LOOM_FMA
             return "AVX2 + FMA (8 lanes, Swift SIMD8 built for x86-64-v3)"
             #else
             return "8 lanes (Swift SIMD8, portable build: separate multiplies and adds)"
