@@ -214,13 +214,8 @@ public enum Attention {
                 }
                 // dS = P ⊙ (dP − Σ_j P·dP) · α   (entries a row cannot see are 0)
                 for i in i0..<(i0 + rows) {
-                    let pr = pbh + i * Tk, dr = dpbh + i * Tk
-                    let limit = s.visibleKeys(i, x.keyLengths, b)
-                    let dot = Softmax.dot(pr, dr, count: limit)
-                    var j = 0
-                    while j + 8 <= limit { dr.store8(j, pr.load8(j) * (dr.load8(j) - dot) * alpha); j += 8 }
-                    while j < limit { dr[j] = pr[j] * (dr[j] - dot) * alpha; j += 1 }
-                    for j in limit..<keys { dr[j] = 0 }
+                    Softmax.backwardRow(pbh + i * Tk, dpbh + i * Tk, limit: s.visibleKeys(i, x.keyLengths, b), count: keys,
+                                        scale: alpha)
                 }
                 // dQ = dS·K ; dK += dSᵀ·Q
                 products.times(m: rows, n: D, k: keys, a: dpBlock, lda: Tk, b: kbh, ldb: x.kStride, c: dq0, ldc: dqStride)

@@ -63,9 +63,9 @@ public enum FastMath {
         return x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
     }
 
-    /// a·b + c lane-wise: one fused multiply-add (one rounding) in builds for this machine's CPU
-    /// (`LOOM_FMA`, see Package.swift), a multiply then an add in portable builds, where the
-    /// fused form would be a library call per lane.
+    /// a·b + c lane-wise: one fused multiply-add (one rounding) in release builds, which target
+    /// the AVX2 + FMA level (`LOOM_FMA`, see Package.swift), a multiply then an add in portable
+    /// builds, where the fused form would be a library call per lane.
     @inline(__always) public static func multiplyAdd(_ a: Float8, _ b: Float8, _ c: Float8) -> Float8 {
         #if LOOM_FMA
         return c.addingProduct(a, b)

@@ -1,5 +1,7 @@
 // LayerNorm: normalisation over the channel dimension with learned scale and shift, forward and
-// backward (as llm.c). It is not RMSNorm.
+// backward (as llm.c). It is not RMSNorm. On an AVX-512 CPU (`KernelISA`) the row and column loops
+// run 16 lanes in CVectorKernels.
+import CVectorKernels
 
 /// out = (x − mean) · rstd · weight + bias per row, rstd = 1/√(var + ε). Shapes: N rows, C channels.
 public enum LayerNorm {
@@ -20,13 +22,17 @@ public enum LayerNorm {
         inp: UnsafePointer<Float>,             // (N, C)
         weight: UnsafePointer<Float>,          // (C)
         bias: UnsafePointer<Float>,            // (C)
-        rows N: Int, channels C: Int, epsilon: Float = 1e-5
+        rows N: Int, channels C: Int, epsilon: Float = 1e-5, isa: KernelISA = KernelISA.selected
     ) {
         struct Rows: ParallelLoop {
             let out, mean, rstd: UnsafeMutablePointer<Float>
             let inp, weight, bias: UnsafePointer<Float>
-            let C: Int, epsilon: Float
+            let C: Int, epsilon: Float, isa: KernelISA
             func run(_ rows: Range<Int>) {
+                if isa == .avx512 {
+                    loom_avx512_layernorm_forward(out, mean, rstd, inp, weight, bias, rows.lowerBound, rows.upperBound, C, epsilon)
+                    return
+                }
                 for row in rows {
                     let x = UnsafePointer(inp + row * C), o = out + row * C
                     let m = LayerNorm.sum(x, C) / Float(C)
@@ -44,7 +50,7 @@ public enum LayerNorm {
         }
         Profiler.measure(.layerNorm) {
             ThreadPool.shared.parallelFor(N, grain: 4, Rows(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight,
-                                                            bias: bias, C: C, epsilon: epsilon))
+                                                            bias: bias, C: C, epsilon: epsilon, isa: isa))
         }
     }
 
@@ -59,13 +65,17 @@ public enum LayerNorm {
         weight: UnsafePointer<Float>,          // (C)
         mean: UnsafePointer<Float>,            // (N)
         rstd: UnsafePointer<Float>,            // (N)
-        rows N: Int, channels C: Int
+        rows N: Int, channels C: Int, isa: KernelISA = KernelISA.selected
     ) {
         struct InputRows: ParallelLoop {
             let dinp: UnsafeMutablePointer<Float>
             let dout, inp, weight, mean, rstd: UnsafePointer<Float>
-            let C: Int
+            let C: Int, isa: KernelISA
             func run(_ rows: Range<Int>) {
+                if isa == .avx512 {
+                    loom_avx512_layernorm_backward_rows(dinp, dout, inp, weight, mean, rstd, rows.lowerBound, rows.upperBound, C)
+                    return
+                }
                 for row in rows {
                     let x = inp + row * C, d = dout + row * C, di = dinp + row * C
                     let m = mean[row], s = rstd[row]
@@ -97,8 +107,12 @@ public enum LayerNorm {
         struct ParameterColumns: ParallelLoop {
             let dweight, dbias: UnsafeMutablePointer<Float>
             let dout, inp, mean, rstd: UnsafePointer<Float>
-            let N: Int, C: Int
+            let N: Int, C: Int, isa: KernelISA
             func run(_ cols: Range<Int>) {
+                if isa == .avx512 {
+                    loom_avx512_layernorm_backward_columns(dweight, dbias, dout, inp, mean, rstd, N, C, cols.lowerBound, cols.upperBound)
+                    return
+                }
                 for row in 0..<N {
                     let x = inp + row * C, d = dout + row * C
                     let m = mean[row], s = rstd[row]
@@ -112,9 +126,9 @@ public enum LayerNorm {
         Profiler.measure(.layerNorm) {
             let pool = ThreadPool.shared
             pool.parallelFor(N, grain: 4, InputRows(dinp: dinp, dout: dout, inp: inp, weight: weight, mean: mean,
-                                                    rstd: rstd, C: C))
+                                                    rstd: rstd, C: C, isa: isa))
             pool.parallelFor(C, grain: 16, ParameterColumns(dweight: dweight, dbias: dbias, dout: dout, inp: inp,
-                                                            mean: mean, rstd: rstd, N: N, C: C))
+                                                            mean: mean, rstd: rstd, N: N, C: C, isa: isa))
         }
     }
 }

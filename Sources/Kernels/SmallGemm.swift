@@ -1,33 +1,47 @@
 // SmallGemm: register-blocked matrix products for attention's per-head blocks (tens of rows, head
 // size 32–64), where an OpenBLAS call costs more in set-up than in arithmetic. It is not a general
 // sgemm: no packing and no cache blocking, so it is for operands that already sit in L1/L2.
+import CVectorKernels
 
 /// C(m×n) = α·A·B (+ C), with B row-major and A read through two strides, so that Aᵀ costs
 /// nothing: A(i, p) = a[i·rowStride + p·columnStride].
 ///
 /// Why: the tiny GPT's attention made ~4,600 OpenBLAS calls per step of at most 16×64×32, and
-/// their fixed cost was most of attention's time. The kernel keeps a 6×16 tile of C in registers
-/// (twelve 8-lane accumulators; 4×16 and single rows for the rest) and streams one row of B and
-/// six values of A per step of p, with fused multiply-adds where the build has them
-/// (`FastMath.multiplyAdd`): at the tiny GPT's blocks ~60 GFLOP/s on one Zen 3 core against ~40
-/// for the 4×16 tile with separate multiplies and adds.
+/// their fixed cost was most of attention's time. The 8-lane kernel keeps a 6×16 tile of C in
+/// registers (twelve 8-lane accumulators; 4×16 and single rows for the rest) and streams one row
+/// of B and six values of A per step of p, with fused multiply-adds where the build has them
+/// (`FastMath.multiplyAdd`). On an AVX-512 CPU (`KernelISA`) the C kernel keeps an 8×32 tile
+/// instead (sixteen of the 32 zmm registers), 16 lanes per multiply-add, with masked loads and
+/// stores for the ragged edge; both sum over p in order.
 public enum SmallGemm {
-    /// The kernel this build runs, for `loom system` and run headers: it is fixed when Kernels is
-    /// compiled (no runtime dispatch), so it is the build's choice, not the CPU's.
-    public static var kernel: String {
-        #if LOOM_FMA
-        return "6x16 register tile, Swift SIMD8 with fused multiply-adds (built for the build machine's CPU)"
-        #else
-        return "6x16 register tile, Swift SIMD8, separate multiplies and adds (portable build)"
-        #endif
+    /// The kernel this process runs, for `loom system` and run headers: chosen at run time
+    /// (`KernelISA.selected`: cpuid, or LOOM_KERNELS_ISA).
+    public static var kernel: String { kernel(KernelISA.selected) }
+
+    /// The kernel `isa` runs.
+    public static func kernel(_ isa: KernelISA) -> String {
+        switch isa {
+        case .avx512: return "8x32 register tile, AVX-512 (16 lanes, masked edges)"
+        case .avx2:
+            #if LOOM_FMA
+            return "6x16 register tile, Swift SIMD8 with fused multiply-adds (AVX2 + FMA)"
+            #else
+            return "6x16 register tile, Swift SIMD8, separate multiplies and adds (portable build)"
+            #endif
+        }
     }
 
     public static func multiply(
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, rowStride: Int, columnStride: Int,   // A (m×k) through strides
         b: UnsafePointer<Float>, ldb: Int,                            // B (k×n) row-major
-        accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int    // C (m×n) row-major
+        accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int,   // C (m×n) row-major
+        isa: KernelISA = KernelISA.selected
     ) {
+        if isa == .avx512 {
+            loom_avx512_small_gemm(m, n, k, alpha, a, rowStride, columnStride, b, ldb, accumulate, c, ldc)
+            return
+        }
         let ar = rowStride, ac = columnStride
         var i = 0
         while i + 6 <= m {

@@ -1,11 +1,14 @@
 // Softmax: the row softmax pieces shared by attention and cross-entropy (vectorised exp and sum).
-// It is not a layer with its own backward: each caller fuses the backward it needs.
+// It is not a layer with its own backward: each caller fuses the backward it needs. On an AVX-512
+// CPU (`KernelISA`) the row functions run 16 lanes in CVectorKernels; the SIMD8 code is the rest.
+import CVectorKernels
 
 public enum Softmax {
     /// p[i] = exp((p[i] − subtract) · scale) for i < n; returns Σ p[i].
     @inline(__always)
     public static func exponentiate(_ p: UnsafeMutablePointer<Float>, count n: Int,
-                                    subtract: Float, scale: Float) -> Float {
+                                    subtract: Float, scale: Float, isa: KernelISA = KernelISA.selected) -> Float {
+        if isa == .avx512 { return loom_avx512_exponentiate(p, n, subtract, scale) }
         var acc = Float8()
         var i = 0
         while i + 8 <= n {
@@ -26,8 +29,22 @@ public enum Softmax {
 
     /// In-place softmax of one row of length n (max-subtracted for stability).
     @inline(__always)
-    public static func row(_ p: UnsafeMutablePointer<Float>, count n: Int) {
-        scale(p, count: n, by: 1 / exponentiate(p, count: n, subtract: maximum(p, count: n), scale: 1))
+    public static func row(_ p: UnsafeMutablePointer<Float>, count n: Int, isa: KernelISA = KernelISA.selected) {
+        if isa == .avx512 { loom_avx512_softmax_row(p, n); return }
+        scale(p, count: n, by: 1 / exponentiate(p, count: n, subtract: maximum(p, count: n, isa: isa), scale: 1, isa: isa))
+    }
+
+    /// Softmax backward of one row scaled by α, in place: d[j] = p[j]·(d[j] − Σ p·d)·α for
+    /// j < limit (the keys the row sees), d[j] = 0 for limit ≤ j < count.
+    @inline(__always)
+    public static func backwardRow(_ p: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, limit: Int, count: Int,
+                                   scale alpha: Float, isa: KernelISA = KernelISA.selected) {
+        if isa == .avx512 { loom_avx512_softmax_backward_row(p, d, limit, count, alpha); return }
+        let dot = Softmax.dot(p, d, count: limit)
+        var j = 0
+        while j + 8 <= limit { d.store8(j, p.load8(j) * (d.load8(j) - dot) * alpha); j += 8 }
+        while j < limit { d[j] = p[j] * (d[j] - dot) * alpha; j += 1 }
+        for j in limit..<max(limit, count) { d[j] = 0 }
     }
 
     /// p[i] *= factor for i < n.
@@ -51,7 +68,8 @@ public enum Softmax {
 
     /// max of p[0..<n] (n > 0).
     @inline(__always)
-    public static func maximum(_ p: UnsafePointer<Float>, count n: Int) -> Float {
+    public static func maximum(_ p: UnsafePointer<Float>, count n: Int, isa: KernelISA = KernelISA.selected) -> Float {
+        if isa == .avx512 { return loom_avx512_maximum(p, n) }
         var m8 = Float8(repeating: -.infinity)
         var i = 0
         while i + 8 <= n { m8 = FastMath.maximum(m8, p.load8(i)); i += 8 }

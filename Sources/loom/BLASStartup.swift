@@ -52,6 +52,10 @@ enum BLASStartup {
             warning = "loom: cannot re-execute /proc/self/exe with OPENBLAS_CORETYPE=\(wanted) (\(reason)); continuing with OpenBLAS's \(core) kernels"
         }
         if let warning { FileHandle.standardError.write(Data("\(warning)\n".utf8)) }
+        if let error = KernelISA.selection.error {
+            FileHandle.standardError.write(Data("loom: \(error)\n".utf8))
+            exit(2)
+        }
         state = State(cpu: cpu, core: core, coreType: coreType, reexecuted: reexecuted,
                       chooser: BLASCore.chooser(library: core, coreType: coreType, reexecuted: reexecuted), warning: warning)
     }
@@ -79,7 +83,7 @@ enum BLASStartup {
         return "loom \(loomVersion) on \(cpuName(s.cpu)) (\(s.cpu.vendor) family \(s.cpu.family) model \(s.cpu.model), \(s.cpu.vectorLevel)); "
             + "sgemm: OpenBLAS \(BLASCore.version()) \(s.core) kernels (\(s.chooser.phrase)"
             + (best.map { $0.lowercased() == s.core.lowercased() ? ", the best for this CPU" : "; best for this CPU: \($0)" } ?? "")
-            + "); " + oneDNNPhrase + "; attention: SmallGemm \(SmallGemm.kernel)"
+            + "); " + oneDNNPhrase + "; own kernels: \(kernelISA); attention: SmallGemm \(SmallGemm.kernel)"
     }
 
     /// oneDNN's version, ISA and the implementations it picks for an fp32 and a bf16 product.
@@ -90,6 +94,12 @@ enum BLASStartup {
     static var oneDNNPhrase: String {
         guard OneDNN.available else { return "oneDNN: unavailable (no CPU engine)" }
         return "oneDNN \(OneDNN.version) \(oneDNN.isa) (fp32 \(oneDNN.fp32 ?? "none"), bf16 \(oneDNN.bf16 ?? "none"))"
+    }
+
+    /// The ISA of Loom's own kernels and who chose it: "AVX-512 (16 lanes, …), chosen by cpuid".
+    static var kernelISA: String {
+        let s = KernelISA.selection
+        return "\(s.isa.summary), chosen by \(s.chosenBy == "cpuid" ? "cpuid" : "\(s.chosenBy)=\(s.isa.rawValue)")"
     }
 
     /// The same as JSON fields.
@@ -103,12 +113,15 @@ enum BLASStartup {
                      "core": s.core, "chosen_by": s.chooser.rawValue, "reexecuted": s.reexecuted,
                      "best_core": BLASCore.best(for: s.cpu) ?? NSNull(), "openblas_coretype": s.coreType ?? NSNull(),
                      "warning": s.warning ?? NSNull()] as [String: Any],
+            "kernels_isa": ["isa": KernelISA.selected.rawValue, "lanes": KernelISA.selected.lanes,
+                            "summary": KernelISA.selected.summary, "chosen_by": KernelISA.selection.chosenBy] as [String: Any],
             "onednn": ["available": OneDNN.available, "version": OneDNN.version, "isa": oneDNN.isa,
                        "fp32_implementation": oneDNN.fp32 ?? NSNull(), "bf16_implementation": oneDNN.bf16 ?? NSNull()] as [String: Any],
             "engines": [["name": "sgemm", "used_by": "linear layers, LM head", "kernel": "OpenBLAS \(s.core)", "chosen_by": s.chooser.rawValue],
                         ["name": "oneDNN matmul", "used_by": "product shapes kernels.gemm routes to it (onednn, auto; bf16)",
                          "kernel": "\(oneDNN.isa) \(oneDNN.fp32 ?? "none")", "chosen_by": "library (CPU dispatch)"],
-                        ["name": "SmallGemm", "used_by": "attention blocks", "kernel": SmallGemm.kernel, "chosen_by": "build"]],
+                        ["name": "SmallGemm", "used_by": "attention blocks", "kernel": SmallGemm.kernel,
+                         "chosen_by": KernelISA.selection.chosenBy]],
         ]
     }
 

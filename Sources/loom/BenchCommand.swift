@@ -25,6 +25,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("against"), parsing: .singleValue,
             help: "Also build the config with this override (repeatable) and alternate blocks of 10 steps between the two in this process: prints both throughputs and the ratio per block, so a noisy machine's speed swings hit both alike.")
     var against: [String] = []
+    @Option(name: .customLong("against-kernels-isa"),
+            help: "Alternate blocks as --against does, the second side running Loom's own kernels at this ISA (avx2 or avx512; see LOOM_KERNELS_ISA) instead of the start-up choice.")
+    var againstKernelsISA: String?
 
     func run() throws {
         try reportingErrors {
@@ -34,7 +37,9 @@ struct BenchCommand: ParsableCommand {
             var config = try LoomConfig.load(path: config, overrides: overrides)
             config.evaluation.interval = 0
             if config.model.kind == "transformer" {
-                guard against.isEmpty else { throw ValidationError("loom bench --against: only for GPT configs (\(self.config) is a transformer)") }
+                guard against.isEmpty && againstKernelsISA == nil else {
+                    throw ValidationError("loom bench --against: only for GPT configs (\(self.config) is a transformer)")
+                }
                 try benchTranslation(config: config, start: start)
                 return
             }
@@ -52,7 +57,7 @@ struct BenchCommand: ParsableCommand {
             let trainer = try Trainer(config: config, data: data, communicator: job,
                                       run: nil, progress: Progress(enabled: false))
             guard let model = trainer.gpt else { throw ValidationError("loom bench: \(self.config) is not a GPT config") }
-            if !against.isEmpty {
+            if !against.isEmpty || againstKernelsISA != nil {
                 try compare(trainer, with: against, data: data, job: job, threads: threads)
                 return
             }
@@ -136,13 +141,26 @@ struct BenchCommand: ParsableCommand {
         guard threadsPerRank(configured: config.training.threads, job: job) == threads else {
             throw ValidationError("loom bench --against: both sides share one thread pool; compare thread counts in separate runs")
         }
+        // The kernel ISA of each side: the start-up choice, or --against-kernels-isa for the second.
+        let isas: [KernelISA] = try {
+            let startup = KernelISA.selected
+            guard let text = againstKernelsISA else { return [startup, startup] }
+            guard let isa = KernelISA(rawValue: text.lowercased()), KernelISA.available.contains(isa) else {
+                throw ValidationError("loom bench --against-kernels-isa \(text): this CPU runs \(KernelISA.available.map(\.rawValue).joined(separator: " or "))")
+            }
+            return [startup, isa]
+        }()
         let second = try Trainer(config: config, data: data, communicator: job, run: nil, progress: Progress(enabled: false))
         let block = 10, blocks = max(1, (steps + block - 1) / block)
-        for s in 0..<warmup { _ = first.trainStep(s, learningRate: 1e-4); _ = second.trainStep(s, learningRate: 1e-4) }
+        for s in 0..<warmup {
+            KernelISA.selected = isas[0]; _ = first.trainStep(s, learningRate: 1e-4)
+            KernelISA.selected = isas[1]; _ = second.trainStep(s, learningRate: 1e-4)
+        }
         var rates: ([Double], [Double]) = ([], []), ratios: [Double] = []
         for b in 0..<blocks {
             var pair = [0.0, 0.0]
             for (side, trainer) in (b % 2 == 0 ? [(0, first), (1, second)] : [(1, second), (0, first)]) {
+                KernelISA.selected = isas[side]
                 job.barrier()
                 let t0 = monotonicSeconds()
                 for s in 0..<block { _ = trainer.trainStep(warmup + b * block + s, learningRate: 1e-4) }
@@ -151,15 +169,19 @@ struct BenchCommand: ParsableCommand {
             }
             rates.0.append(pair[0]); rates.1.append(pair[1]); ratios.append(pair[1] / pair[0])
         }
+        KernelISA.selected = isas[0]
         let kernels = BLASStartup.BenchReport(job)
         guard job.isCoordinator else { job.finish(); return }
         defer { job.finish() }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
-        let extraText = extra.joined(separator: " ")
+        let extraText = (extra + (againstKernelsISA.map { _ in ["kernels ISA \(isas[1].rawValue) (first side: \(isas[0].rawValue))"] } ?? []))
+            .joined(separator: " ")
         if json {
             try printJSON(["tokens_per_s": median(rates.0).rounded(), "against_tokens_per_s": median(rates.1).rounded(),
                            "ratio_median": median(ratios), "ratio_min": ratios.min()!, "ratio_max": ratios.max()!,
-                           "blocks": blocks, "against": extraText, "against_gemm": GemmReport.fields(second.gemm)["gemm"]!]
+                           "blocks": blocks, "against": extraText, "against_gemm": GemmReport.fields(second.gemm)["gemm"]!,
+                           "block_ratios": ratios, "block_tokens_per_s": rates.0.map { $0.rounded() },
+                           "against_block_tokens_per_s": rates.1.map { $0.rounded() }]
                 .merging(kernels.fields) { a, _ in a }.merging(GemmReport.fields(first.gemm)) { a, _ in a })
             return
         }

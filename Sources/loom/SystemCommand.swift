@@ -30,6 +30,7 @@ struct SystemCommand: ParsableCommand {
             print("  sgemm            OpenBLAS \(s.core) (\(s.chooser.phrase)); best for this CPU: \(BLASCore.best(for: s.cpu) ?? "none beyond the SSE-era kernels")")
             print("                   OPENBLAS_CORETYPE=\(s.coreType ?? "(unset)"); \(BLASCore.configuration())")
             print("  oneDNN           " + BLASStartup.oneDNNPhrase + " (kernels.gemm: onednn or auto; bf16 products)")
+            print("  own kernels      \(BLASStartup.kernelISA) (SmallGemm, softmax, GELU, LayerNorm, AdamW; \(KernelISA.overrideVariable)=avx2 forces 8 lanes)")
             print("  attention        SmallGemm: \(SmallGemm.kernel)")
             if let w = s.warning { print("  warning          \(w)") }
         }

@@ -3,6 +3,7 @@ import Testing
 import Foundation
 import Models
 import Training
+import Kernels
 import TestSupport
 
 @Suite struct OptimizerTests {
@@ -29,6 +30,32 @@ import TestSupport
             }
         }
         for i in 0..<6 { #expect(abs(Double(p.pointer[i]) - rp[i]) < 1e-6, "parameter \(i)") }
+    }
+
+    /// Both kernel ISAs run the same operations in the same order, so ranks on AVX2 and AVX-512
+    /// CPUs keep bit-identical replicas: every parameter and moment after 3 steps, over segments
+    /// whose ends fall inside 16-lane vectors (the masked edges) and a clipping scale.
+    @Test func adamWPathsGiveTheSameBits() {
+        var layout = ParameterLayout()
+        layout.add("matrix", [7, 9], decay: true)
+        layout.add("bias", [5])
+        layout.add("more", [3, 11], decay: true)
+        let n = layout.count
+        let start = randomFloats(n, seed: 31)
+        var results: [[Float]] = []
+        for isa in KernelISA.available {
+            let p = FlatBuffer(count: n), g = FlatBuffer(count: n)
+            for i in 0..<n { p.pointer[i] = start[i] }
+            let opt = AdamW(layout: layout, beta1: 0.9, beta2: 0.95, epsilon: 1e-8, weightDecay: 0.1)
+            for step in 1...3 {
+                let grads = randomFloats(n, seed: UInt64(40 + step))
+                for i in 0..<n { g.pointer[i] = grads[i] }
+                opt.step(parameters: p, gradients: g, learningRate: 0.003, gradientScale: 0.6, isa: isa)
+            }
+            results.append((0..<n).map { p.pointer[$0] } + (0..<n).map { opt.m.pointer[$0] } + (0..<n).map { opt.v.pointer[$0] })
+        }
+        #expect(results.allSatisfy { $0 == results[0] }, "\(KernelISA.available)")
+        #expect(results[0] != start + start + start)   // the steps moved something
     }
 
     @Test func clippingScalesToTheMaximumNorm() {

@@ -1,0 +1,58 @@
+// CVectorKernels: Loom's own hot loops in 16-lane AVX-512, compiled into every x86-64 binary and
+// run only where the CPU has AVX-512 (Kernels/KernelISA.swift chooses once, from cpuid). It is not
+// a dispatcher: callers pick the ISA; every function here assumes AVX-512 F/BW/VL/DQ is usable.
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+/// Whether this build carries the AVX-512 kernels below (x86-64 only; elsewhere they are absent
+/// and `loom_avx512_compiled` is false).
+bool loom_avx512_compiled(void);
+
+/// C(m×n) = α·A·B (+ C): A(i, p) = a[i·rs + p·cs], B (k×n) row-major with row stride ldb,
+/// C row-major with row stride ldc. An 8×32 register tile (16 of the 32 zmm registers as
+/// accumulators), masked loads and stores for the ragged right edge, one fused multiply-add per
+/// 16 lanes, p in order: each C value is the same left-to-right sum whatever the tile.
+void loom_avx512_small_gemm(long m, long n, long k, float alpha,
+                            const float *a, long rs, long cs,
+                            const float *b, long ldb,
+                            bool accumulate, float *c, long ldc);
+
+/// In-place softmax of p[0..<n] (n > 0): max-subtracted, the same exp polynomial as
+/// `FastMath.exp`, scaled by 1/Σ.
+void loom_avx512_softmax_row(float *p, long n);
+
+/// p[i] = exp((p[i] − subtract)·scale) for i < n; returns Σ p[i].
+float loom_avx512_exponentiate(float *p, long n, float subtract, float scale);
+
+/// max of p[0..<n] (n > 0).
+float loom_avx512_maximum(const float *p, long n);
+
+/// Softmax backward of one attention row: d[j] = p[j]·(d[j] − Σ p·d)·α for j < limit, and
+/// d[j] = 0 for limit ≤ j < count.
+void loom_avx512_softmax_backward_row(const float *p, float *d, long limit, long count, float alpha);
+
+/// GELU (tanh form) over n values: out = gelu(inp); and dinp = gelu′(inp)·dout.
+void loom_avx512_gelu_forward(float *out, const float *inp, long n);
+void loom_avx512_gelu_backward(float *dinp, const float *inp, const float *dout, long n);
+
+/// LayerNorm forward of rows [row0, row1) of (N, C): out, mean (N), rstd (N).
+void loom_avx512_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                                   const float *weight, const float *bias,
+                                   long row0, long row1, long C, float epsilon);
+/// LayerNorm backward, input gradient of rows [row0, row1): dinp += ….
+void loom_avx512_layernorm_backward_rows(float *dinp, const float *dout, const float *inp,
+                                         const float *weight, const float *mean, const float *rstd,
+                                         long row0, long row1, long C);
+/// LayerNorm backward, parameter gradients of channels [c0, c1) summed over all N rows in row
+/// order: dweight += Σ norm·dout, dbias += Σ dout.
+void loom_avx512_layernorm_backward_columns(float *dweight, float *dbias, const float *dout,
+                                            const float *inp, const float *mean, const float *rstd,
+                                            long N, long C, long c0, long c1);
+
+/// AdamW over n parameters, the same operations in the same order as Training/AdamW.swift's
+/// lanes (so the same bits): g = unscaled·scale; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g·g;
+/// p = p·decay − lr·(m/c1) / (√(v/c2) + ε).
+void loom_avx512_adamw(float *p, const float *g, float *m, float *v, long n,
+                       float scale, float beta1, float beta2, float epsilon, float lr, float decay,
+                       float correction1, float correction2);
