@@ -92,7 +92,7 @@ struct BenchCommand: ParsableCommand {
                     "sgemm_peak_gflops": peak.gflops, "ratio": gflops / peak.gflops, "threads": threads, "thread_replicas": replicas,
                     "flops_per_token": c.flopsPerToken,
                     "allocations_in_measured_steps": allocations, "onednn_allocations_in_measured_steps": oneDNNAllocations,
-                    "parameters": model.layout.count]
+                    "parameters": model.layout.count, "precision": model.precision.rawValue]
                 try printJSON(fields.merging(kernels.fields) { a, _ in a }.merging(memory.fields) { a, _ in a }
                     .merging(GemmReport.fields(trainer.gemm)) { a, _ in a })
                 return

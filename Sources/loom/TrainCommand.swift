@@ -85,6 +85,10 @@ struct TrainCommand: ParsableCommand {
             }
             progress.message(BLASStartup.summary())
             progress.message("loom train: \(task.describe(world: job.worldSize)), \(ThreadPool.shared.threads) thread(s) per rank, run dir \(path)")
+            if task.model.precision == .bf16 {
+                progress.message("loom train: training.precision bf16: matrix products on bf16 operands with fp32 accumulation"
+                                 + " (oneDNN \(OneDNN.implementation(bf16: true) ?? "?")), fp32 master weights, optimizer and loss")
+            }
             trainer.stopAfterStep = stopAfter
             let summary: TrainingSummary
             do { summary = try trainer.train() } catch let stop as Preempted {
