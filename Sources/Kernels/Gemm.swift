@@ -40,31 +40,44 @@ public enum Gemm {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        split(Block(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                    b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, splitRows: m >= n))
+    }
+
+    /// The operand types a product takes: fp32, or bf16 bits (`UInt16`); C is fp32 either way.
+    protocol Operand {
+        static func serialProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                  a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
+    }
+
+    /// Runs `job` whole on the calling thread when the pool has one thread or the product is
+    /// small, else split across the pool along M when M ≥ N, along N otherwise.
+    @inline(__always)
+    static func split<T: Operand>(_ job: Block<T>) {
         let pool = ThreadPool.shared
-        if pool.threads == 1 || m * n * k < 32 * 32 * 32 {
-            serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        if pool.threads == 1 || job.m * job.n * job.k < 32 * 32 * 32 {
+            T.serialProduct(transA: job.transA, transB: job.transB, m: job.m, n: job.n, k: job.k, alpha: job.alpha,
+                            a: job.a, lda: job.lda, b: job.b, ldb: job.ldb, beta: job.beta, c: job.c, ldc: job.ldc)
             return
         }
-        let job = Block(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, splitRows: m >= n)
-        pool.parallelFor(m >= n ? m : n, grain: 16, job)
+        pool.parallelFor(job.splitRows ? job.m : job.n, grain: 16, job)
     }
 
     /// One thread's block of C: a range of rows (A's rows) or of columns (B's columns).
-    struct Block: ParallelLoop {
+    struct Block<T: Operand>: ParallelLoop {
         let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
-        let a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
+        let a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int
         let beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, splitRows: Bool
         func run(_ part: Range<Int>) {
             if splitRows {
                 let aOffset = transA ? part.lowerBound : part.lowerBound * lda
-                serial(transA: transA, transB: transB, m: part.count, n: n, k: k, alpha: alpha,
-                       a: a + aOffset, lda: lda, b: b, ldb: ldb, beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
+                T.serialProduct(transA: transA, transB: transB, m: part.count, n: n, k: k, alpha: alpha,
+                                a: a + aOffset, lda: lda, b: b, ldb: ldb, beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
             } else {
                 let bOffset = transB ? part.lowerBound * ldb : part.lowerBound
-                serial(transA: transA, transB: transB, m: m, n: part.count, k: k, alpha: alpha,
-                       a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta, c: c + part.lowerBound, ldc: ldc)
+                T.serialProduct(transA: transA, transB: transB, m: m, n: part.count, k: k, alpha: alpha,
+                                a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta, c: c + part.lowerBound, ldc: ldc)
             }
         }
     }
@@ -98,31 +111,27 @@ public enum Gemm {
         a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        let pool = ThreadPool.shared
-        if pool.threads == 1 || m * n * k < 32 * 32 * 32 {
-            serialBF16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            return
-        }
-        let job = BlockBF16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, splitRows: m >= n)
-        pool.parallelFor(m >= n ? m : n, grain: 16, job)
+        split(Block(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                    b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, splitRows: m >= n))
     }
+}
 
-    struct BlockBF16: ParallelLoop {
-        let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
-        let a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int
-        let beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, splitRows: Bool
-        func run(_ part: Range<Int>) {
-            if splitRows {
-                let aOffset = transA ? part.lowerBound : part.lowerBound * lda
-                serialBF16(transA: transA, transB: transB, m: part.count, n: n, k: k, alpha: alpha,
-                           a: a + aOffset, lda: lda, b: b, ldb: ldb, beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
-            } else {
-                let bOffset = transB ? part.lowerBound * ldb : part.lowerBound
-                serialBF16(transA: transA, transB: transB, m: m, n: part.count, k: k, alpha: alpha,
-                           a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta, c: c + part.lowerBound, ldc: ldc)
-            }
-        }
+extension Float: Gemm.Operand {
+    @inline(__always)
+    static func serialProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        Gemm.serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c, ldc: ldc)
+    }
+}
+
+extension UInt16: Gemm.Operand {
+    @inline(__always)
+    static func serialProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                              a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        Gemm.serialBF16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                        beta: beta, c: c, ldc: ldc)
     }
 }

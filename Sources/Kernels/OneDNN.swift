@@ -116,8 +116,10 @@ public final class OneDNNMatmul: @unchecked Sendable {
     /// oneDNN's implementation name, e.g. "brg:avx512_core_bf16".
     public var implementation: String { matmul.implementation.map { String(cString: $0) } ?? "" }
 
-    /// nil when oneDNN has no implementation for the shape (or no engine).
-    public init?(_ shape: GemmShape, slots: Int) {
+    /// nil when oneDNN has no implementation for the shape (or no engine). `shared`: its
+    /// threads use the shared per-slot streams and scratchpads (made or grown here, so only while
+    /// no product runs); a private one (a one-off call) has one slot and brings its own.
+    public init?(_ shape: GemmShape, slots: Int, shared: Bool = true) {
         self.shape = shape
         self.slots = min(slots, OneDNN.maxSlots)
         memories = .allocate(capacity: 4 * max(self.slots, 1))
@@ -131,7 +133,7 @@ public final class OneDNNMatmul: @unchecked Sendable {
             matmul.primitive = nil
             return nil
         }
-        OneDNN.reserve(slots: self.slots, scratchpad: matmul.scratchpad_bytes)
+        if shared { OneDNN.reserve(slots: self.slots, scratchpad: matmul.scratchpad_bytes) }
         for slot in 0..<self.slots {
             for (i, desc) in [matmul.a, matmul.b, matmul.c, matmul.scratchpad].enumerated() {
                 var d = desc
@@ -161,11 +163,18 @@ public final class OneDNNMatmul: @unchecked Sendable {
         return status == dnnl_success
     }
 
-    /// A primitive made for this one call and dropped (allocates: tests, and bf16 shapes met
-    /// before a plan exists). False when oneDNN cannot run the shape.
+    /// A primitive made for this one call and dropped, with its own stream and scratchpad, so
+    /// that it may run while other threads run planned primitives (allocates: the recorded first
+    /// step, shapes met after planning, tests). False when oneDNN cannot run the shape.
     static func runOnce(_ shape: GemmShape, a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>) -> Bool {
-        let slots = Int(loom_thread_slot()) + 1
-        guard let once = OneDNNMatmul(shape, slots: slots) else { return false }
-        return once.run(a: a, b: b, c: c)
+        guard let engine = OneDNN.engine, let once = OneDNNMatmul(shape, slots: 1, shared: false) else { return false }
+        var stream: dnnl_stream_t?
+        guard dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue) == dnnl_success else { return false }
+        defer { dnnl_stream_destroy(stream) }
+        let bytes = max(once.matmul.scratchpad_bytes, 1)
+        let scratchpad = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+        defer { scratchpad.deallocate() }
+        let m = once.memories
+        return loom_dnnl_matmul_execute(once.matmul.primitive, stream, m[0], m[1], m[2], m[3], a, b, c, scratchpad) == dnnl_success
     }
 }

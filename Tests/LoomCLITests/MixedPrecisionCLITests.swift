@@ -1,5 +1,6 @@
 // bf16 mixed precision through the `loom` binary: 2 ranks match 1 rank, a bf16 run resumes bit for
-// bit, a bf16 checkpoint continues in fp32, and a bad precision name is refused with the key named.
+// bit, a bf16 checkpoint continues in fp32, the encoder-decoder trains in bf16, and a bad precision
+// name is refused with the key named.
 import Testing
 import Foundation
 
@@ -44,6 +45,19 @@ import Foundation
             #expect(abs(x - y) <= 0.02 * y, "step \(i + 1): fp32 after bf16 \(x) vs bf16 \(y)")
         }
         #expect(switched.suffix(15) != reference.suffix(15), "the resumed steps ran in fp32")
+    }
+
+    /// The encoder-decoder's batches vary in length, so bf16 products meet new shapes for many
+    /// steps (each run once on its own primitive, then planned between steps): it must train as fp32 does.
+    @Test func theEncoderDecoderTrainsInBF16() throws {
+        let dir = try parallelScratch()
+        let bf16 = try loom(["train", "mt.yaml", "--run-dir", "bf16", "--quiet"] + Self.bf16, in: dir)
+        let fp32 = try loom(["train", "mt.yaml", "--run-dir", "fp32", "--quiet"], in: dir)
+        #expect(bf16.status == 0 && fp32.status == 0, "\(bf16.stderr)\(fp32.stderr)")
+        let a = try trainLosses(dir + "/bf16"), b = try trainLosses(dir + "/fp32")
+        #expect(a.count == 20 && a != b)
+        for (i, (x, y)) in zip(a, b).enumerated() { #expect(abs(x - y) <= 0.02 * y, "step \(i + 1): bf16 \(x) vs fp32 \(y)") }
+        #expect(a.last! < a.first! - 0.5, "the loss did not fall: \(a.first!) → \(a.last!)")
     }
 
     @Test func anUnknownPrecisionNamesTheKeyAndTheChoices() throws {
