@@ -10,53 +10,6 @@
 // H heads, D = C/H, F feed-forward width, V vocabulary. Linear weights are stored (in, out).
 import Kernels
 
-/// The model's shape. Plain data; Training decodes it from YAML/JSON.
-public struct EncoderDecoderConfig: Equatable, Sendable, Codable {
-    public var vocabularySize: Int
-    /// Longest source or target sequence (rows of the sinusoidal table, activation sizes).
-    public var maxLength: Int
-    public var encoderLayers: Int
-    public var decoderLayers: Int
-    public var width: Int
-    public var heads: Int
-    public var ffnWidth: Int
-    /// Residual dropout: on embeddings + positions and on every sub-layer's output before the add.
-    public var dropout: Float
-    /// Dropout on attention probabilities (0 in the paper's base model).
-    public var attentionDropout: Float
-    /// false: the paper's post-LN, LN(x + f(x)); true: x + f(LN(x)) with a final LN on each stack.
-    public var preNorm: Bool
-    public var layerNormEpsilon: Float
-
-    public init(vocabularySize: Int, maxLength: Int, encoderLayers: Int, decoderLayers: Int, width: Int, heads: Int,
-                ffnWidth: Int, dropout: Float = 0, attentionDropout: Float = 0, preNorm: Bool = false,
-                layerNormEpsilon: Float = 1e-5) {
-        self.vocabularySize = vocabularySize; self.maxLength = maxLength
-        self.encoderLayers = encoderLayers; self.decoderLayers = decoderLayers
-        self.width = width; self.heads = heads; self.ffnWidth = ffnWidth
-        self.dropout = dropout; self.attentionDropout = attentionDropout; self.preNorm = preNorm
-        self.layerNormEpsilon = layerNormEpsilon
-    }
-
-    /// The paper's base model (Table 3): 6+6 layers, d_model 512, 8 heads, d_ff 2048, dropout 0.1.
-    public static func base(vocabularySize: Int, maxLength: Int = 256) -> EncoderDecoderConfig {
-        EncoderDecoderConfig(vocabularySize: vocabularySize, maxLength: maxLength, encoderLayers: 6, decoderLayers: 6,
-                             width: 512, heads: 8, ffnWidth: 2048, dropout: 0.1)
-    }
-
-    /// Why the shape is impossible, or nil.
-    public var problem: String? {
-        if vocabularySize < 1 { return "vocabulary_size must be ≥ 1" }
-        if maxLength < 1 { return "max_length must be ≥ 1" }
-        if encoderLayers < 1 || decoderLayers < 1 { return "encoder_layers and decoder_layers must be ≥ 1" }
-        if heads < 1 || width % heads != 0 { return "width \(width) must be divisible by heads \(heads)" }
-        if width % 2 != 0 { return "width \(width) must be even (sin and cos halves of the position signal)" }
-        if ffnWidth < 1 { return "ffn_width must be ≥ 1" }
-        if !(0..<1).contains(dropout) || !(0..<1).contains(attentionDropout) { return "dropout must be in [0, 1)" }
-        return nil
-    }
-}
-
 /// Pointers to every tensor of one parameter-shaped buffer (parameters or gradients).
 public struct EncoderDecoderTensors {
     public struct Affine { public let weight, bias: UnsafeMutablePointer<Float> }   // Linear (in,out),(out) or LayerNorm (C),(C)
@@ -93,8 +46,8 @@ public struct EncoderDecoderTensors {
                                 crossOut: affine(p + "encoder_attn.out_proj"), crossNorm: affine(p + "encoder_attn_layer_norm"),
                                 fc1: affine(p + "fc1"), fc2: affine(p + "fc2"), ffnNorm: affine(p + "ffn_layer_norm"))
         }
-        encoderNorm = c.preNorm ? affine("encoder.layer_norm") : nil
-        decoderNorm = c.preNorm ? affine("decoder.layer_norm") : nil
+        encoderNorm = (c.normPlacement == .pre) ? affine("encoder.layer_norm") : nil
+        decoderNorm = (c.normPlacement == .pre) ? affine("decoder.layer_norm") : nil
     }
 }
 
@@ -143,7 +96,7 @@ public final class EncoderDecoder {
             let p = "encoder.layers.\(l)."
             linear(p + "self_attn.qkv_proj", C, 3 * C); linear(p + "self_attn.out_proj", C, C); norm(p + "self_attn_layer_norm")
             linear(p + "fc1", C, F); linear(p + "fc2", F, C); norm(p + "ffn_layer_norm")
-            if l == c.encoderLayers - 1 && c.preNorm { norm("encoder.layer_norm") }
+            if l == c.encoderLayers - 1 && (c.normPlacement == .pre) { norm("encoder.layer_norm") }
             layout.endGroup("encoder.layers.\(l)")
         }
         for l in 0..<c.decoderLayers {
@@ -152,7 +105,7 @@ public final class EncoderDecoder {
             linear(p + "encoder_attn.q_proj", C, C); linear(p + "encoder_attn.kv_proj", C, 2 * C)
             linear(p + "encoder_attn.out_proj", C, C); norm(p + "encoder_attn_layer_norm")
             linear(p + "fc1", C, F); linear(p + "fc2", F, C); norm(p + "ffn_layer_norm")
-            if l == c.decoderLayers - 1 && c.preNorm { norm("decoder.layer_norm") }
+            if l == c.decoderLayers - 1 && (c.normPlacement == .pre) { norm("decoder.layer_norm") }
             layout.endGroup("decoder.layers.\(l)")
         }
         return layout
@@ -205,7 +158,7 @@ public final class EncoderDecoder {
     /// Activations and backward scratch; with bf16 also the conversion scratch and the weights'
     /// bf16 copy.
     public var activationBytes: Int { acts.bytes + (bf16.map { $0.scratchBytes + $0.weights.bytes } ?? 0) }
-    var preNorm: Bool { config.preNorm }
+    var preNorm: Bool { config.normPlacement == .pre }
     var embeddingScale: Float { Float(config.width).squareRoot() }
 
     // MARK: Forward

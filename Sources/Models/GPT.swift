@@ -7,32 +7,6 @@
 // L layers. Linear weights are stored (in, out), exactly as Hugging Face GPT-2's Conv1D.
 import Kernels
 
-/// The model's shape. Plain data; Training decodes it from YAML.
-public struct GPTConfig: Equatable, Sendable {
-    public var vocabularySize: Int
-    public var contextLength: Int
-    public var layers: Int
-    public var heads: Int
-    public var width: Int
-    /// Probability for embedding, attention and residual dropout (GPT-2's three sites).
-    public var dropout: Float
-    public var layerNormEpsilon: Float = 1e-5
-
-    public init(vocabularySize: Int, contextLength: Int, layers: Int, heads: Int, width: Int, dropout: Float = 0) {
-        self.vocabularySize = vocabularySize; self.contextLength = contextLength
-        self.layers = layers; self.heads = heads; self.width = width; self.dropout = dropout
-    }
-
-    /// Parameters without the position table (the N of the FLOP formula 6·N + 12·L·T·C).
-    public var nonEmbeddingPositionParameters: Int {
-        GPT.layout(self).count - contextLength * width
-    }
-    /// Training FLOPs per token: 6·N + 12·L·T·C (forward + backward, attention included).
-    public var flopsPerToken: Double {
-        6 * Double(nonEmbeddingPositionParameters) + 12 * Double(layers * contextLength * width)
-    }
-}
-
 /// Pointers to every tensor of one parameter-shaped buffer (parameters or gradients).
 public struct GPTTensors {
     public struct Block {

@@ -140,7 +140,7 @@ public final class IncrementalDecoder {
     /// The sub-layer's function input: x (post-LN) or LN(x) (pre-LN).
     private func enter(_ norm: EncoderDecoderTensors.Affine) -> UnsafePointer<Float> {
         let c = model.config
-        guard c.preNorm else { return UnsafePointer(x) }
+        guard (c.normPlacement == .pre) else { return UnsafePointer(x) }
         LayerNorm.forward(out: ln, mean: mean, rstd: rstd, inp: x, weight: norm.weight, bias: norm.bias, rows: rows,
                           channels: c.width, epsilon: c.layerNormEpsilon)
         return UnsafePointer(ln)
@@ -149,7 +149,7 @@ public final class IncrementalDecoder {
     /// x ← x + proj (pre-LN) or LN(x + proj) (post-LN).
     private func leave(_ norm: EncoderDecoderTensors.Affine) {
         let c = model.config, n = rows * c.width
-        if c.preNorm {
+        if (c.normPlacement == .pre) {
             Residual.forward(out: x, a: x, b: proj, count: n)
         } else {
             Residual.forward(out: residual, a: x, b: proj, count: n)

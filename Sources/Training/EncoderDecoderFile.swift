@@ -56,7 +56,7 @@ public struct EncoderDecoderFile: Equatable {
             vocabularySize: try required(raw.vocabulary_size, "vocabulary_size"), maxLength: try required(raw.max_length, "max_length"),
             encoderLayers: try required(raw.encoder_layers, "encoder_layers"), decoderLayers: try required(raw.decoder_layers, "decoder_layers"),
             width: try required(raw.width, "width"), heads: try required(raw.heads, "heads"), ffnWidth: try required(raw.ffn_width, "ffn_width"),
-            dropout: raw.dropout ?? 0, attentionDropout: raw.attention_dropout ?? 0, preNorm: raw.pre_norm ?? false,
+            dropout: raw.dropout ?? 0, attentionDropout: raw.attention_dropout ?? 0, normPlacement: (raw.pre_norm ?? false) ? .pre : .post,
             layerNormEpsilon: raw.layer_norm_epsilon ?? 1e-5)
         if let problem = config.problem { throw fail(problem) }
         return EncoderDecoderFile(config: config, beginToken: raw.begin_token, endToken: raw.end_token)
@@ -67,7 +67,7 @@ public struct EncoderDecoderFile: Equatable {
         var object: [String: Any] = [
             "vocabulary_size": c.vocabularySize, "max_length": c.maxLength, "encoder_layers": c.encoderLayers,
             "decoder_layers": c.decoderLayers, "width": c.width, "heads": c.heads, "ffn_width": c.ffnWidth,
-            "dropout": Double(c.dropout), "attention_dropout": Double(c.attentionDropout), "pre_norm": c.preNorm,
+            "dropout": Double(c.dropout), "attention_dropout": Double(c.attentionDropout), "pre_norm": c.normPlacement == .pre,
             "layer_norm_epsilon": Double(c.layerNormEpsilon),
         ]
         if let beginToken { object["begin_token"] = beginToken }

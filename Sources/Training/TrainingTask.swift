@@ -160,7 +160,7 @@ public final class TranslationTask: TrainingTask {
         let shape = EncoderDecoderConfig(vocabularySize: tokenizer.vocabularySize, maxLength: m.contextLength,
                                          encoderLayers: m.encoderLayers, decoderLayers: m.layers, width: m.width,
                                          heads: m.heads, ffnWidth: m.ffnWidth > 0 ? m.ffnWidth : 4 * m.width,
-                                         dropout: Float(m.dropout), preNorm: m.preNorm)
+                                         dropout: Float(m.dropout), normPlacement: m.preNorm ? .pre : .post)
         try Self.checkPrecision(config)
         transformer = EncoderDecoder(config: shape, maxBatch: microBatch, precision: t.precision)
         func lengths(_ c: ParallelCorpus) -> (source: [Int], target: [Int]) {

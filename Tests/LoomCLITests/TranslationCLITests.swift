@@ -15,7 +15,7 @@ import Training
         let bpe = try trainer.train(vocabularySize: 260, specials: ["<s>", "</s>"])
         try bpe.serialized().write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
         let config = EncoderDecoderConfig(vocabularySize: 260, maxLength: 24, encoderLayers: 1, decoderLayers: 1, width: 16,
-                                          heads: 2, ffnWidth: 32, preNorm: true)
+                                          heads: 2, ffnWidth: 32, normPlacement: .pre)
         let model = EncoderDecoder(config: config, maxBatch: 4)
         model.initialize(seed: seed)
         let key = CounterRandom.key(seed, 1)

@@ -39,7 +39,7 @@ struct PairBatch {
 @Suite struct EncoderDecoderTests {
     static func tiny(preNorm: Bool, dropout: Float = 0) -> EncoderDecoderConfig {
         EncoderDecoderConfig(vocabularySize: 11, maxLength: 6, encoderLayers: 2, decoderLayers: 2, width: 8, heads: 2,
-                             ffnWidth: 12, dropout: dropout, attentionDropout: dropout / 2, preNorm: preNorm)
+                             ffnWidth: 12, dropout: dropout, attentionDropout: dropout / 2, normPlacement: preNorm ? .pre : .post)
     }
 
     static func noisyModel(_ config: EncoderDecoderConfig, batch: Int, seed: UInt64) -> EncoderDecoder {
@@ -101,7 +101,7 @@ struct PairBatch {
     func lossAtInitialisationIsLogVocabulary(preNorm: Bool) {
         let V = 1000
         let config = EncoderDecoderConfig(vocabularySize: V, maxLength: 12, encoderLayers: 2, decoderLayers: 2, width: 32,
-                                          heads: 4, ffnWidth: 64, preNorm: preNorm)
+                                          heads: 4, ffnWidth: 64, normPlacement: preNorm ? .pre : .post)
         let model = EncoderDecoder(config: config, maxBatch: 4)
         model.initialize(seed: 7)
         let batch = PairBatch(sourceLengths: [12, 7, 9, 3], targetLengths: [12, 10, 4, 11], S: 12, T: 12, vocabulary: V, seed: 8) { _ in 0 }

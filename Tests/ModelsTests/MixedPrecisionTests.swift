@@ -85,7 +85,7 @@ import TestSupport
     func encoderDecoderInBF16TracksFP32(preNorm: Bool) {
         ThreadPool.configure(threads: 2)
         let config = EncoderDecoderConfig(vocabularySize: 17, maxLength: 6, encoderLayers: 2, decoderLayers: 2, width: 16,
-                                          heads: 2, ffnWidth: 24, preNorm: preNorm)
+                                          heads: 2, ffnWidth: 24, normPlacement: preNorm ? .pre : .post)
         let fp32 = EncoderDecoder(config: config, maxBatch: 3), bf16 = EncoderDecoder(config: config, maxBatch: 3, precision: .bf16)
         noisy(fp32, seed: 11); noisy(bf16, seed: 11)
         let batch = PairBatch(sourceLengths: [5, 3, 1], targetLengths: [4, 2, 3], S: 5, T: 4, vocabulary: 17, seed: 3) { _ in 0 }

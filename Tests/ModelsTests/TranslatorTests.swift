@@ -12,7 +12,7 @@ import TestSupport
     func cachedDecodingMatchesFullForward(preNorm: Bool) {
         let V = 13, T = 5
         let config = EncoderDecoderConfig(vocabularySize: V, maxLength: 7, encoderLayers: 2, decoderLayers: 2, width: 8,
-                                          heads: 2, ffnWidth: 16, preNorm: preNorm)
+                                          heads: 2, ffnWidth: 16, normPlacement: preNorm ? .pre : .post)
         let model = EncoderDecoderTests.noisyModel(config, batch: 4, seed: 11)
         let sources: [[Int32]] = [[3, 4, 5, 6, 7], [8, 9, 3]]
         let key = CounterRandom.key(12)
@@ -47,7 +47,7 @@ import TestSupport
     func beamOfOneIsGreedy(preNorm: Bool) {
         let V = 9
         let config = EncoderDecoderConfig(vocabularySize: V, maxLength: 12, encoderLayers: 1, decoderLayers: 2, width: 16,
-                                          heads: 2, ffnWidth: 32, preNorm: preNorm)
+                                          heads: 2, ffnWidth: 32, normPlacement: preNorm ? .pre : .post)
         let model = EncoderDecoderTests.noisyModel(config, batch: 4, seed: 21)
         let sources: [[Int32]] = [[3, 4, 5], [6], [7, 8, 3, 4, 5, 6], [5, 5]]
         let translator = Translator(model: model, maxSentences: 4, maxBeam: 4)

@@ -17,7 +17,7 @@ import Training
         try file.write(path)
         #expect(try EncoderDecoderFile.load(path) == file)
         let base = #""vocabulary_size": 10, "max_length": 8, "encoder_layers": 1, "decoder_layers": 1, "width": 8, "heads": 2, "ffn_width": 16"#
-        #expect(try EncoderDecoderFile.load(write("{\(base), \"pre_norm\": true}")).config.preNorm)
+        #expect(try EncoderDecoderFile.load(write("{\(base), \"pre_norm\": true}")).config.normPlacement == .pre)
         func message(_ text: String) throws -> String {
             let p = try write(text)
             do { _ = try EncoderDecoderFile.load(p); return "no error" } catch { return "\(error)" }

@@ -13,7 +13,7 @@ import Foundation
         // Ids: 0 padding, 1 begin, 2 end, 3…V−1 content.
         let V = 10, B = 16, maxLen = 8, steps = 1200
         let config = EncoderDecoderConfig(vocabularySize: V, maxLength: maxLen, encoderLayers: 2, decoderLayers: 2, width: 32,
-                                          heads: 4, ffnWidth: 64, dropout: 0, preNorm: preNorm)
+                                          heads: 4, ffnWidth: 64, dropout: 0, normPlacement: preNorm ? .pre : .post)
         let model = EncoderDecoder(config: config, maxBatch: B)
         model.initialize(seed: 1)
         let adam = AdamW(layout: model.layout, beta1: 0.9, beta2: 0.98, epsilon: 1e-9, weightDecay: 0)
