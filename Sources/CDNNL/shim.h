@@ -1,7 +1,7 @@
 // CDNNL shim: oneDNN 2.x's C API (the v2 calls: dnnl_matmul_desc_init, dnnl_primitive_desc_create,
 // dnnl_memory_desc_init_by_strides, …), the two OpenMP calls that set how many threads oneDNN uses
 // on the calling thread, and two static inline helpers: build a strided row-major matmul
-// primitive, and run one with caller-owned memory objects. It is not a wrapper: only Kernels calls
+// primitive, and run one with caller-owned memory objects. Only Kernels calls
 // these (OneDNN.swift). Debian's libdnnl-dev ships no pkg-config file, so the module links
 // "dnnl" (and "gomp", its OpenMP runtime) by name.
 #pragma once

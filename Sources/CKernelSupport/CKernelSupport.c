@@ -1,5 +1,5 @@
 // CKernelSupport: the thread-local scratch buffer and the CPU feature read (cpuid, xgetbv); the
-// floating-point controls live in the header. It is not an allocator: one buffer per thread, kept
+// floating-point controls live in the header. The scratch is one buffer per thread, kept
 // for the thread's life.
 #include "CKernelSupport.h"
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 // CMPI shim: exposes OpenMPI's C interface to Swift, with the predefined handles that are macros
-// (and so invisible to Swift) wrapped in static inline functions. It is not a wrapper: only
+// (and so invisible to Swift) wrapped in static inline functions. Only
 // Distributed/MPICommunicator.swift imports this module.
 #include <mpi.h>
 #include <mpi-ext.h>   // MPIX_Allreduce_init: persistent collectives (MPI-4, an extension in OpenMPI 4.1)

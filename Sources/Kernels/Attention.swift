@@ -1,7 +1,7 @@
 // Attention: multi-head scaled dot-product attention softmax(Q·Kᵀ/√d)·V with causal and key-padding
 // masks, forward and backward, per (batch, head) on sgemm. Queries and keys/values may come from
-// different sequences (cross-attention) and any row stride (packed QKV, KV caches). It is not the
-// Q/K/V or output projection (those are Linear layers).
+// different sequences (cross-attention) and any row stride (packed QKV, KV caches). The Q/K/V
+// and output projections are Linear layers.
 import CKernelSupport
 
 /// Shapes: B batch, Tq query positions, Tk key positions, H heads, D head size, C = H·D.
@@ -27,8 +27,8 @@ public struct AttentionShape {
 
     /// Whether the per-block products go to SmallGemm rather than OpenBLAS, whose fixed cost per
     /// call dominates small blocks. By default blocks up to 2¹⁷ multiply-adds (the tiny GPT's
-    /// 16×64×32: attention 7.4 → 5.6 ms per step) take SmallGemm; at the small GPT's 64×256×64
-    /// OpenBLAS is ~12 % faster. The bound also keeps the transposed keys (D·Tk floats) within the
+    /// 16×64×32) take SmallGemm; larger ones (the small GPT's 64×256×64) run faster on OpenBLAS,
+    /// whose packing pays off there (docs/benchmarks.md). The bound also keeps the transposed keys (D·Tk floats) within the
     /// scratch every pool thread reserves, so no step allocates. Tests set it to check both.
     public var smallBlocks: Bool
 

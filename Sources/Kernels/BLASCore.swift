@@ -1,7 +1,7 @@
 // BLASCore: which OpenBLAS kernels ("core") this process runs, what the CPU could run, and the
-// decision whether to start over with a better one. It is not the re-execution itself (the loom
-// CLI does that, first thing in main) and it reads nothing from the environment: callers pass in
-// what they read, so the decision is a pure function.
+// decision whether to start over with a better one. The loom CLI re-executes, first thing in
+// main; this file reads nothing from the environment: callers pass in what they read, so the
+// decision is a pure function.
 import CBLAS
 import CKernelSupport
 
@@ -183,7 +183,7 @@ public enum BLASCore {
     ///   - override: LOOM_BLAS_CORE.
     ///
     /// Why: OpenBLAS 0.3.21 chooses from a table of CPU models; on a CPU newer than its table
-    /// (Intel Emerald Rapids) it falls back to Prescott (SSE3) kernels, ~5× slower sgemm. The
+    /// (Intel Emerald Rapids) it falls back to Prescott (SSE3) kernels, a fraction of the CPU's sgemm rate. The
     /// choice is made once, when the library loads, so the only fix is a fresh start with
     /// OPENBLAS_CORETYPE set. Only a pick that ranks below the best is corrected: names Loom does
     /// not know are left alone.

@@ -1,6 +1,6 @@
 // FastMath: vectorised exp and tanh for the softmax, cross-entropy and GELU kernels, and a vector
-// square root for the optimizer. It is not a general math library: exp and tanh are ~1e-7 relative,
-// enough for float32 training.
+// square root for the optimizer. exp and tanh are accurate to about 1e-7
+// relative, enough for float32 training.
 import CKernelSupport
 
 public typealias Float8 = SIMD8<Float>
@@ -49,8 +49,8 @@ public enum FastMath {
     }
 
     /// Lane-wise max and min as a compare and a blend. The standard library's `pointwiseMax`,
-    /// `pointwiseMin` and `clamped` run a scalar loop with NaN branches and are not inlined: they
-    /// made GELU (two per 8 values) several times slower than its arithmetic.
+    /// `pointwiseMin` and `clamped` run a scalar loop with NaN branches and are not inlined, which
+    /// costs more than GELU's own arithmetic (two per 8 values).
     @inline(__always) public static func maximum(_ a: Float8, _ b: Float8) -> Float8 {
         a.replacing(with: b, where: b .> a)
     }

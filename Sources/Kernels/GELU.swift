@@ -1,5 +1,5 @@
 // GELU: the tanh approximation GPT-2 uses, forward and backward, vectorised; and ReLU, the
-// encoder-decoder's activation. It is not the exact erf form. On an AVX-512 CPU (`KernelISA`) GELU
+// encoder-decoder's activation. On an AVX-512 CPU (`KernelISA`) GELU
 // runs 16 lanes in CVectorKernels, the same operations in the same order (the same values).
 import CVectorKernels
 

@@ -1,6 +1,6 @@
 // Gemm: row-major matrix multiply, serial and split over the pool, on the engine the current
 // GemmPlan chose for the shape (OpenBLAS sgemm, or a oneDNN matmul primitive); bf16-input products
-// on oneDNN. It is not a BLAS binding: only the product shapes the layers use are offered.
+// on oneDNN. Only the product shapes the layers use are offered.
 import CBLAS
 
 /// C(M×N) = alpha · op(A)(M×K) · op(B)(K×N) + beta · C, all row-major with leading dimensions.

@@ -1,7 +1,7 @@
 // GemmPlan: which GEMM engine (OpenBLAS or oneDNN) runs each matrix-product shape of a training
 // step: the shapes are recorded during the first step, oneDNN primitives are made for them once,
-// and `auto` times both engines on each and keeps the faster. It is not the products themselves
-// (Gemm.swift routes each call through the current plan).
+// and `auto` times both engines on each and keeps the faster. Gemm.swift routes each call
+// through the current plan.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,7 +1,7 @@
 // KernelISA: which vector width Loom's own kernels (SmallGemm, softmax, GELU, LayerNorm, AdamW)
-// run at, chosen once per process from cpuid, so one binary serves AVX2 and AVX-512 CPUs. It is
-// not the BLAS choice (BLASCore.swift) and not the kernels themselves (CVectorKernels, and the
-// Swift SIMD8 code in each kernel's file).
+// run at, chosen once per process from cpuid, so one binary serves AVX2 and AVX-512 CPUs. The
+// kernels themselves are in CVectorKernels and in the Swift SIMD8 code of each kernel's file; the
+// BLAS choice is BLASCore.swift.
 import CKernelSupport
 import CVectorKernels
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 // LayerNorm: normalisation over the channel dimension with learned scale and shift, forward and
-// backward (as llm.c). It is not RMSNorm. On an AVX-512 CPU (`KernelISA`) the row and column loops
+// backward (as llm.c). On an AVX-512 CPU (`KernelISA`) the row and column loops
 // run 16 lanes in CVectorKernels.
 import CVectorKernels
 

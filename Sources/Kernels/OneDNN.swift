@@ -1,6 +1,6 @@
 // OneDNN: Kernels' second GEMM engine: oneDNN matmul primitives, each made once for one fixed
-// shape (strides, alpha, beta, fp32 or bf16 inputs) and run on the calling thread alone. It is not
-// the choice between engines (GemmPlan) and not a general oneDNN binding: only matmul.
+// shape (strides, alpha, beta, fp32 or bf16 inputs) and run on the calling thread alone. GemmPlan
+// chooses between the engines.
 import CDNNL
 import CKernelSupport
 

@@ -1,5 +1,5 @@
 // Residual: elementwise sum of two streams, forward only (its backward is the identity on both
-// inputs, done by the caller reusing the gradient buffer). It is not a fused add-and-norm.
+// inputs, done by the caller reusing the gradient buffer).
 
 /// out = a + b over N values.
 public enum Residual {

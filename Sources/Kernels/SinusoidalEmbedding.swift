@@ -1,6 +1,6 @@
 // SinusoidalEmbedding: the encoder-decoder's input layer — a token embedding scaled by a constant
 // (√d_model) plus a fixed sinusoidal position signal (tensor2tensor's layout) — forward and
-// backward. It is not GPT-2's learned position embedding (see Encoder).
+// backward.
 import Foundation
 
 /// out[b,t,:] = scale · table[tokens[b,t],:] + signal[firstPosition + t,:].

@@ -1,13 +1,13 @@
 // SmallGemm: register-blocked matrix products for attention's per-head blocks (tens of rows, head
-// size 32–64), where an OpenBLAS call costs more in set-up than in arithmetic. It is not a general
-// sgemm: no packing and no cache blocking, so it is for operands that already sit in L1/L2.
+// size 32–64), where an OpenBLAS call costs more in set-up than in arithmetic. It does no
+// packing and no cache blocking, so it is for operands that already sit in L1/L2.
 import CVectorKernels
 
 /// C(m×n) = α·A·B (+ C), with B row-major and A read through two strides, so that Aᵀ costs
 /// nothing: A(i, p) = a[i·rowStride + p·columnStride].
 ///
-/// Why: the tiny GPT's attention made ~4,600 OpenBLAS calls per step of at most 16×64×32, and
-/// their fixed cost was most of attention's time. The 8-lane kernel keeps a 6×16 tile of C in
+/// Why: a small model's attention makes thousands of products per step of a few thousand
+/// multiply-adds each, and an OpenBLAS call's fixed cost is larger than that arithmetic. The 8-lane kernel keeps a 6×16 tile of C in
 /// registers (twelve 8-lane accumulators; 4×16 and single rows for the rest) and streams one row
 /// of B and six values of A per step of p, with fused multiply-adds where the build has them
 /// (`FastMath.multiplyAdd`). On an AVX-512 CPU (`KernelISA`) the C kernel keeps an 8×32 tile

@@ -1,5 +1,5 @@
 // Softmax: the row softmax pieces shared by attention and cross-entropy (vectorised exp and sum).
-// It is not a layer with its own backward: each caller fuses the backward it needs. On an AVX-512
+// Each caller fuses the backward it needs. On an AVX-512
 // CPU (`KernelISA`) the row functions run 16 lanes in CVectorKernels; the SIMD8 code is the rest.
 import CVectorKernels
 

@@ -1,6 +1,5 @@
 // TiedProjection: the output layer that reuses the token embedding — logits = x · Eᵀ — forward and
-// backward, in fp32 (sgemm) or with bf16 operands. It is not the embedding lookup (Encoder) nor the
-// loss (CrossEntropy).
+// backward, in fp32 (sgemm) or with bf16 operands.
 
 /// Shapes: N rows (B·T), C width, V vocabulary; E is the (V, C) embedding.
 public enum TiedProjection {

@@ -1,5 +1,5 @@
 // VectorOps: whole-buffer reductions and updates used by the optimizer and the trainer (sum of
-// squares, zeroing). It is not a layer.
+// squares, zeroing).
 
 public enum VectorOps {
     struct SquaresLoop: ParallelLoop {

@@ -1,5 +1,5 @@
 // MallocCounter: interposes glibc's allocation entry points to count them, then forwards to
-// glibc's own implementation (__libc_*). It is not an allocator and changes no behaviour.
+// glibc's own implementation (__libc_*). It changes no behaviour.
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>

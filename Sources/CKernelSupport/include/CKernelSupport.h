@@ -1,6 +1,6 @@
 // CKernelSupport: what Swift cannot reach on a compute thread: the floating-point controls (the
 // x86 MXCSR, the Arm FPCR), a thread-local scratch buffer, and the CPU's instruction-set features
-// (cpuid, xgetbv). It is not a kernel.
+// (cpuid, xgetbv).
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,7 +42,7 @@ int loom_thread_slots(void);
 typedef float loom_float8 __attribute__((ext_vector_type(8)));
 
 /// Lane-wise square root, correctly rounded (vsqrtps on AVX). Swift's `SIMD8<Float>.squareRoot()`
-/// compiles to eight scalar square roots with lane shuffles, which made AdamW's update 3× slower.
+/// compiles to eight scalar square roots with lane shuffles, the slowest part of AdamW's update.
 static inline loom_float8 loom_sqrt8(loom_float8 x) { return __builtin_elementwise_sqrt(x); }
 
 #if defined(__x86_64__) || defined(__i386__)

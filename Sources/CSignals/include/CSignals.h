@@ -1,6 +1,5 @@
 // CSignals: async-signal-safe stop requests. SIGTERM, SIGINT and SIGUSR1 set a flag that the
-// trainer reads at step boundaries (Slurm sends SIGTERM before it kills a job). It is not a
-// general signal library.
+// trainer reads at step boundaries (Slurm sends SIGTERM before it kills a job).
 #pragma once
 
 /// Installs the handlers (idempotent).

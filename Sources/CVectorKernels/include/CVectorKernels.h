@@ -1,6 +1,6 @@
 // CVectorKernels: Loom's own hot loops in 16-lane AVX-512, compiled into every x86-64 binary and
-// run only where the CPU has AVX-512 (Kernels/KernelISA.swift chooses once, from cpuid). It is not
-// a dispatcher: callers pick the ISA; every function here assumes AVX-512 F/BW/VL/DQ is usable.
+// run only where the CPU has AVX-512 (Kernels/KernelISA.swift chooses once, from cpuid). Callers
+// pick the ISA; every function here assumes AVX-512 F/BW/VL/DQ is usable.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
