@@ -4,12 +4,10 @@
 // (Distributed), which it composes with: the summed gradients are what a rank all-reduces.
 import Kernels
 
-/// Why: splitting every kernel across threads makes the threads meet ~100 times per step of the
-/// tiny GPT, and each meeting waits for the slower thread (on a shared virtual machine, often a
+/// Why: splitting every kernel across threads makes the threads meet at every layer of every
+/// step, and each meeting waits for the slower thread (on a shared virtual machine, often a
 /// descheduled one). Whole-model replicas meet twice per micro-batch (after backward, after the
-/// gradient sum), like MPI ranks but without copying gradients through a library: one rank with
-/// 2 replica threads beat one rank with 2 kernel threads by ~10 % on the tiny GPT, as 2 ranks of
-/// 1 thread did.
+/// gradient sum), like MPI ranks but without copying gradients through a library.
 ///
 /// Replica r takes sequences r·b ..< (r+1)·b of the micro-batch (b = B / replicas). Kernels called
 /// from inside a replica run on its thread alone (the pool is busy). Dropout masks follow the

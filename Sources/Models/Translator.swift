@@ -32,13 +32,13 @@ public final class IncrementalDecoder {
         self.maxRows = maxRows
         let c = model.config, N = maxRows, P = c.maxLength, C = c.width, L = c.decoderLayers
         var b = ModelBuilder()
-        let caches = (0..<(2 * L)).map { _ in b.buffer(N * P * 2 * C) }
+        let caches = (0..<L).map { _ in b.buffer(N * P * 2 * C) }, spares = (0..<L).map { _ in b.buffer(N * P * 2 * C) }
         let cross = (0..<L).map { _ in b.buffer(model.maxBatch * P * 2 * C) }
         let logits = b.buffer(N * c.vocabularySize), tokenSlot = b.buffer(N), lengthSlot = b.buffer(N)
         scratch = StepScratch(&b, rows: N, width: C, hidden: c.ffnWidth, heads: c.heads, positions: P)
         storage = FlatBuffer(count: b.activationCount)
         let a = Buffers(base: storage.pointer)
-        selfCache = caches.prefix(L).map { a[$0] }; spareCache = caches.suffix(L).map { a[$0] }
+        selfCache = caches.map { a[$0] }; spareCache = spares.map { a[$0] }
         crossKV = cross.map { a[$0] }
         logitsBuffer = a[logits]
         tokens = a.ints(tokenSlot, count: N); rowLengths = a.ints(lengthSlot, count: N)
@@ -166,7 +166,7 @@ public final class Translator {
     /// Returns each sentence's best finished hypothesis without the end token. With k = 1 this is
     /// greedy search.
     public func beam(_ sources: [[Int32]], options o: SearchOptions) -> [[Int32]] {
-        let k = max(o.beamSize, 1), B = sources.count, V = model.config.vocabularySize
+        let k = max(o.beamSize, 1), B = sources.count
         decoder.start(sources: sources, rowsPerSentence: k)
         let limits = sources.map { min($0.count + o.extraLength, model.config.maxLength) }
         var scores = [Float](repeating: -.infinity, count: B * k)
@@ -180,19 +180,10 @@ public final class Translator {
             let logits = decoder.step(input)
             var nextScores = scores, nextHistories = histories
             for s in 0..<B where !done[s] {
-                var candidates: [Candidate] = []
-                candidates.reserveCapacity(2 * k * k)
-                for b in 0..<k where scores[s * k + b] > -.infinity {
-                    let row = s * k + b
-                    logSoftmax(logits + row * V, count: V)
-                    if t + 1 >= limits[s] {
-                        // Length limit: this beam ends here.
-                        finished[s].append((histories[row], (scores[row] + logProbs[Int(o.end)]) / Self.lengthPenalty(t + 1, alpha: o.lengthPenalty)))
-                        continue
-                    }
-                    top(2 * k, beam: b, base: scores[row], into: &candidates)
-                }
-                if t + 1 >= limits[s] { done[s] = true; continue }
+                let atLimit = t + 1 >= limits[s]
+                var candidates = extensions(of: s, beams: k, logits: logits, scores: scores, histories: histories,
+                                            atLimit: atLimit, step: t, options: o, finished: &finished[s])
+                if atLimit { done[s] = true; continue }
                 candidates.sort { $0.score > $1.score || ($0.score == $1.score && ($0.beam, $0.token) < ($1.beam, $1.token)) }
                 var filled = 0
                 for (rank, cand) in candidates.prefix(2 * k).enumerated() {
@@ -227,6 +218,26 @@ public final class Translator {
             for h in hyps.dropFirst() where h.score > best!.score { best = h }
             return best?.tokens ?? []
         }
+    }
+
+    /// The 2k best extensions of each live beam of sentence s (rows s·k ..< (s+1)·k); at the
+    /// sentence's length limit, finishes every live beam with the end token's probability instead.
+    private func extensions(of s: Int, beams k: Int, logits: UnsafePointer<Float>, scores: [Float],
+                            histories: [[Int32]], atLimit: Bool, step t: Int, options o: SearchOptions,
+                            finished: inout [(tokens: [Int32], score: Float)]) -> [Candidate] {
+        let V = model.config.vocabularySize
+        var candidates: [Candidate] = []
+        candidates.reserveCapacity(2 * k * k)
+        for b in 0..<k where scores[s * k + b] > -.infinity {
+            let row = s * k + b
+            logSoftmax(logits + row * V, count: V)
+            if atLimit {
+                finished.append((histories[row], (scores[row] + logProbs[Int(o.end)]) / Self.lengthPenalty(t + 1, alpha: o.lengthPenalty)))
+                continue
+            }
+            top(2 * k, beam: b, base: scores[row], into: &candidates)
+        }
+        return candidates
     }
 
     /// logProbs ← log softmax of one logits row.
