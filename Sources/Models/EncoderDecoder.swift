@@ -3,8 +3,7 @@
 // encoder-decoder attention, feed-forward), residual + LayerNorm around every sublayer (post-LN,
 // or pre-LN with a final LayerNorm per stack), sinusoidal positions, one shared vocabulary with one
 // embedding tied to the encoder input, decoder input and output projection — as a forward/backward
-// pair over one flat, layer-major parameter buffer. It is not the training loop (Training) nor
-// beam search (Translator).
+// pair over one flat, layer-major parameter buffer, composed of the sublayers in Sublayers.swift.
 //
 // Shape legend: B batch (pairs), S source length, T target length (padded, ≤ maxLength), C width,
 // H heads, F feed-forward width, V vocabulary, E/D encoder/decoder layers, M = maxLength.

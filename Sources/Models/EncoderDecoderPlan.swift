@@ -1,6 +1,5 @@
 // EncoderDecoderPlan: every tensor (fairseq's names, in buffer order) and every activation of the
-// encoder-decoder, declared once through ModelBuilder as sublayers. It is not the forward or
-// backward: EncoderDecoder runs them.
+// encoder-decoder, declared once through ModelBuilder as sublayers, for EncoderDecoder to run.
 import Kernels
 
 /// Every tensor and activation of an encoder-decoder at `batch` pairs, declared once, in buffer

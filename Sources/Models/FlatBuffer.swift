@@ -1,5 +1,5 @@
-// FlatBuffer: one aligned allocation of Floats that lives as long as its owner. It is not a
-// growable array: its size is fixed at creation (ModelBuilder plans what goes inside).
+// FlatBuffer: one aligned allocation of Floats that lives as long as its owner, its size fixed at
+// creation (ModelBuilder plans what goes inside).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

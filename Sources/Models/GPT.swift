@@ -1,7 +1,7 @@
 // GPT: the GPT-2 architecture — token + position embedding, pre-LN blocks x + attn(ln₁(x)),
 // x + mlp(ln₂(x)) with a 4× GELU MLP, final LayerNorm, LM head tied to the token embedding — as a
-// forward/backward pair over one flat, layer-major parameter buffer. It is not the training loop
-// (Training) nor the sampler's cached decoding (GPTDecoder).
+// forward/backward pair over one flat, layer-major parameter buffer, composed of the sublayers in
+// Sublayers.swift.
 //
 // Shape legend: B batch, T time (≤ context), C width, H heads, V vocabulary, L layers. Linear
 // weights are stored (in, out), exactly as Hugging Face GPT-2's Conv1D.

@@ -1,6 +1,6 @@
 // GPTDecoder: incremental decoding for sampling — one new position at a time against a key/value
-// cache, so each token costs one position instead of a re-run of the prefix. It is not training
-// code and keeps no gradients; it reads the parameters of a GPT through its blocks' cached steps.
+// cache, so each token costs one position instead of a re-run of the prefix. It keeps no
+// gradients and reads the parameters of a GPT through its blocks' cached steps.
 import Kernels
 
 public final class GPTDecoder {

@@ -1,7 +1,7 @@
 // GPTReplicas: data parallelism across the pool's threads inside one process — each thread runs
 // the whole GPT forward and backward on its share of a micro-batch, then the replicas' gradients
-// are summed into the primary's. It is not the MPI data parallelism across processes
-// (Distributed), which it composes with: the summed gradients are what a rank all-reduces.
+// are summed into the primary's. It composes with the MPI data parallelism across processes
+// (Distributed): the summed gradients are what a rank all-reduces.
 import Kernels
 
 /// Why: splitting every kernel across threads makes the threads meet at every layer of every

@@ -1,6 +1,6 @@
 // ModelBuilder: the one place a model declares what it holds — each tensor (name, shape, decay) in
 // the flat parameter buffer and each activation or scratch buffer in one activation allocation —
-// handing back named handles that the sublayers keep. It is not storage: FlatBuffer holds values.
+// handing back named handles that the sublayers keep (the values live in FlatBuffers).
 import Kernels
 
 /// A tensor of the flat parameter buffer; the gradient buffer has the same layout, so one handle

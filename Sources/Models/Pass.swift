@@ -1,6 +1,6 @@
-// Pass: what one forward and its backward run with (the views, the sizes, dropout, precision,
-// the progress hook), the backward scratch every sublayer shares, and where dropout masks are drawn.
-// It is not a sublayer: Sublayers.swift holds those.
+// Pass: what the sublayers' forward and backward run with (the views, the sizes, dropout,
+// precision, the progress hook), the backward scratch they share, where dropout masks are drawn,
+// and the same for a cached decoding step.
 import Kernels
 
 /// Where one dropout mask is drawn: the layer's stream and the site's number inside it. Only the

@@ -2,7 +2,7 @@
 // before or after (NormPlacement), multi-head attention (self or cross; causal or padded), and a
 // feed-forward layer (GELU or ReLU) — each with forward, backward (adds into parameter gradients)
 // and a cached decoding step. Each declares its tensors and activations once, through
-// ModelBuilder, and keeps the handles. It is not a model: GPT and EncoderDecoder compose these.
+// ModelBuilder, and keeps the handles; GPT and EncoderDecoder compose them (TransformerBlock).
 //
 // Shape legend: B batch, T positions (queries), S positions of the memory (cross-attention keys),
 // C width, H heads, F feed-forward width, N = B·T rows; P cached positions per row when decoding.

@@ -1,7 +1,7 @@
 // Translator: inference for the encoder-decoder — an incremental decoder (one position per step
 // for many rows at once, cached self-attention keys/values, encoder-decoder keys/values computed
-// once per sentence) and greedy and beam search on top of it, batched over sentences. It is not
-// training code and keeps no gradients; it reads the parameters of an EncoderDecoder.
+// once per sentence) and greedy and beam search on top of it, batched over sentences. It keeps no
+// gradients and reads the parameters of an EncoderDecoder through its blocks' cached steps.
 import Kernels
 #if canImport(Glibc)
 import Glibc
