@@ -1,5 +1,5 @@
-// FlatBuffer: one aligned allocation of Floats that lives as long as its owner, and Arena, which
-// carves named views out of one. They are not growable arrays: sizes are fixed at creation.
+// FlatBuffer: one aligned allocation of Floats that lives as long as its owner, its size fixed at
+// creation (ModelBuilder plans what goes inside).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -9,7 +9,7 @@ import Darwin
 /// A zero-initialised, 64-byte aligned buffer of `count` Floats. Buffers of 2 MiB or more are
 /// 2 MiB aligned and, on Linux, advised as transparent huge pages (honoured in the kernel's
 /// `madvise` mode, Debian's default): activations are streamed every step, and 4 KiB pages cost
-/// TLB misses (tiny GPT step ~3 % faster, median of 8 alternating runs).
+/// TLB misses.
 public final class FlatBuffer {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
@@ -35,23 +35,5 @@ public final class FlatBuffer {
     public func copy(from other: FlatBuffer) {
         precondition(other.count == count)
         pointer.update(from: other.pointer, count: count)
-    }
-}
-
-/// Hands out consecutive 64-byte aligned slices of one FlatBuffer: plan with `take` calls on a
-/// counting arena, allocate once, then take the same slices again from the real one.
-public struct Arena {
-    public private(set) var used = 0
-    private let base: UnsafeMutablePointer<Float>?
-
-    /// A counting arena: `take` returns placeholders; read `used` afterwards.
-    public init() { base = nil }
-    public init(buffer: FlatBuffer) { base = buffer.pointer }
-
-    public mutating func take(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let start = used
-        used += (count + 15) / 16 * 16
-        guard let base else { return UnsafeMutablePointer(bitPattern: 64)! }
-        return base + start
     }
 }

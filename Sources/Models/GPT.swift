@@ -1,64 +1,82 @@
 // GPT: the GPT-2 architecture — token + position embedding, pre-LN blocks x + attn(ln₁(x)),
 // x + mlp(ln₂(x)) with a 4× GELU MLP, final LayerNorm, LM head tied to the token embedding — as a
-// forward/backward pair over one flat, layer-major parameter buffer. It is not the training loop
-// (Training) nor the sampler's cached decoding (GPTDecoder).
+// forward/backward pair over one flat, layer-major parameter buffer, composed of the sublayers in
+// Sublayers.swift.
 //
-// Shape legend: B batch, T time (≤ context), C width, H heads, D = C/H head size, V vocabulary,
-// L layers. Linear weights are stored (in, out), exactly as Hugging Face GPT-2's Conv1D.
+// Shape legend: B batch, T time (≤ context), C width, H heads, V vocabulary, L layers. Linear
+// weights are stored (in, out), exactly as Hugging Face GPT-2's Conv1D.
 import Kernels
 
-/// Pointers to every tensor of one parameter-shaped buffer (parameters or gradients).
-public struct GPTTensors {
-    public struct Block {
-        public let ln1Weight, ln1Bias: UnsafeMutablePointer<Float>            // (C), (C)
-        public let qkvWeight, qkvBias: UnsafeMutablePointer<Float>            // (C, 3C), (3C)
-        public let attnProjWeight, attnProjBias: UnsafeMutablePointer<Float>  // (C, C), (C)
-        public let ln2Weight, ln2Bias: UnsafeMutablePointer<Float>            // (C), (C)
-        public let fcWeight, fcBias: UnsafeMutablePointer<Float>              // (C, 4C), (4C)
-        public let fcProjWeight, fcProjBias: UnsafeMutablePointer<Float>      // (4C, C), (C)
-    }
-    public let wte: UnsafeMutablePointer<Float>                               // (V, C)
-    public let wpe: UnsafeMutablePointer<Float>                               // (maxT, C)
-    public let blocks: [Block]
-    public let lnfWeight, lnfBias: UnsafeMutablePointer<Float>                // (C), (C)
+/// Every tensor and activation of a GPT at `batch` sequences, declared once, in buffer order.
+struct GPTPlan {
+    let layout: ParameterLayout
+    let activationCount: Int
+    let wte: Tensor                  // (V, C)
+    let wpe: Tensor                  // (maxT, C)
+    let blocks: [TransformerBlock]
+    let finalNorm: NormSublayer      // ln_f
+    let encoded: Slot                // (B,T,C) token + position embedding
+    let logits: Slot                 // (B,T,V) logits → probs → dlogits
+    let losses: Slot                 // (B,T)
+    let scratch: BackwardScratch
 
-    public init(base: UnsafeMutablePointer<Float>, layout: ParameterLayout, layers: Int) {
-        func at(_ name: String) -> UnsafeMutablePointer<Float> { base + layout.spec(name)!.offset }
-        wte = at("wte.weight"); wpe = at("wpe.weight")
-        blocks = (0..<layers).map { l in
-            let h = "h.\(l)."
-            return Block(ln1Weight: at(h + "ln_1.weight"), ln1Bias: at(h + "ln_1.bias"),
-                         qkvWeight: at(h + "attn.c_attn.weight"), qkvBias: at(h + "attn.c_attn.bias"),
-                         attnProjWeight: at(h + "attn.c_proj.weight"), attnProjBias: at(h + "attn.c_proj.bias"),
-                         ln2Weight: at(h + "ln_2.weight"), ln2Bias: at(h + "ln_2.bias"),
-                         fcWeight: at(h + "mlp.c_fc.weight"), fcBias: at(h + "mlp.c_fc.bias"),
-                         fcProjWeight: at(h + "mlp.c_proj.weight"), fcProjBias: at(h + "mlp.c_proj.bias"))
+    init(_ c: GPTConfig, batch B: Int) {
+        let T = c.contextLength, C = c.width, N = B * T, probabilities = B * c.heads * T * T
+        var b = ModelBuilder()
+        wte = b.tensor("wte.weight", [c.vocabularySize, C], decay: true)
+        wpe = b.tensor("wpe.weight", [T, C])
+        b.endGroup("embeddings")
+        encoded = b.buffer(N * C)
+        var blocks: [TransformerBlock] = []
+        for l in 0..<c.layers {
+            blocks.append(GPTPlan.block(&b, layer: l, c, rows: N, probabilities: probabilities))
+            if l < c.layers - 1 { b.endGroup("h.\(l)") }
         }
-        lnfWeight = at("ln_f.weight"); lnfBias = at("ln_f.bias")
+        self.blocks = blocks
+        finalNorm = NormSublayer(&b, norm: b.norm("ln_f", width: C), rows: N, width: C, epsilon: c.layerNormEpsilon)
+        b.endGroup(c.layers > 0 ? "h.\(c.layers - 1)+ln_f" : "ln_f")
+        logits = b.buffer(N * c.vocabularySize); losses = b.buffer(N)
+        scratch = BackwardScratch(&b, rows: N, width: C, hidden: 4 * C, probabilities: probabilities, cross: false,
+                                  postNorm: false, relu: false)
+        layout = b.layout; activationCount = b.activationCount
     }
-}
 
-/// Where dropout draws its masks: a key per optimizer step and the global index of the first
-/// example of this micro-batch, so masks depend on the example, not on the rank computing it.
-public struct DropoutStream {
-    public var key: UInt64
-    public var firstExample: Int
-    public init(key: UInt64, firstExample: Int) { self.key = key; self.firstExample = firstExample }
-    @inline(__always) func key(layer: Int, site: UInt64) -> UInt64 {
-        CounterRandom.key(key, UInt64(layer), site)
+    /// Block l: ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj (Hugging Face names).
+    static func block(_ b: inout ModelBuilder, layer l: Int, _ c: GPTConfig, rows N: Int,
+                      probabilities: Int) -> TransformerBlock {
+        let h = "h.\(l).", C = c.width, e = c.layerNormEpsilon
+        let ln1 = b.norm(h + "ln_1", width: C)
+        let attention = AttentionSublayer(&b, qkv: h + "attn.c_attn", out: h + "attn.c_proj", mask: .causal,
+                                          site: MaskSite(layer: l, GPT.DropoutSite.attentionProbabilities), rows: N,
+                                          width: C, probabilities: probabilities, dropout: c.dropout > 0)
+        let ln2 = b.norm(h + "ln_2", width: C)
+        let mlp = FeedForwardSublayer(&b, fc1: h + "mlp.c_fc", fc2: h + "mlp.c_proj", activation: .gelu, rows: N,
+                                      width: C, hidden: 4 * C)
+        let attentionSite = MaskSite(layer: l, GPT.DropoutSite.attentionOutput)
+        let mlpSite = MaskSite(layer: l, GPT.DropoutSite.feedForwardOutput)
+        return TransformerBlock(
+            selfAttention: Sublayer(residual: ResidualSublayer(&b, norm: ln1, placement: .pre, site: attentionSite,
+                                                               rows: N, width: C, epsilon: e), function: attention),
+            crossAttention: nil,
+            feedForward: Sublayer(residual: ResidualSublayer(&b, norm: ln2, placement: .pre, site: mlpSite,
+                                                             rows: N, width: C, epsilon: e), function: mlp))
     }
 }
 
 public final class GPT {
+    /// GPT-2's dropout sites within a layer's mask stream; the embedding's stream is layer L's.
+    enum DropoutSite: UInt64 {
+        case embedding = 0, attentionProbabilities = 1, attentionOutput = 2, feedForwardOutput = 3
+    }
+
     public let config: GPTConfig
     public let layout: ParameterLayout
     public let parameters: FlatBuffer   // (P) all weights, layer-major
     public let gradients: FlatBuffer    // (P) same layout; backward adds into it
-    public let params: GPTTensors
-    public let grads: GPTTensors
     /// Largest batch the activation buffers hold.
     public let maxBatch: Int
-    let acts: GPTActivations
+    let plan: GPTPlan
+    private let activations: FlatBuffer // every Slot of `plan`
     /// How the matrix products run; with bf16, the weights' bf16 copy (shared with replicas) and
     /// this model's conversion scratch.
     public let precision: Precision
@@ -74,32 +92,13 @@ public final class GPT {
     private var lastDropout: DropoutStream?
 
     /// The layout: embeddings, then each block (one group each), then the final LayerNorm.
-    public static func layout(_ c: GPTConfig) -> ParameterLayout {
-        let C = c.width, V = c.vocabularySize
-        var layout = ParameterLayout()
-        layout.add("wte.weight", [V, C], decay: true)
-        layout.add("wpe.weight", [c.contextLength, C])
-        layout.endGroup("embeddings")
-        for l in 0..<c.layers {
-            let h = "h.\(l)."
-            layout.add(h + "ln_1.weight", [C]); layout.add(h + "ln_1.bias", [C])
-            layout.add(h + "attn.c_attn.weight", [C, 3 * C], decay: true); layout.add(h + "attn.c_attn.bias", [3 * C])
-            layout.add(h + "attn.c_proj.weight", [C, C], decay: true); layout.add(h + "attn.c_proj.bias", [C])
-            layout.add(h + "ln_2.weight", [C]); layout.add(h + "ln_2.bias", [C])
-            layout.add(h + "mlp.c_fc.weight", [C, 4 * C], decay: true); layout.add(h + "mlp.c_fc.bias", [4 * C])
-            layout.add(h + "mlp.c_proj.weight", [4 * C, C], decay: true); layout.add(h + "mlp.c_proj.bias", [C])
-            if l < c.layers - 1 { layout.endGroup("h.\(l)") }
-        }
-        layout.add("ln_f.weight", [C]); layout.add("ln_f.bias", [C])
-        layout.endGroup(c.layers > 0 ? "h.\(c.layers - 1)+ln_f" : "ln_f")
-        return layout
-    }
+    public static func layout(_ c: GPTConfig) -> ParameterLayout { GPTPlan(c, batch: 0).layout }
 
     public convenience init(config: GPTConfig, maxBatch: Int, precision: Precision = .fp32) {
         precondition(config.width % config.heads == 0, "width must be divisible by heads")
         let layout = GPT.layout(config)
         let parameters = FlatBuffer(count: layout.count)
-        self.init(config: config, maxBatch: maxBatch, layout: layout, parameters: parameters,
+        self.init(config: config, maxBatch: maxBatch, parameters: parameters,
                   bf16Weights: precision == .bf16 ? BF16Weights(source: parameters.pointer, count: layout.count) : nil,
                   ownsBF16Weights: true)
     }
@@ -107,21 +106,20 @@ public final class GPT {
     /// A replica for data parallelism across threads (`GPTReplicas`): it reads `primary`'s
     /// parameters (the same buffer, not a copy) and owns its gradients and activations.
     public convenience init(replicaOf primary: GPT, maxBatch: Int) {
-        self.init(config: primary.config, maxBatch: maxBatch, layout: primary.layout, parameters: primary.parameters,
+        self.init(config: primary.config, maxBatch: maxBatch, parameters: primary.parameters,
                   bf16Weights: primary.bf16?.weights, ownsBF16Weights: false)
     }
 
-    /// The model over `parameters` (laid out as `layout`) with its own gradients and activations.
-    private init(config: GPTConfig, maxBatch: Int, layout: ParameterLayout, parameters: FlatBuffer,
-                 bf16Weights: BF16Weights?, ownsBF16Weights: Bool) {
+    /// The model over `parameters` with its own gradients and activations.
+    private init(config: GPTConfig, maxBatch: Int, parameters: FlatBuffer, bf16Weights: BF16Weights?,
+                 ownsBF16Weights: Bool) {
         self.config = config
         self.maxBatch = maxBatch
-        self.layout = layout
+        plan = GPTPlan(config, batch: maxBatch)
+        layout = plan.layout
         self.parameters = parameters
         gradients = FlatBuffer(count: layout.count)
-        params = GPTTensors(base: parameters.pointer, layout: layout, layers: config.layers)
-        grads = GPTTensors(base: gradients.pointer, layout: layout, layers: config.layers)
-        acts = GPTActivations(config: config, batch: maxBatch)
+        activations = FlatBuffer(count: plan.activationCount)
         precision = bf16Weights == nil ? .fp32 : .bf16
         self.ownsBF16Weights = ownsBF16Weights
         // Scratch for the widest product input (the MLP's 4C) and output gradient (4C or V).
@@ -157,8 +155,26 @@ public final class GPT {
     /// Activations and backward scratch; with bf16 also the conversion scratch and, in the model
     /// that made it (not a replica), the weights' bf16 copy.
     public var activationBytes: Int {
-        acts.bytes + (bf16.map { $0.scratchBytes + (ownsBF16Weights ? $0.weights.bytes : 0) } ?? 0)
+        activations.bytes + (bf16.map { $0.scratchBytes + (ownsBF16Weights ? $0.weights.bytes : 0) } ?? 0)
     }
+
+    /// The views and settings of a forward (and its backward) on B sequences of T tokens.
+    func pass(batch B: Int, time T: Int, dropout: DropoutStream?) -> Pass {
+        let p = dropout == nil ? 0 : config.dropout
+        return Pass(p: Weights(base: parameters.pointer), g: Weights(base: gradients.pointer),
+                    a: Buffers(base: activations.pointer), scratch: plan.scratch, batch: B, length: T, memoryLength: T,
+                    width: config.width, heads: config.heads, maskStride: T, dropout: dropout, residualDropout: p,
+                    attentionDropout: p, keyLengths: nil, bf16: bf16, progress: onBackwardProgress)
+    }
+
+    /// Input of block l (B,T,C); block L's is the final LayerNorm's.
+    private func blockInput(_ l: Int, _ a: Buffers) -> UnsafePointer<Float> {
+        UnsafePointer(l == 0 ? a[plan.encoded] : plan.blocks[l - 1].output(a))
+    }
+    private var embeddingSite: MaskSite { MaskSite(layer: config.layers, DropoutSite.embedding) }
+
+    /// Logits (B, T, V) of the last forward without targets.
+    public var logits: UnsafePointer<Float> { UnsafePointer(activations.pointer + plan.logits.offset) }
 
     /// Runs the model on tokens (B, T); with targets, returns (Σ loss, counted tokens) and keeps
     /// the probabilities for `backward`. `dropout` nil means evaluation (no dropout).
@@ -166,130 +182,44 @@ public final class GPT {
     public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?,
                         batch B: Int, time T: Int, dropout: DropoutStream? = nil) -> (sum: Double, count: Int) {
         precondition(B <= maxBatch && T <= config.contextLength, "GPT.forward: batch or time too large")
-        let C = config.width, V = config.vocabularySize, L = config.layers, BT = B * T
-        let pDrop = dropout == nil ? 0 : config.dropout
-        let shape = AttentionShape(batch: B, queryLength: T, keyLength: T, heads: config.heads,
-                                   headSize: C / config.heads, causal: true)
-        let first = dropout?.firstExample ?? 0
         lastBatch = B; lastTime = T; lastDropout = dropout
-        let p = params, a = acts
-
-        Encoder.forward(out: a.encoded, tokens: tokens, wte: p.wte, wpe: p.wpe, batch: B, time: T, channels: C)
-        if let dropout, pDrop > 0 {
-            Dropout.apply(a.encoded, count: BT * C, probability: pDrop, key: dropout.key(layer: L, site: 0),
-                          counter: first * T * C)
-        }
-        for l in 0..<L {
-            let w = p.blocks[l], x = a.blocks[l]
-            let residual = l == 0 ? a.encoded : a.blocks[l - 1].residual3
-            LayerNorm.forward(out: x.ln1, mean: x.ln1Mean, rstd: x.ln1Rstd, inp: residual,
-                              weight: w.ln1Weight, bias: w.ln1Bias, rows: BT, channels: C, epsilon: config.layerNormEpsilon)
-            Linear.forward(out: x.qkv, inp: x.ln1, weight: w.qkvWeight, bias: w.qkvBias,
-                           rows: BT, inputs: C, outputs: 3 * C, bf16: bf16)
-            Attention.forward(out: x.atty, outStride: C, probs: x.att,
-                              q: x.qkv, qStride: 3 * C, k: x.qkv + C, kStride: 3 * C, v: x.qkv + 2 * C, vStride: 3 * C,
-                              shape: shape, dropout: pDrop, dropoutKey: dropout?.key(layer: l, site: 1) ?? 0,
-                              dropoutCounter: first * shape.probabilityCount / max(B, 1), probsDropped: x.attDropped)
-            Linear.forward(out: x.attProj, inp: x.atty, weight: w.attnProjWeight, bias: w.attnProjBias,
-                           rows: BT, inputs: C, outputs: C, bf16: bf16)
-            if let dropout, pDrop > 0 {
-                Dropout.apply(x.attProj, count: BT * C, probability: pDrop, key: dropout.key(layer: l, site: 2),
-                              counter: first * T * C)
-            }
-            Residual.forward(out: x.residual2, a: residual, b: x.attProj, count: BT * C)
-            LayerNorm.forward(out: x.ln2, mean: x.ln2Mean, rstd: x.ln2Rstd, inp: x.residual2,
-                              weight: w.ln2Weight, bias: w.ln2Bias, rows: BT, channels: C, epsilon: config.layerNormEpsilon)
-            Linear.forward(out: x.fch, gelu: x.fchGelu, inp: x.ln2, weight: w.fcWeight, bias: w.fcBias,
-                           rows: BT, inputs: C, outputs: 4 * C, bf16: bf16)
-            Linear.forward(out: x.fcProj, inp: x.fchGelu, weight: w.fcProjWeight, bias: w.fcProjBias,
-                           rows: BT, inputs: 4 * C, outputs: C, bf16: bf16)
-            if let dropout, pDrop > 0 {
-                Dropout.apply(x.fcProj, count: BT * C, probability: pDrop, key: dropout.key(layer: l, site: 3),
-                              counter: first * T * C)
-            }
-            Residual.forward(out: x.residual3, a: x.residual2, b: x.fcProj, count: BT * C)
-        }
-        let last = L > 0 ? a.blocks[L - 1].residual3 : a.encoded
-        LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: last,
-                          weight: p.lnfWeight, bias: p.lnfBias, rows: BT, channels: C, epsilon: config.layerNormEpsilon)
-        // Tied LM head: logits(BT, V) = lnf(BT, C) · wteᵀ
-        TiedProjection.forward(logits: a.logits, x: a.lnf, embedding: p.wte, rows: BT, width: C, vocabulary: V,
-                               bf16: bf16)
+        let s = pass(batch: B, time: T, dropout: dropout), a = s.a, p = s.p
+        let C = config.width, V = config.vocabularySize
+        let embedded = a[plan.encoded]                                       // (B,T,C)
+        Encoder.forward(out: embedded, tokens: tokens, wte: p[plan.wte], wpe: p[plan.wpe], batch: B, time: T, channels: C)
+        s.mask(embedded, embedded, site: embeddingSite)
+        var x = UnsafePointer(embedded)
+        for block in plan.blocks { x = block.forward(x, s) }                // (B,T,C) each
+        let y = plan.finalNorm.forward(x, s)                                 // (B,T,C)
+        // Tied LM head: logits(BT, V) = y(BT, C) · wteᵀ
+        TiedProjection.forward(logits: a[plan.logits], x: y, embedding: p[plan.wte], rows: B * T, width: C,
+                               vocabulary: V, bf16: bf16)
         guard let targets else { return (0, 0) }
-        return CrossEntropy.forward(losses: a.losses, logits: a.logits, targets: targets, rows: BT, vocabulary: V)
+        return CrossEntropy.forward(losses: a[plan.losses], logits: a[plan.logits], targets: targets, rows: B * T,
+                                    vocabulary: V)
     }
-
-    /// Logits (B, T, V) of the last forward without targets.
-    public var logits: UnsafePointer<Float> { UnsafePointer(acts.logits) }
 
     /// Adds the gradient of (Σ loss · scale) of the last forward into `gradients`: `forward` read
     /// in reverse. `scale` is 1 / tokens in the whole optimizer step, so micro-batches accumulate.
     public func backward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, scale: Float) {
-        let B = lastBatch, T = lastTime
-        let C = config.width, V = config.vocabularySize, L = config.layers, BT = B * T
-        let dropout = lastDropout
-        let pDrop = dropout == nil ? 0 : config.dropout
-        let shape = AttentionShape(batch: B, queryLength: T, keyLength: T, heads: config.heads,
-                                   headSize: C / config.heads, causal: true)
-        let first = dropout?.firstExample ?? 0
-        let p = params, g = grads, a = acts, s = acts.scratch
-        /// The gradient a residual branch receives: dresidual, masked as its dropout was in forward.
-        func branchGradient(layer l: Int, site: UInt64) -> UnsafePointer<Float> {
-            guard let dropout, pDrop > 0 else { return UnsafePointer(s.dresidual) }
-            Dropout.forward(out: s.dproj, inp: s.dresidual, count: BT * C, probability: pDrop,
-                            key: dropout.key(layer: l, site: site), counter: first * T * C)
-            return UnsafePointer(s.dproj)
-        }
-
-        CrossEntropy.backward(dlogits: a.logits, targets: targets, rows: BT, vocabulary: V, scale: scale)
-        // Tied head: dlnf = dlogits · wte ; dwte += dlogitsᵀ · lnf
-        TiedProjection.backward(dx: s.dln, dembedding: g.wte, dlogits: a.logits, x: a.lnf, embedding: p.wte,
-                                rows: BT, width: C, vocabulary: V, bf16: bf16)
-        let last = L > 0 ? a.blocks[L - 1].residual3 : a.encoded
-        VectorOps.zero(s.dresidual, count: BT * C)
-        LayerNorm.backward(dinp: s.dresidual, dweight: g.lnfWeight, dbias: g.lnfBias, dout: s.dln, inp: last,
-                           weight: p.lnfWeight, mean: a.lnfMean, rstd: a.lnfRstd, rows: BT, channels: C)
+        let B = lastBatch, T = lastTime, L = config.layers
+        let s = pass(batch: B, time: T, dropout: lastDropout), a = s.a, p = s.p, g = s.g
+        let C = config.width, V = config.vocabularySize
+        let dy = a[plan.scratch.dln]                                         // (B,T,C) ∂L/∂ln_f's output
+        CrossEntropy.backward(dlogits: a[plan.logits], targets: targets, rows: B * T, vocabulary: V, scale: scale)
+        // Tied head: dy = dlogits · wte ; dwte += dlogitsᵀ · y
+        TiedProjection.backward(dx: dy, dembedding: g[plan.wte], dlogits: a[plan.logits], x: a[plan.finalNorm.output],
+                                embedding: p[plan.wte], rows: B * T, width: C, vocabulary: V, bf16: bf16)
+        var d = ResidualGradient(current: a[plan.scratch.gradient], spare: a[plan.scratch.spare])   // (B,T,C)
+        VectorOps.zero(d.current, count: B * T * C)
+        plan.finalNorm.backward(dinp: d.current, dout: dy, x: blockInput(L, a), s)
         for l in stride(from: L - 1, through: 0, by: -1) {
-            let w = p.blocks[l], dw = g.blocks[l], x = a.blocks[l]
-            let residual = l == 0 ? a.encoded : a.blocks[l - 1].residual3
-            // residual3 = residual2 + dropout(fcProj): dresidual flows through; fcProj gets it masked.
-            // fchGelu = GELU(fch): the gradient goes through the GELU straight into dfch.
-            Linear.backward(dinp: s.dfch, dweight: dw.fcProjWeight, dbias: dw.fcProjBias,
-                            dout: branchGradient(layer: l, site: 3),
-                            inp: x.fchGelu, weight: w.fcProjWeight, geluInput: x.fch,
-                            rows: BT, inputs: 4 * C, outputs: C, bf16: bf16)
-            onBackwardProgress?()
-            Linear.backward(dinp: s.dln, dweight: dw.fcWeight, dbias: dw.fcBias, dout: s.dfch,
-                            inp: x.ln2, weight: w.fcWeight, rows: BT, inputs: C, outputs: 4 * C, bf16: bf16)
-            onBackwardProgress?()
-            LayerNorm.backward(dinp: s.dresidual, dweight: dw.ln2Weight, dbias: dw.ln2Bias, dout: s.dln,
-                               inp: x.residual2, weight: w.ln2Weight, mean: x.ln2Mean, rstd: x.ln2Rstd,
-                               rows: BT, channels: C)
-            // residual2 = residual + dropout(attProj)
-            Linear.backward(dinp: s.datty, dweight: dw.attnProjWeight, dbias: dw.attnProjBias,
-                            dout: branchGradient(layer: l, site: 2),
-                            inp: x.atty, weight: w.attnProjWeight, rows: BT, inputs: C, outputs: C, bf16: bf16)
-            onBackwardProgress?()
-            Attention.backward(dq: s.dqkv, dqStride: 3 * C, dk: s.dqkv + C, dkStride: 3 * C,
-                               dv: s.dqkv + 2 * C, dvStride: 3 * C, dprobs: s.datt,
-                               dout: s.datty, doutStride: C, probs: x.att,
-                               q: x.qkv, qStride: 3 * C, k: x.qkv + C, kStride: 3 * C, v: x.qkv + 2 * C, vStride: 3 * C,
-                               shape: shape, dropout: pDrop, dropoutKey: dropout?.key(layer: l, site: 1) ?? 0,
-                               dropoutCounter: first * shape.probabilityCount / max(B, 1),
-                               probsDropped: x.attDropped.map { UnsafePointer($0) })
-            onBackwardProgress?()
-            Linear.backward(dinp: s.dln, dweight: dw.qkvWeight, dbias: dw.qkvBias, dout: s.dqkv,
-                            inp: x.ln1, weight: w.qkvWeight, rows: BT, inputs: C, outputs: 3 * C, bf16: bf16)
-            LayerNorm.backward(dinp: s.dresidual, dweight: dw.ln1Weight, dbias: dw.ln1Bias, dout: s.dln,
-                               inp: residual, weight: w.ln1Weight, mean: x.ln1Mean, rstd: x.ln1Rstd,
-                               rows: BT, channels: C)
+            plan.blocks[l].backward(&d, x: blockInput(l, a), s)
             onGroupReady?(l + 1)
         }
-        if let dropout, pDrop > 0 {
-            Dropout.apply(s.dresidual, count: BT * C, probability: pDrop, key: dropout.key(layer: L, site: 0),
-                          counter: first * T * C)
-        }
-        Encoder.backward(dwte: g.wte, dwpe: g.wpe, dout: s.dresidual, tokens: tokens, batch: B, time: T, channels: C)
+        s.mask(d.current, d.current, site: embeddingSite)
+        Encoder.backward(dwte: g[plan.wte], dwpe: g[plan.wpe], dout: d.current, tokens: tokens, batch: B, time: T,
+                         channels: C)
         onGroupReady?(0)
     }
 }

@@ -1,15 +1,13 @@
 // GPTReplicas: data parallelism across the pool's threads inside one process — each thread runs
 // the whole GPT forward and backward on its share of a micro-batch, then the replicas' gradients
-// are summed into the primary's. It is not the MPI data parallelism across processes
-// (Distributed), which it composes with: the summed gradients are what a rank all-reduces.
+// are summed into the primary's. It composes with the MPI data parallelism across processes
+// (Distributed): the summed gradients are what a rank all-reduces.
 import Kernels
 
-/// Why: splitting every kernel across threads makes the threads meet ~100 times per step of the
-/// tiny GPT, and each meeting waits for the slower thread (on a shared virtual machine, often a
+/// Why: splitting every kernel across threads makes the threads meet at every layer of every
+/// step, and each meeting waits for the slower thread (on a shared virtual machine, often a
 /// descheduled one). Whole-model replicas meet twice per micro-batch (after backward, after the
-/// gradient sum), like MPI ranks but without copying gradients through a library: one rank with
-/// 2 replica threads beat one rank with 2 kernel threads by ~10 % on the tiny GPT, as 2 ranks of
-/// 1 thread did.
+/// gradient sum), like MPI ranks but without copying gradients through a library.
 ///
 /// Replica r takes sequences r·b ..< (r+1)·b of the micro-batch (b = B / replicas). Kernels called
 /// from inside a replica run on its thread alone (the pool is busy). Dropout masks follow the

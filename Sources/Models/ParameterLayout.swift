@@ -1,5 +1,5 @@
 // ParameterLayout: the ordered table of named tensors inside one flat parameter buffer (and the
-// gradient and optimizer buffers that share it). It is not storage: FlatBuffer holds the values.
+// gradient and optimizer buffers that share it); the values live in a FlatBuffer.
 
 /// One tensor: its name (Hugging Face GPT-2 names), shape, offset in the flat buffer, and whether
 /// AdamW decays it (matrices that multiply activations; not biases, LayerNorm or positions).

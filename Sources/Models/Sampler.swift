@@ -1,5 +1,5 @@
 // Sampler: turns next-token distributions into text — temperature, top-k, counter-based draws so
-// the same seed gives the same tokens — on top of GPTDecoder's cache. It is not beam search.
+// the same seed gives the same tokens — on top of GPTDecoder's cache.
 import Kernels
 
 public struct Sampler {

@@ -1,6 +1,6 @@
 // TrainableModel: what the trainer needs of any model — one flat parameter buffer and a gradient
-// buffer of the same layout, its precision, hooks that backward calls, initialisation. It is not a
-// layer API: each model's forward/backward has its own shape-specific signature (see the tasks).
+// buffer of the same layout, its precision, hooks that backward calls, initialisation. Forward and
+// backward stay out of it: each model's have their own shape-specific signature (see the tasks).
 import Kernels
 
 public protocol TrainableModel: AnyObject {

@@ -1,7 +1,7 @@
 // Translator: inference for the encoder-decoder — an incremental decoder (one position per step
 // for many rows at once, cached self-attention keys/values, encoder-decoder keys/values computed
-// once per sentence) and greedy and beam search on top of it, batched over sentences. It is not
-// training code and keeps no gradients; it reads the parameters of an EncoderDecoder.
+// once per sentence) and greedy and beam search on top of it, batched over sentences. It keeps no
+// gradients and reads the parameters of an EncoderDecoder through its blocks' cached steps.
 import Kernels
 #if canImport(Glibc)
 import Glibc
@@ -20,9 +20,10 @@ public final class IncrementalDecoder {
     private var selfCache: [UnsafeMutablePointer<Float>]    // per layer (N, P, 2C): keys then values
     private var spareCache: [UnsafeMutablePointer<Float>]   // the same, target of `reorder`
     private let crossKV: [UnsafeMutablePointer<Float>]      // per layer (sentences, S, 2C)
-    private let x, ln, residual, qkv, context, proj, q, hidden, probs, logitsBuffer, mean, rstd: UnsafeMutablePointer<Float>
+    private let logitsBuffer: UnsafeMutablePointer<Float>   // (N, V)
     private let tokens: UnsafeMutablePointer<Int32>         // (N)
     private let rowLengths: UnsafeMutablePointer<Int32>     // (N) source length of each row's sentence
+    private let scratch: StepScratch
     private let storage: FlatBuffer
 
     /// Room for `maxRows` rows (sentences × beams) whose sentences fit the model's `maxBatch`.
@@ -30,32 +31,24 @@ public final class IncrementalDecoder {
         self.model = model
         self.maxRows = maxRows
         let c = model.config, N = maxRows, P = c.maxLength, C = c.width, L = c.decoderLayers
-        let crossRows = model.maxBatch * P
-        func carve(_ a: inout Arena) -> [UnsafeMutablePointer<Float>] {
-            (0..<(2 * L)).map { _ in a.take(N * P * 2 * C) } + (0..<L).map { _ in a.take(crossRows * 2 * C) } +
-            [a.take(N * C), a.take(N * C), a.take(N * C), a.take(3 * N * C), a.take(N * C), a.take(N * C), a.take(N * C),
-             a.take(N * c.ffnWidth), a.take(N * c.heads * P), a.take(N * c.vocabularySize), a.take(N), a.take(N),
-             a.take(N), a.take(N)]
-        }
-        var counting = Arena()
-        _ = carve(&counting)
-        storage = FlatBuffer(count: counting.used)
-        var arena = Arena(buffer: storage)
-        let v = carve(&arena)
-        selfCache = Array(v[0..<L]); spareCache = Array(v[L..<(2 * L)]); crossKV = Array(v[(2 * L)..<(3 * L)])
-        var i = 3 * L
-        func next() -> UnsafeMutablePointer<Float> { defer { i += 1 }; return v[i] }
-        x = next(); ln = next(); residual = next(); qkv = next(); context = next(); proj = next(); q = next()
-        hidden = next(); probs = next(); logitsBuffer = next(); mean = next(); rstd = next()
-        tokens = UnsafeMutableRawPointer(next()).bindMemory(to: Int32.self, capacity: N)
-        rowLengths = UnsafeMutableRawPointer(next()).bindMemory(to: Int32.self, capacity: N)
+        var b = ModelBuilder()
+        let caches = (0..<L).map { _ in b.buffer(N * P * 2 * C) }, spares = (0..<L).map { _ in b.buffer(N * P * 2 * C) }
+        let cross = (0..<L).map { _ in b.buffer(model.maxBatch * P * 2 * C) }
+        let logits = b.buffer(N * c.vocabularySize), tokenSlot = b.buffer(N), lengthSlot = b.buffer(N)
+        scratch = StepScratch(&b, rows: N, width: C, hidden: c.ffnWidth, heads: c.heads, positions: P)
+        storage = FlatBuffer(count: b.activationCount)
+        let a = Buffers(base: storage.pointer)
+        selfCache = caches.map { a[$0] }; spareCache = spares.map { a[$0] }
+        crossKV = cross.map { a[$0] }
+        logitsBuffer = a[logits]
+        tokens = a.ints(tokenSlot, count: N); rowLengths = a.ints(lengthSlot, count: N)
     }
 
     /// Encodes `sources` (each 1 … maxLength tokens), computes every decoder layer's
     /// encoder-decoder keys/values once per sentence, and empties the cache for
     /// `sources.count × rowsPerSentence` rows.
     public func start(sources: [[Int32]], rowsPerSentence k: Int) {
-        let c = model.config, C = c.width, B = sources.count
+        let c = model.config, B = sources.count
         let S = sources.map(\.count).max() ?? 0
         precondition(B >= 1 && B <= model.maxBatch && B * k <= maxRows, "IncrementalDecoder: \(B) sentences × \(k) rows do not fit")
         precondition(sources.allSatisfy { !$0.isEmpty } && S <= c.maxLength, "IncrementalDecoder: source lengths must be 1…\(c.maxLength)")
@@ -66,9 +59,9 @@ public final class IncrementalDecoder {
             for r in 0..<k { rowLengths[b * k + r] = Int32(s.count) }
         }
         let memory = model.encode(source: padded, sourceLengths: lengths, batch: B, sourceLength: S)
-        for l in 0..<c.decoderLayers {
-            let w = model.params.decoder[l].crossKV
-            Linear.forward(out: crossKV[l], inp: memory, weight: w.weight, bias: w.bias, rows: B * S, inputs: C, outputs: 2 * C)
+        let p = Weights(base: model.parameters.pointer)
+        for (block, cache) in zip(model.plan.decoder, crossKV) {
+            block.crossAttention?.function.project(memory: memory, rows: B * S, into: cache, p, width: c.width)
         }
         sentences = B; rowsPerSentence = k; rows = B * k; sourceLength = S; position = 0
     }
@@ -76,50 +69,23 @@ public final class IncrementalDecoder {
     /// Feeds one token per row at the next position; returns the logits (rows, V) for the position
     /// after it (valid until the next call).
     public func step(_ input: [Int32]) -> UnsafePointer<Float> {
-        let c = model.config, C = c.width, H = c.heads, D = C / H, F = c.ffnWidth, V = c.vocabularySize
-        let N = rows, P = c.maxLength, t = position, k = rowsPerSentence, S = sourceLength, p = model.params
+        let c = model.config, C = c.width, V = c.vocabularySize, N = rows, P = c.maxLength, plan = model.plan
         precondition(input.count == N, "IncrementalDecoder.step: \(input.count) tokens for \(N) rows")
-        precondition(t < P, "IncrementalDecoder: all \(P) positions are used")
+        precondition(position < P, "IncrementalDecoder: all \(P) positions are used")
+        let s = DecodeStep(p: Weights(base: model.parameters.pointer), a: Buffers(base: storage.pointer), scratch: scratch,
+                           rows: N, position: position, positions: P, width: C, heads: c.heads, epsilon: c.layerNormEpsilon)
         tokens.update(from: input, count: N)
-        SinusoidalEmbedding.forward(out: x, tokens: tokens, table: p.embedding, signal: model.positionSignal.pointer,
-                                    scale: Float(C).squareRoot(), batch: N, time: 1, channels: C, firstPosition: t)
-        let selfShape = AttentionShape(batch: N, queryLength: 1, keyLength: t + 1, heads: H, headSize: D, causal: false)
-        let crossShape = AttentionShape(batch: k, queryLength: 1, keyLength: S, heads: H, headSize: D, causal: false)
+        SinusoidalEmbedding.forward(out: s.a[scratch.x], tokens: tokens, table: s.p[plan.embedding],
+                                    signal: model.positionSignal.pointer, scale: model.embeddingScale, batch: N, time: 1,
+                                    channels: C, firstPosition: position)
         for l in 0..<c.decoderLayers {
-            let w = p.decoder[l], cache = selfCache[l]
-            // Causal self-attention over the cache.
-            var inp = enter(w.selfNorm)
-            Linear.forward(out: qkv, inp: inp, weight: w.selfQKV.weight, bias: w.selfQKV.bias, rows: N, inputs: C, outputs: 3 * C)
-            for n in 0..<N { (cache + (n * P + t) * 2 * C).update(from: qkv + n * 3 * C + C, count: 2 * C) }
-            Attention.forward(out: context, outStride: C, probs: probs, q: qkv, qStride: 3 * C, k: cache, kStride: 2 * C,
-                              v: cache + C, vStride: 2 * C, shape: selfShape, keyBatchStride: P * 2 * C)
-            Linear.forward(out: proj, inp: context, weight: w.selfOut.weight, bias: w.selfOut.bias, rows: N, inputs: C, outputs: C)
-            leave(w.selfNorm)
-            // Encoder-decoder attention: the k rows of a sentence share its keys and values.
-            inp = enter(w.crossNorm)
-            Linear.forward(out: q, inp: inp, weight: w.crossQ.weight, bias: w.crossQ.bias, rows: N, inputs: C, outputs: C)
-            for s in 0..<sentences {
-                let kv = crossKV[l] + s * S * 2 * C
-                Attention.forward(out: context + s * k * C, outStride: C, probs: probs, q: q + s * k * C, qStride: C,
-                                  k: kv, kStride: 2 * C, v: kv + C, vStride: 2 * C, shape: crossShape,
-                                  keyBatchStride: 0, keyLengths: rowLengths + s * k)
-            }
-            Linear.forward(out: proj, inp: context, weight: w.crossOut.weight, bias: w.crossOut.bias, rows: N, inputs: C, outputs: C)
-            leave(w.crossNorm)
-            // Feed-forward.
-            inp = enter(w.ffnNorm)
-            Linear.forward(out: hidden, inp: inp, weight: w.fc1.weight, bias: w.fc1.bias, rows: N, inputs: C, outputs: F)
-            ReLU.forward(out: hidden, inp: hidden, count: N * F)
-            Linear.forward(out: proj, inp: hidden, weight: w.fc2.weight, bias: w.fc2.bias, rows: N, inputs: F, outputs: C)
-            leave(w.ffnNorm)
+            let cross = CrossStep(keyValues: crossKV[l], sentences: sentences, rowsPerSentence: rowsPerSentence,
+                                  memoryLength: sourceLength, lengths: rowLengths)
+            plan.decoder[l].step(cache: selfCache[l], cross: cross, s)
         }
-        var top = UnsafePointer(x)
-        if let norm = p.decoderNorm {
-            LayerNorm.forward(out: ln, mean: mean, rstd: rstd, inp: x, weight: norm.weight, bias: norm.bias, rows: N, channels: C,
-                              epsilon: c.layerNormEpsilon)
-            top = UnsafePointer(ln)
-        }
-        Gemm.parallel(transB: true, m: N, n: V, k: C, a: top, lda: C, b: p.embedding, ldb: C, beta: 0, c: logitsBuffer, ldc: V)
+        let top = plan.decoderNorm.map { $0.step(s) } ?? UnsafePointer(s.a[scratch.x])
+        Gemm.parallel(transB: true, m: N, n: V, k: C, a: top, lda: C, b: s.p[plan.embedding], ldb: C, beta: 0,
+                      c: logitsBuffer, ldc: V)
         position += 1
         return UnsafePointer(logitsBuffer)
     }
@@ -134,27 +100,6 @@ public final class IncrementalDecoder {
                 (to + r * P * 2 * C).update(from: from + parent * P * 2 * C, count: position * 2 * C)
             }
             selfCache[l] = to; spareCache[l] = from
-        }
-    }
-
-    /// The sub-layer's function input: x (post-LN) or LN(x) (pre-LN).
-    private func enter(_ norm: EncoderDecoderTensors.Affine) -> UnsafePointer<Float> {
-        let c = model.config
-        guard (c.normPlacement == .pre) else { return UnsafePointer(x) }
-        LayerNorm.forward(out: ln, mean: mean, rstd: rstd, inp: x, weight: norm.weight, bias: norm.bias, rows: rows,
-                          channels: c.width, epsilon: c.layerNormEpsilon)
-        return UnsafePointer(ln)
-    }
-
-    /// x ← x + proj (pre-LN) or LN(x + proj) (post-LN).
-    private func leave(_ norm: EncoderDecoderTensors.Affine) {
-        let c = model.config, n = rows * c.width
-        if (c.normPlacement == .pre) {
-            Residual.forward(out: x, a: x, b: proj, count: n)
-        } else {
-            Residual.forward(out: residual, a: x, b: proj, count: n)
-            LayerNorm.forward(out: x, mean: mean, rstd: rstd, inp: residual, weight: norm.weight, bias: norm.bias, rows: rows,
-                              channels: c.width, epsilon: c.layerNormEpsilon)
         }
     }
 }
@@ -221,7 +166,7 @@ public final class Translator {
     /// Returns each sentence's best finished hypothesis without the end token. With k = 1 this is
     /// greedy search.
     public func beam(_ sources: [[Int32]], options o: SearchOptions) -> [[Int32]] {
-        let k = max(o.beamSize, 1), B = sources.count, V = model.config.vocabularySize
+        let k = max(o.beamSize, 1), B = sources.count
         decoder.start(sources: sources, rowsPerSentence: k)
         let limits = sources.map { min($0.count + o.extraLength, model.config.maxLength) }
         var scores = [Float](repeating: -.infinity, count: B * k)
@@ -235,19 +180,10 @@ public final class Translator {
             let logits = decoder.step(input)
             var nextScores = scores, nextHistories = histories
             for s in 0..<B where !done[s] {
-                var candidates: [Candidate] = []
-                candidates.reserveCapacity(2 * k * k)
-                for b in 0..<k where scores[s * k + b] > -.infinity {
-                    let row = s * k + b
-                    logSoftmax(logits + row * V, count: V)
-                    if t + 1 >= limits[s] {
-                        // Length limit: this beam ends here.
-                        finished[s].append((histories[row], (scores[row] + logProbs[Int(o.end)]) / Self.lengthPenalty(t + 1, alpha: o.lengthPenalty)))
-                        continue
-                    }
-                    top(2 * k, beam: b, base: scores[row], into: &candidates)
-                }
-                if t + 1 >= limits[s] { done[s] = true; continue }
+                let atLimit = t + 1 >= limits[s]
+                var candidates = extensions(of: s, beams: k, logits: logits, scores: scores, histories: histories,
+                                            atLimit: atLimit, step: t, options: o, finished: &finished[s])
+                if atLimit { done[s] = true; continue }
                 candidates.sort { $0.score > $1.score || ($0.score == $1.score && ($0.beam, $0.token) < ($1.beam, $1.token)) }
                 var filled = 0
                 for (rank, cand) in candidates.prefix(2 * k).enumerated() {
@@ -282,6 +218,26 @@ public final class Translator {
             for h in hyps.dropFirst() where h.score > best!.score { best = h }
             return best?.tokens ?? []
         }
+    }
+
+    /// The 2k best extensions of each live beam of sentence s (rows s·k ..< (s+1)·k); at the
+    /// sentence's length limit, finishes every live beam with the end token's probability instead.
+    private func extensions(of s: Int, beams k: Int, logits: UnsafePointer<Float>, scores: [Float],
+                            histories: [[Int32]], atLimit: Bool, step t: Int, options o: SearchOptions,
+                            finished: inout [(tokens: [Int32], score: Float)]) -> [Candidate] {
+        let V = model.config.vocabularySize
+        var candidates: [Candidate] = []
+        candidates.reserveCapacity(2 * k * k)
+        for b in 0..<k where scores[s * k + b] > -.infinity {
+            let row = s * k + b
+            logSoftmax(logits + row * V, count: V)
+            if atLimit {
+                finished.append((histories[row], (scores[row] + logProbs[Int(o.end)]) / Self.lengthPenalty(t + 1, alpha: o.lengthPenalty)))
+                continue
+            }
+            top(2 * k, beam: b, base: scores[row], into: &candidates)
+        }
+        return candidates
     }
 
     /// logProbs ← log softmax of one logits row.
