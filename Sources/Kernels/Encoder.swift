@@ -1,5 +1,6 @@
 // Encoder: token embedding plus learned position embedding (GPT-2's input layer), forward and
 // backward. It is not the sinusoidal encoding of the encoder-decoder model.
+import Support
 
 /// out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. Shapes: B batch, T time, C channels, V vocab.
 public enum Encoder {

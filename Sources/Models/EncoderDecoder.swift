@@ -9,6 +9,7 @@
 // Shape legend: B batch (pairs), S source length, T target length (padded, ≤ maxLength), C width,
 // H heads, D = C/H, F feed-forward width, V vocabulary. Linear weights are stored (in, out).
 import Kernels
+import Support
 
 /// Pointers to every tensor of one parameter-shaped buffer (parameters or gradients).
 public struct EncoderDecoderTensors {

@@ -6,6 +6,7 @@
 // Shape legend: B batch, T time (≤ context), C width, H heads, D = C/H head size, V vocabulary,
 // L layers. Linear weights are stored (in, out), exactly as Hugging Face GPT-2's Conv1D.
 import Kernels
+import Support
 
 /// Pointers to every tensor of one parameter-shaped buffer (parameters or gradients).
 public struct GPTTensors {

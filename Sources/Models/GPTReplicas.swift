@@ -3,6 +3,7 @@
 // are summed into the primary's. It is not the MPI data parallelism across processes
 // (Distributed), which it composes with: the summed gradients are what a rank all-reduces.
 import Kernels
+import Support
 
 /// Why: splitting every kernel across threads makes the threads meet ~100 times per step of the
 /// tiny GPT, and each meeting waits for the slower thread (on a shared virtual machine, often a

@@ -7,6 +7,7 @@ import Training
 import Models
 import Data
 import Kernels
+import Support
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval", abstract: "Score translations.",
