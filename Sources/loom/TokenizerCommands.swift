@@ -103,7 +103,7 @@ struct TokenizeCommand: ParsableCommand {
         let (rank, size) = (job.rank, job.worldSize)
         if size > 1 { print("rank \(rank) of \(size): encoded files i with i mod \(size) = \(rank)") }
         if let m = report.merged {
-            print("rank 0 merged every rank's partial index: index.json lists \(m.tokens) tokens, \(m.documents) document(s), \(m.shards) shard(s)")
+            print("rank 0 merged every rank's files: index.json lists \(m.tokens) tokens, \(m.documents) document(s), \(m.shards) shard(s)")
         }
         return report
     }
