@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // Loom: a data-parallel Transformer trainer for CPUs. Targets are split by concern; data flows
-// one way: loom (CLI) → Training → (Models, Distributed, Data) → Kernels → CBLAS, CDNNL.
+// one way: loom (CLI) → Training → (Models, Distributed, Data) → Kernels → Support, and each
+// target's `dependencies` list exactly the modules its files import.
 import PackageDescription
 
 let fast: [SwiftSetting] = [
@@ -48,6 +49,11 @@ let package = Package(
         // Stop requests from signals (SIGTERM/SIGINT/SIGUSR1), read at step boundaries.
         .target(name: "CSignals", path: "Sources/CSignals"),
 
+        // What every layer needs: counter-based random, the thread pool, the monotonic clock,
+        // atomic files, path names, SHA-256. CSupport is its spin-wait hint.
+        .target(name: "CSupport", path: "Sources/CSupport"),
+        .target(name: "Support", dependencies: ["CSupport"], swiftSettings: kernels),
+
         // Numeric core on raw Float buffers.
         // Floating-point environment controls (flush denormals) for the compute threads; cpuid.
         .target(name: "CKernelSupport", path: "Sources/CKernelSupport"),
@@ -55,33 +61,35 @@ let package = Package(
         // No fused multiply-adds but the written ones, so results match the Swift reference.
         .target(name: "CVectorKernels", path: "Sources/CVectorKernels",
                 cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
-        .target(name: "Kernels", dependencies: ["CBLAS", "CDNNL", "CKernelSupport", "CVectorKernels"], swiftSettings: kernels),
+        .target(name: "Kernels", dependencies: ["Support", "CBLAS", "CDNNL", "CKernelSupport", "CVectorKernels"], swiftSettings: kernels),
         // Parameters in one flat buffer; layers composed into GPT.
-        .target(name: "Models", dependencies: ["Kernels"], swiftSettings: fast),
-        // Tokenizers, corpora, the token sampler.
-        .target(name: "Data", dependencies: ["Kernels"], swiftSettings: fast),
+        .target(name: "Models", dependencies: ["Kernels", "Support"], swiftSettings: fast),
+        // Tokenizers, corpora, the token sampler, shard files (no numerics: Support, not Kernels).
+        .target(name: "Data", dependencies: ["Support"], swiftSettings: fast),
         // The narrow communicator the trainer talks through (MPI or one process), gradient buckets.
-        .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: fast),
+        .target(name: "Distributed", dependencies: ["CMPI", "Support"], swiftSettings: fast),
         // Optimizer, schedules, trainer loop, configs, checkpoints, metrics.
         .target(name: "Training",
-                dependencies: ["Models", "Data", "Distributed", "Kernels", "CSignals", "CVectorKernels",
+                dependencies: ["Models", "Data", "Distributed", "Kernels", "Support", "CSignals", "CVectorKernels",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: kernels),
         // The command-line tool.
         .executableTarget(name: "loom",
-                          dependencies: ["Training", "Kernels", "MallocCounter", "CSignals",
+                          dependencies: ["Training", "Models", "Data", "Distributed", "Kernels", "Support",
+                                         "MallocCounter", "CSignals",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 
         // Tests mirror Sources/.
-        .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "TestSupport", "MallocCounter"]),
-        .testTarget(name: "DataTests", dependencies: ["Data"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Kernels", "TestSupport"]),
+        .target(name: "TestSupport", dependencies: ["Kernels", "Distributed", "Support"], path: "Tests/TestSupport"),
+        .testTarget(name: "SupportTests", dependencies: ["Support"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "Support", "TestSupport", "MallocCounter"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Support"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Distributed", "Kernels", "Support", "TestSupport"]),
         // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
-        .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels", "Support"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -2,7 +2,7 @@
 // boundaries, aligned pairs for parallel corpora), the tokenizer.json beside it, and the
 // `loom tokenize` pipeline that writes them. It is not the shard file format (TokenShards).
 import Foundation
-import Kernels
+import Support
 
 /// index.json of a shard directory.
 public struct ShardIndex: Codable, Equatable {
@@ -126,15 +126,23 @@ public struct ParallelCorpus {
 
 // MARK: - The tokenize pipeline
 
-/// Encodes files into a shard directory.
+/// Encodes files into a shard directory. The parts one rank does alone live here: check the
+/// inputs, encode its files and write their shards, merge every rank's part into the index.
+/// Who does what across ranks, and waiting for each other, is Training's `ShardedTokenization`.
 public enum CorpusTokenizer {
-    public struct Report {
+    public struct Report: Codable {
         public var bytes = 0, tokens = 0, documents = 0, shards = 0
         /// Seconds spent encoding (reading, splitting and merging), and in total.
         public var encodeSeconds = 0.0, totalSeconds = 0.0
-        /// Rank 0 of several: the merged index's (tokens, documents, shards); the fields above are
-        /// this rank's own.
-        public var merged: (tokens: Int, documents: Int, shards: Int)?
+        /// Rank 0 of several: the merged index's totals; the fields above are this rank's own.
+        public var merged: Totals?
+        public init() {}
+    }
+
+    /// What an index lists in all.
+    public struct Totals: Codable {
+        public var tokens: Int, documents: Int, shards: Int
+        public init(tokens: Int, documents: Int, shards: Int) { self.tokens = tokens; self.documents = documents; self.shards = shards }
     }
 
     /// Reads a whole input file, memory-mapped; missing and empty files are errors.
@@ -145,111 +153,109 @@ public enum CorpusTokenizer {
         return file
     }
 
-    /// Which files this process encodes when several are launched together (`mpirun -np W loom
-    /// tokenize`): file i belongs to rank i mod W. No messages pass between ranks: each writes its
-    /// shards and a partial index; rank 0 waits for the partial indices and writes index.json.
-    public struct RankSplit {
-        public var rank: Int, size: Int
-        /// Identifies the launch, so rank 0 never merges a partial index left by an earlier run.
-        public var job: String
-        public init(rank: Int, size: Int, job: String) { self.rank = rank; self.size = size; self.job = job }
-        public static let single = RankSplit(rank: 0, size: 1, job: "")
-        /// From Open MPI's environment (OMPI_COMM_WORLD_RANK / _SIZE, PMIX_NAMESPACE); one rank otherwise.
-        public static func fromEnvironment() -> RankSplit {
-            let env = ProcessInfo.processInfo.environment
-            guard let r = env["OMPI_COMM_WORLD_RANK"].flatMap(Int.init), let w = env["OMPI_COMM_WORLD_SIZE"].flatMap(Int.init),
-                  w > 1, (0..<w).contains(r) else { return .single }
-            return RankSplit(rank: r, size: w, job: env["PMIX_NAMESPACE"] ?? env["OMPI_MCA_ess_base_jobid"] ?? "")
+    /// Maps every input file, so that a missing or empty one is reported before anything is
+    /// written (every rank checks every file: the same errors everywhere).
+    public static func inputs(_ files: [String]) throws -> [MappedFile] { try files.map(input) }
+
+    /// What one rank wrote: per file, its shards and documents (starts relative to the file).
+    public struct Part: Codable {
+        public struct File: Codable {
+            public var index: Int
+            public var shards: [ShardIndex.Entry]
+            public var documents: [ShardIndex.Document]
+            public var tokens: Int
+        }
+        public var files: [File] = []
+        /// Input bytes encoded and seconds spent encoding them.
+        public var bytes = 0, encodeSeconds = 0.0
+
+        /// This part's own tokens, documents and shards.
+        public var totals: Totals {
+            Totals(tokens: files.reduce(0) { $0 + $1.tokens }, documents: files.reduce(0) { $0 + $1.documents.count },
+                   shards: files.reduce(0) { $0 + $1.shards.count })
         }
     }
 
-    /// What one rank wrote: per file, its shards and documents (starts relative to the file).
-    struct PartialIndex: Codable {
-        struct File: Codable { var index: Int; var shards: [ShardIndex.Entry]; var documents: [ShardIndex.Document]; var tokens: Int }
-        var job: String
-        var rank: Int
-        var files: [File]
-    }
-
-    static func partialPath(_ out: String, rank: Int) -> String { out + String(format: "/index.rank-%05d.json", rank) }
-
-    /// Tokenizes each file as one document (further split after each `<|endoftext|>` if the
-    /// tokenizer has it) into `shard-NNNNN.bin` shards of `shardTokens` tokens (with several ranks:
-    /// `fileFFFFF-NNNNN.bin`, one series per input file).
-    public static func tokenize(files: [String], tokenizer: Tokenizer, out: String, shardTokens: Int,
-                                threads: Int = 1, ranks: RankSplit = .single, waitSeconds: Double = 3600) throws -> Report {
-        let t0 = monotonicNow()
-        let inputs = try files.map(input)   // every rank checks every file: the same errors everywhere
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        if ranks.rank == 0 { Temporaries.clearStale(in: out) }   // shards a crashed run left half-written
-        var report = Report()
+    /// Encodes the files of rank `rank` of `ranks` (file i belongs to rank i mod `ranks`) into
+    /// shards in `directory`: one series `shard-NNNNN.bin` across every file for one rank, one
+    /// series `fileFFFFF-NNNNN.bin` per input file for several. Each file is one document, further
+    /// split after each `<|endoftext|>` if the tokenizer has it. `inputs` are `inputs(files)`.
+    public static func encode(files: [String], inputs: [MappedFile], rank: Int = 0, of ranks: Int = 1,
+                              tokenizer: Tokenizer, directory: String, shardTokens: Int, threads: Int = 1) throws -> Part {
         let eot = tokenizer.specialTokenID("<|endoftext|>")
         let v = tokenizer.vocabularySize
-        let single = ShardWriter(directory: out, prefix: "shard", vocabularySize: v, shardTokens: shardTokens)
-        var parts: [PartialIndex.File] = []
-        for (i, (path, file)) in zip(files, inputs).enumerated() where i % ranks.size == ranks.rank {
-            let e0 = monotonicNow()
+        let single = ShardWriter(directory: directory, prefix: "shard", vocabularySize: v, shardTokens: shardTokens)
+        var part = Part()
+        for (i, (path, file)) in zip(files, inputs).enumerated() where i % ranks == rank {
+            let e0 = monotonicSeconds()
             let ids = try encode(file.bytes, tokenizer: tokenizer, threads: threads, path: path)
-            report.encodeSeconds += monotonicNow() - e0
-            report.bytes += file.bytes.count
+            part.encodeSeconds += monotonicSeconds() - e0
+            part.bytes += file.bytes.count
             var documents: [ShardIndex.Document] = [], start = 0
             for (k, t) in ids.enumerated() where t == eot && k + 1 < ids.count {
                 documents.append(.init(source: path, start: start, tokens: k + 1 - start)); start = k + 1
             }
             documents.append(.init(source: path, start: start, tokens: ids.count - start))
-            let writer = ranks.size == 1 ? single
-                : ShardWriter(directory: out, prefix: String(format: "file%05d", i), vocabularySize: v, shardTokens: shardTokens)
-            let before = writer.shards.count, offset = writer.totalTokens
+            let writer = ranks == 1 ? single
+                : ShardWriter(directory: directory, prefix: String(format: "file%05d", i), vocabularySize: v, shardTokens: shardTokens)
+            let before = writer.shards.count
             try writer.append(ids)
-            if ranks.size > 1 { try writer.finish() }
-            parts.append(.init(index: i, shards: writer.shards[before...].map { .init(file: $0.file, tokens: $0.tokens) },
-                               documents: documents.map { .init(source: $0.source, start: $0.start + offset, tokens: $0.tokens) },
-                               tokens: ids.count))
+            if ranks > 1 { try writer.finish() }
+            part.files.append(.init(index: i, shards: writer.shards[before...].map { .init(file: $0.file, tokens: $0.tokens) },
+                                    documents: documents, tokens: ids.count))
         }
-        var index = ShardIndex(vocabularySize: v, tokenWidth: ShardFormat.width(vocabularySize: v))
-        if ranks.size == 1 {
+        if ranks == 1 {
+            // One series: a shard may hold the end of one file and the start of the next, so the
+            // series is listed once, with the last file.
             try single.finish()
-            index.shards = single.shards.map { .init(file: $0.file, tokens: $0.tokens) }
-            index.documents = parts.flatMap(\.documents)
-        } else {
-            let partial = PartialIndex(job: ranks.job, rank: ranks.rank, files: parts)
-            try AtomicFile.write(partialPath(out, rank: ranks.rank), data: try JSONEncoder().encode(partial))
-            report.tokens = parts.reduce(0) { $0 + $1.tokens }
-            report.shards = parts.reduce(0) { $0 + $1.shards.count }
-            report.documents = parts.reduce(0) { $0 + $1.documents.count }
-            if ranks.rank != 0 { report.totalSeconds = monotonicNow() - t0; return report }
-            // Rank 0: wait for every partial index of this launch, then merge in file order.
-            var all: [PartialIndex.File] = []
-            for r in 0 ..< ranks.size {
-                let path = partialPath(out, rank: r), deadline = monotonicNow() + waitSeconds
-                while true {
-                    if let data = FileManager.default.contents(atPath: path),
-                       let p = try? JSONDecoder().decode(PartialIndex.self, from: data), p.job == ranks.job, p.rank == r {
-                        all += p.files; break
-                    }
-                    if monotonicNow() > deadline {
-                        throw ShardError(path: path, offset: nil, "rank \(r) of \(ranks.size) did not write its partial index within \(Int(waitSeconds)) s; did it fail? Re-run the whole `mpirun … loom tokenize`")
-                    }
-                    usleep(50_000)
-                }
-            }
-            var total = 0
-            for f in all.sorted(by: { $0.index < $1.index }) {
-                index.shards += f.shards
-                index.documents += f.documents.map { .init(source: $0.source, start: $0.start + total, tokens: $0.tokens) }
-                total += f.tokens
-            }
+            let shards = single.shards.map { ShardIndex.Entry(file: $0.file, tokens: $0.tokens) }
+            for k in part.files.indices { part.files[k].shards = [] }
+            if !part.files.isEmpty { part.files[part.files.count - 1].shards = shards }
         }
-        try AtomicFile.write(out + "/tokenizer.json", data: try tokenizer.serialized())
-        try index.write(directory: out)
-        let totals = (index.shards.reduce(0) { $0 + $1.tokens }, index.documents.count, index.shards.count)
-        if ranks.size > 1 {
-            for r in 0 ..< ranks.size { unlink(partialPath(out, rank: r)) }
-            report.merged = totals
-        } else {
-            (report.tokens, report.documents, report.shards) = totals
+        return part
+    }
+
+    /// The index of every rank's part, files in input order (document starts made global).
+    public static func index(merging parts: [Part], tokenizer: Tokenizer) -> ShardIndex {
+        let v = tokenizer.vocabularySize
+        var index = ShardIndex(vocabularySize: v, tokenWidth: ShardFormat.width(vocabularySize: v))
+        var total = 0
+        for f in parts.flatMap(\.files).sorted(by: { $0.index < $1.index }) {
+            index.shards += f.shards
+            index.documents += f.documents.map { .init(source: $0.source, start: $0.start + total, tokens: $0.tokens) }
+            total += f.tokens
         }
-        report.totalSeconds = monotonicNow() - t0
+        return index
+    }
+
+    /// Writes tokenizer.json and then index.json into `directory` (the index last: a directory
+    /// with an index is complete).
+    public static func write(_ index: ShardIndex, tokenizer: Tokenizer, directory: String) throws {
+        try AtomicFile.write(directory + "/tokenizer.json", data: try tokenizer.serialized())
+        try index.write(directory: directory)
+    }
+
+    /// One process: tokenizes `files` into `out` (see `encode`) and writes the index.
+    public static func tokenize(files: [String], tokenizer: Tokenizer, out: String, shardTokens: Int,
+                                threads: Int = 1) throws -> Report {
+        let t0 = monotonicSeconds()
+        let inputs = try inputs(files)
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        Temporaries.clearStale(in: out)   // shards a crashed run left half-written
+        let part = try encode(files: files, inputs: inputs, tokenizer: tokenizer, directory: out,
+                              shardTokens: shardTokens, threads: threads)
+        try write(index(merging: [part], tokenizer: tokenizer), tokenizer: tokenizer, directory: out)
+        return report(part, seconds: monotonicSeconds() - t0)
+    }
+
+    /// A rank's report of its part.
+    public static func report(_ part: Part, seconds: Double) -> Report {
+        var report = Report()
+        let totals = part.totals
+        (report.tokens, report.documents, report.shards) = (totals.tokens, totals.documents, totals.shards)
+        report.bytes = part.bytes
+        report.encodeSeconds = part.encodeSeconds
+        report.totalSeconds = seconds
         return report
     }
 
@@ -257,7 +263,7 @@ public enum CorpusTokenizer {
     /// have the same number of lines.
     public static func tokenizeParallel(source: String, target: String, tokenizer: Tokenizer, out: String,
                                         shardTokens: Int) throws -> Report {
-        let t0 = monotonicNow()
+        let t0 = monotonicSeconds()
         let s = try input(source), t = try input(target)
         let sourceLines = lines(s.bytes), targetLines = lines(t.bytes)
         guard sourceLines.count == targetLines.count else {
@@ -270,24 +276,23 @@ public enum CorpusTokenizer {
         let tw = ShardWriter(directory: out, prefix: "target", vocabularySize: v, shardTokens: shardTokens)
         var pairs = ShardIndex.Pairs(count: sourceLines.count, sourceOffsets: [0], targetOffsets: [0])
         var report = Report()
-        let e0 = monotonicNow()
+        let e0 = monotonicSeconds()
         for (a, b) in zip(sourceLines, targetLines) {
             try sw.append(try tokenizer.encode(bytes: UnsafeRawBufferPointer(rebasing: s.bytes[a])))
             try tw.append(try tokenizer.encode(bytes: UnsafeRawBufferPointer(rebasing: t.bytes[b])))
             pairs.sourceOffsets.append(sw.totalTokens); pairs.targetOffsets.append(tw.totalTokens)
         }
-        report.encodeSeconds = monotonicNow() - e0
+        report.encodeSeconds = monotonicSeconds() - e0
         try sw.finish(); try tw.finish()
-        try AtomicFile.write(out + "/tokenizer.json", data: try tokenizer.serialized())
         var index = ShardIndex(vocabularySize: v, tokenWidth: ShardFormat.width(vocabularySize: v))
         index.sourceShards = sw.shards.map { .init(file: $0.file, tokens: $0.tokens) }
         index.targetShards = tw.shards.map { .init(file: $0.file, tokens: $0.tokens) }
         index.pairs = pairs
-        try index.write(directory: out)
+        try write(index, tokenizer: tokenizer, directory: out)
         report.bytes = s.bytes.count + t.bytes.count
         report.tokens = sw.totalTokens + tw.totalTokens; report.documents = pairs.count
         report.shards = sw.shards.count + tw.shards.count
-        report.totalSeconds = monotonicNow() - t0
+        report.totalSeconds = monotonicSeconds() - t0
         return report
     }
 
@@ -361,10 +366,4 @@ public enum CorpusTokenizer {
             }
         }
     }
-}
-
-func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

@@ -2,7 +2,7 @@
 // (first part) and validation (last part), and WindowSampler, which draws (context + 1)-token
 // windows from either. It is not the shard format (TokenShards).
 import Foundation
-import Kernels
+import Support
 
 public enum CorpusError: Error, CustomStringConvertible {
     case missing(path: String)

@@ -2,7 +2,7 @@
 // each batch holds similar lengths, batches filled while their padded size (sentences × longest
 // side) stays within a token budget, then the batch order shuffled by a seed. It is not a data
 // loader: it returns pair indices only.
-import Kernels
+import Support
 
 public enum TokenBatcher {
     public struct PairTooLong: Error, CustomStringConvertible {

@@ -8,6 +8,7 @@
 //   12 4  token width (2 or 4)    40 24 reserved, zero
 //   16 8  vocabulary size         64 …  tokens (count × width bytes)
 import Foundation
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif

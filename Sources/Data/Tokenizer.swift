@@ -2,6 +2,7 @@
 // back from a file (Loom's own JSON, Hugging Face tokenizer.json, GPT-2 vocab.json + merges.txt).
 // It is not an implementation (see CharacterTokenizer, ByteLevelBPE).
 import Foundation
+import Support
 
 /// Maps text to token ids and back.
 public protocol Tokenizer {

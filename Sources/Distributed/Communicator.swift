@@ -47,6 +47,20 @@ extension Communicator {
         return (0..<worldSize).map { Array(out[($0 * bytes.count)..<(($0 + 1) * bytes.count)]) }
     }
 
+    /// Every rank's byte string, of any length, in rank order: one all-gather of the lengths, then
+    /// one of the strings padded to the longest. For small messages (a rank's outcome, a list of
+    /// files); each must stay below 2 GiB, MPI's count limit.
+    public func allGatherVariable(_ bytes: [UInt8]) -> [[UInt8]] {
+        var length = UInt64(bytes.count).littleEndian
+        let lengths = withUnsafeBytes(of: &length) { allGather(Array($0)) }
+            .map { Int(UInt64(littleEndian: $0.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })) }
+        let longest = lengths.max() ?? 0
+        if longest == 0 { return lengths.map { _ in [] } }
+        precondition(longest < Int(Int32.max), "allGatherVariable: \(longest) bytes exceed MPI's count limit")
+        let padded = allGather(bytes + [UInt8](repeating: 0, count: longest - bytes.count))
+        return zip(padded, lengths).map { Array($0.prefix($1)) }
+    }
+
     /// "rank r of W" — how messages name the process at fault.
     public var rankDescription: String { "rank \(rank) of \(worldSize)" }
 }

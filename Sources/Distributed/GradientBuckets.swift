@@ -2,9 +2,7 @@
 // as soon as backward has finished it, keeping MPI progressing while backward goes on (the
 // PyTorch-DDP scheme). It is not the communicator: it only decides when to call it.
 import Foundation
-
-/// Seconds since an arbitrary origin (monotonic).
-@inline(__always) func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+import Support
 
 public final class GradientBuckets {
     /// The reductions: ranges of the flat buffer, in the order backward finishes them (from the
@@ -82,19 +80,19 @@ public final class GradientBuckets {
     /// complete and let the ones in flight progress.
     public func ready(from offset: Int) {
         guard armed, overlap else { return }
-        let t0 = now()
+        let t0 = monotonicSeconds()
         readyFrom = min(readyFrom, offset)
         startReadyBuckets()
         advance()
-        progressSeconds += now() - t0
+        progressSeconds += monotonicSeconds() - t0
     }
 
     /// Lets MPI progress the reductions in flight (call between layers).
     public func progress() {
         guard armed, overlap, nextToComplete < nextToStart else { return }
-        let t0 = now()
+        let t0 = monotonicSeconds()
         advance()
-        progressSeconds += now() - t0
+        progressSeconds += monotonicSeconds() - t0
     }
 
     /// After backward: reduces what is left and waits for every bucket.
@@ -102,7 +100,7 @@ public final class GradientBuckets {
         guard armed else { return }
         armed = false
         guard communicator.worldSize > 1 else { return }
-        let t0 = now()
+        let t0 = monotonicSeconds()
         if overlap {
             readyFrom = 0
             startReadyBuckets()
@@ -115,7 +113,7 @@ public final class GradientBuckets {
                 communicator.allReduceSum(gradients + range.lowerBound, count: range.count)
             }
         }
-        let waited = now() - t0
+        let waited = monotonicSeconds() - t0
         waitSeconds += waited
         backwardEnds[rounds % recordCapacity] = t0
         waits[rounds % recordCapacity] = waited

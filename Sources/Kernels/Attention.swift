@@ -3,6 +3,7 @@
 // different sequences (cross-attention) and any row stride (packed QKV, KV caches). The Q/K/V
 // and output projections are Linear layers.
 import CKernelSupport
+import Support
 
 /// Shapes: B batch, Tq query positions, Tk key positions, H heads, D head size, C = H·D.
 /// Row r of a query tensor is at `q + (b·Tq + t)·qStride`, head h at column offset h·D; keys and

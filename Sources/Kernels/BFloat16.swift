@@ -2,6 +2,7 @@
 // mantissa bits), its conversions, the bf16 copy of a model's weights and the scratch that
 // holds activations converted for one matrix product. The bf16 products themselves are
 // Gemm.serialBF16 / parallelBF16.
+import Support
 
 /// How a model's matrix products run. `bf16`: bf16 weights and activations in, fp32 accumulation
 /// and output; the parameters, gradients, optimizer state, LayerNorm, softmax, GELU, residuals

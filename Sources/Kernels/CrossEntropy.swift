@@ -1,5 +1,6 @@
 // CrossEntropy: fused softmax + (label-smoothed) cross-entropy over the vocabulary, forward and
 // backward, with an ignore index for padding.
+import Support
 
 /// Per row n: probs = softmax(logits[n]); loss[n] = −(1−ε)·log p[target] − ε·mean_v log p[v].
 /// Rows whose target is negative (padding) have loss 0 and zero gradient.

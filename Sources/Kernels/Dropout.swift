@@ -1,5 +1,6 @@
 // Dropout: inverted dropout whose mask is recomputed from a counter-based hash, so nothing is
 // stored between forward and backward and any rank can reproduce it.
+import Support
 
 /// Keeps each element with probability 1 − p and scales it by 1/(1 − p); element i of the stream
 /// `key` is kept iff uniform(key, counter + i) ≥ p. Callers pass `counter` = global example index ×

@@ -1,6 +1,7 @@
 // Encoder: token embedding plus learned position embedding (GPT-2's input layer), forward and
 // backward. The encoder-decoder's
 // sinusoidal positions are SinusoidalEmbedding.
+import Support
 
 /// out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]. Shapes: B batch, T time, C channels, V vocab.
 public enum Encoder {

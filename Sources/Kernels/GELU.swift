@@ -2,6 +2,7 @@
 // encoder-decoder's activation. On an AVX-512 CPU (`KernelISA`) GELU
 // runs 16 lanes in CVectorKernels, the same operations in the same order (the same values).
 import CVectorKernels
+import Support
 
 /// y = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), elementwise over N values.
 public enum GELU {

@@ -2,6 +2,7 @@
 // GemmPlan chose for the shape (OpenBLAS sgemm, or a oneDNN matmul primitive); bf16-input products
 // on oneDNN. Only the product shapes the layers use are offered.
 import CBLAS
+import Support
 
 /// C(M×N) = alpha · op(A)(M×K) · op(B)(K×N) + beta · C, all row-major with leading dimensions.
 public enum Gemm {

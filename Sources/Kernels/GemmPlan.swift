@@ -10,6 +10,7 @@ import Darwin
 import Synchronization
 import CBLAS
 import CKernelSupport
+import Support
 
 /// A GEMM engine.
 public enum GemmEngine: String, CaseIterable, Sendable, Codable {
@@ -245,11 +246,4 @@ struct GemmTiming {
         }
         return (best[0], matmul == nil ? nil : best[1])
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds.
-func monotonicNanoseconds() -> UInt64 {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }

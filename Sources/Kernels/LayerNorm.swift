@@ -2,6 +2,7 @@
 // backward (as llm.c). On an AVX-512 CPU (`KernelISA`) the row and column loops
 // run 16 lanes in CVectorKernels.
 import CVectorKernels
+import Support
 
 /// out = (x − mean) · rstd · weight + bias per row, rstd = 1/√(var + ε). Shapes: N rows, C channels.
 public enum LayerNorm {

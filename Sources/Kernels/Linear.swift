@@ -1,6 +1,7 @@
 // Linear: fully connected layer out = inp · W + b with W stored (in, out) as Hugging Face GPT-2's
 // Conv1D does, forward and backward on sgemm (or, given bf16 operands, on bf16 products with fp32
 // accumulation).
+import Support
 
 /// Shapes: N rows (B·T), I input features, O output features.
 public enum Linear {

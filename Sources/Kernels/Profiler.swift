@@ -1,6 +1,6 @@
 // Profiler: optional wall-clock accounting per kernel family, for `loom bench --profile`. It is
 // not a sampling profiler; when disabled each kernel pays one branch.
-import Dispatch
+import Support
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -41,9 +41,9 @@ public enum Profiler {
     @inline(__always)
     public static func measure<R>(_ section: Section, _ body: () throws -> R) rethrows -> R {
         if !enabled || pthread_equal(pthread_self(), owner) == 0 { return try body() }
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = monotonicNanoseconds()
         let result = try body()
-        seconds[section.rawValue] += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        seconds[section.rawValue] += Double(monotonicNanoseconds() - start) * 1e-9
         return result
     }
 }

@@ -1,5 +1,6 @@
 // Residual: elementwise sum of two streams, forward only (its backward is the identity on both
 // inputs, done by the caller reusing the gradient buffer).
+import Support
 
 /// out = a + b over N values.
 public enum Residual {

@@ -2,6 +2,7 @@
 // (√d_model) plus a fixed sinusoidal position signal (tensor2tensor's layout) — forward and
 // backward.
 import Foundation
+import Support
 
 /// out[b,t,:] = scale · table[tokens[b,t],:] + signal[firstPosition + t,:].
 /// Shapes: B batch, T time, C channels (even), V vocabulary.

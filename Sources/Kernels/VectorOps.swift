@@ -1,5 +1,6 @@
 // VectorOps: whole-buffer reductions and updates used by the optimizer and the trainer (sum of
 // squares, zeroing).
+import Support
 
 public enum VectorOps {
     struct SquaresLoop: ParallelLoop {

@@ -9,6 +9,7 @@
 // H heads, F feed-forward width, V vocabulary, E/D encoder/decoder layers, M = maxLength.
 // Linear weights are stored (in, out).
 import Kernels
+import Support
 
 public final class EncoderDecoder {
     /// The dropout sites within a layer's mask stream.

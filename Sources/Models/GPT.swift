@@ -6,6 +6,7 @@
 // Shape legend: B batch, T time (≤ context), C width, H heads, V vocabulary, L layers. Linear
 // weights are stored (in, out), exactly as Hugging Face GPT-2's Conv1D.
 import Kernels
+import Support
 
 /// Every tensor and activation of a GPT at `batch` sequences, declared once, in buffer order.
 struct GPTPlan {

@@ -3,6 +3,7 @@
 // are summed into the primary's. It composes with the MPI data parallelism across processes
 // (Distributed): the summed gradients are what a rank all-reduces.
 import Kernels
+import Support
 
 /// Why: splitting every kernel across threads makes the threads meet at every layer of every
 /// step, and each meeting waits for the slower thread (on a shared virtual machine, often a

@@ -1,6 +1,7 @@
 // Sampler: turns next-token distributions into text — temperature, top-k, counter-based draws so
 // the same seed gives the same tokens — on top of GPTDecoder's cache.
 import Kernels
+import Support
 
 public struct Sampler {
     public let decoder: GPTDecoder

@@ -4,6 +4,7 @@
 import Kernels
 import Models
 import CVectorKernels
+import Support
 
 /// Loshchilov & Hutter's AdamW as PyTorch implements it: p ← p − lr·wd·p (decayed tensors only),
 /// then the bias-corrected Adam update. Moments live in two buffers with the parameters' layout.

@@ -6,6 +6,7 @@
 import Foundation
 import Data
 import Models
+import Support
 
 /// The Loom version written into checkpoints.
 public let loomVersion = "0.4.0"

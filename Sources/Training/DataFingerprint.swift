@@ -3,6 +3,7 @@
 // the loader (PreparedData).
 import Foundation
 import Data
+import Support
 
 /// One file a run reads and a digest of its contents ("missing" when it cannot be read).
 public struct DataFile: Equatable, Codable, CustomStringConvertible {

@@ -4,6 +4,7 @@
 import Foundation
 import Data
 import Models
+import Support
 
 /// `model-config.json`: the model's shape plus the tokens that begin and end a sentence.
 public struct EncoderDecoderFile: Equatable {

@@ -4,6 +4,7 @@
 import Foundation
 import Kernels
 import Data
+import Support
 
 /// The corpus and tokenizer of a config, loaded before anything is written.
 public struct PreparedData {

@@ -4,6 +4,7 @@
 import Foundation
 import Models
 import Distributed
+import Support
 
 /// A replica disagreeing with rank 0, naming the ranks and what differs.
 public struct ReplicaMismatch: Error, CustomStringConvertible {

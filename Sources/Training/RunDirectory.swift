@@ -2,6 +2,7 @@
 // by the coordinator only. It is not a checkpoint store (checkpoints come with the coordinator).
 import Foundation
 import Data
+import Support
 
 public final class RunDirectory {
     public let path: String

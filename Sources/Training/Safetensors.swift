@@ -4,6 +4,7 @@
 import Foundation
 import Data
 import Models
+import Support
 
 public struct SafetensorsError: Error, CustomStringConvertible {
     public let path: String

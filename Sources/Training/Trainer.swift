@@ -7,9 +7,7 @@ import Models
 import Data
 import Distributed
 import CSignals
-
-/// Monotonic seconds.
-public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+import Support
 
 public struct TrainingSummary {
     public var steps: Int

@@ -6,6 +6,7 @@ import Foundation
 import Kernels
 import Models
 import Data
+import Support
 
 public protocol TrainingTask: AnyObject {
     var model: TrainableModel { get }

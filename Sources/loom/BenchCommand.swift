@@ -9,6 +9,7 @@ import Kernels
 import Data
 import Distributed
 import MallocCounter
+import Support
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench", abstract: "Measure training-step throughput.")

@@ -6,6 +6,7 @@ import Training
 import Models
 import Data
 import Kernels
+import Support
 
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sample", abstract: "Generate text from a trained run.")

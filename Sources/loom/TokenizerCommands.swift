@@ -3,7 +3,9 @@
 import ArgumentParser
 import Foundation
 import Data
-import Kernels
+import Distributed
+import Training
+import Support
 
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenizer", abstract: "Tokenizer tools.",
@@ -25,7 +27,7 @@ struct TokenizerTrainCommand: ParsableCommand {
                 throw ValidationError("--vocab-size must be at least 256 (the bytes) + \(specials.count) special token(s), got \(vocabSize)")
             }
             guard !files.isEmpty else { throw ValidationError("give at least one text file") }
-            let t0 = Date()
+            let t0 = monotonicSeconds()
             var trainer = BPETrainer(specials: specials)
             for path in files {
                 guard let data = FileManager.default.contents(atPath: path) else {
@@ -34,9 +36,9 @@ struct TokenizerTrainCommand: ParsableCommand {
                 guard !data.isEmpty else { throw ValidationError("\(path): the input file is empty; remove it from the list") }
                 data.withUnsafeBytes { trainer.add($0) }
             }
-            let counted = Date().timeIntervalSince(t0)
+            let counted = monotonicSeconds() - t0
             let bpe = try trainer.train(vocabularySize: vocabSize, specials: specials)
-            let total = Date().timeIntervalSince(t0)
+            let total = monotonicSeconds() - t0
             let directory = PathName.directory(of: out)
             if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
             try AtomicFile.write(out, data: try bpe.serialized())
@@ -63,29 +65,46 @@ struct TokenizeCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard shardTokens > 0 else { throw ValidationError("--shard-tokens must be positive") }
-            let tok = try TokenizerFile.load(tokenizer)
-            let report: CorpusTokenizer.Report
             if source != nil || target != nil {
-                guard let source, let target else { throw ValidationError("--source and --target go together") }
+                guard source != nil, target != nil else { throw ValidationError("--source and --target go together") }
                 guard files.isEmpty else { throw ValidationError("give either FILES or --source/--target, not both") }
-                report = try CorpusTokenizer.tokenizeParallel(source: source, target: target, tokenizer: tok, out: out,
-                                                              shardTokens: shardTokens)
             } else {
                 guard !files.isEmpty else { throw ValidationError("give at least one text file (or --source and --target)") }
-                let n = threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount
-                let ranks = CorpusTokenizer.RankSplit.fromEnvironment()
-                report = try CorpusTokenizer.tokenize(files: files, tokenizer: tok, out: out, shardTokens: shardTokens,
-                                                      threads: n, ranks: ranks)
-                if ranks.size > 1 { print("rank \(ranks.rank) of \(ranks.size): encoded files i with i mod \(ranks.size) = \(ranks.rank)") }
-                if let m = report.merged {
-                    print("rank 0 merged every rank's partial index: index.json lists \(m.tokens) tokens, \(m.documents) document(s), \(m.shards) shard(s)")
-                }
+            }
+            let job = try joinJob()
+            let tok = try TokenizerFile.load(tokenizer)
+            let report: CorpusTokenizer.Report
+            do {
+                report = try tokenize(tok, job: job)
+            } catch let failure as TokenizationFailure {
+                // Every rank knows of the failure: each says so and leaves the job cleanly.
+                FileHandle.standardError.write(Data("error (\(job.rankDescription)): \(failure)\n".utf8))
+                job.finish()
+                throw ExitCode(1)
             }
             print(String(format: "loom tokenize: %.1f MB → %d tokens (%.2f bytes/token), %d document(s)/pair(s), %d shard(s) in %@; "
                          + "encoding %.2f s = %.2f MB/s, total %.2f s",
                          Double(report.bytes) / 1e6, report.tokens, Double(report.bytes) / Double(max(1, report.tokens)),
                          report.documents, report.shards, out, report.encodeSeconds,
                          Double(report.bytes) / 1e6 / report.encodeSeconds, report.totalSeconds))
+            job.finish()
         }
+    }
+
+    /// Runs the pipeline on every rank of `job`; prints which files this rank encoded.
+    func tokenize(_ tok: Tokenizer, job: Communicator) throws -> CorpusTokenizer.Report {
+        if let source, let target {
+            return try ShardedTokenization.tokenizeParallel(source: source, target: target, tokenizer: tok, out: out,
+                                                            shardTokens: shardTokens, communicator: job)
+        }
+        let n = threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount
+        let report = try ShardedTokenization.tokenize(files: files, tokenizer: tok, out: out, shardTokens: shardTokens,
+                                                      threads: n, communicator: job)
+        let (rank, size) = (job.rank, job.worldSize)
+        if size > 1 { print("rank \(rank) of \(size): encoded files i with i mod \(size) = \(rank)") }
+        if let m = report.merged {
+            print("rank 0 merged every rank's files: index.json lists \(m.tokens) tokens, \(m.documents) document(s), \(m.shards) shard(s)")
+        }
+        return report
     }
 }

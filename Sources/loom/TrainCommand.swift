@@ -8,6 +8,7 @@ import Data
 import Kernels
 import Distributed
 import CSignals
+import Support
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Train a model from a YAML config.")

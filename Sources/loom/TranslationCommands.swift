@@ -7,6 +7,7 @@ import Training
 import Models
 import Data
 import Kernels
+import Support
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval", abstract: "Score translations.",
@@ -130,7 +131,7 @@ struct TranslateCommand: ParsableCommand {
             // Longest first, so each batch pads little; outputs go back to input order.
             let order = sources.indices.sorted { sources[$0].count > sources[$1].count }
             var outputs = [[Int32]](repeating: [], count: sources.count)
-            let t0 = Date()
+            let t0 = monotonicSeconds()
             var start = 0
             while start < order.count {
                 let chunk = Array(order[start..<min(start + batch, order.count)])
@@ -145,7 +146,7 @@ struct TranslateCommand: ParsableCommand {
                 bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }
             }
             fflush(stdout)
-            let seconds = Date().timeIntervalSince(t0)
+            let seconds = monotonicSeconds() - t0
             FileHandle.standardError.write(Data(String(format: "translated %d sentences in %.1f s (%.1f sentences/s), beam %d\(truncated > 0 ? ", \(truncated) source(s) truncated to \(maxSource) tokens" : "")\n",
                                                        lines.count, seconds, Double(lines.count) / max(seconds, 1e-9), beam).utf8))
         }

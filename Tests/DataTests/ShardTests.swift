@@ -144,30 +144,27 @@ func littleEndian<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of:
         }
     }
 
-    @Test func ranksSplitFilesAndRankZeroMergesTheIndex() throws {
+    @Test func ranksSplitFilesAndMergingTheirPartsGivesTheOneRankCorpus() throws {
         let bpe = try Self.bpe()
         let dir = directory()
         let texts = ["first file<|endoftext|>second doc", "third file, plain", "fourth we're", "fifth 12 ünï"]
         let files = texts.indices.map { dir + "/f\($0).txt" }
         for (f, t) in zip(files, texts) { try t.write(toFile: f, atomically: true, encoding: .utf8) }
         _ = try CorpusTokenizer.tokenize(files: files, tokenizer: bpe, out: dir + "/one", shardTokens: 4)
-        // Rank 1 of 2 (files 1, 3) finishes first; rank 0 (files 0, 2) then merges.
-        _ = try CorpusTokenizer.tokenize(files: files, tokenizer: bpe, out: dir + "/two", shardTokens: 4,
-                                         ranks: .init(rank: 1, size: 2, job: "j1"))
-        #expect(!FileManager.default.fileExists(atPath: dir + "/two/index.json"), "only rank 0 writes the index")
-        _ = try CorpusTokenizer.tokenize(files: files, tokenizer: bpe, out: dir + "/two", shardTokens: 4,
-                                         ranks: .init(rank: 0, size: 2, job: "j1"))
+        // Rank 1 of 2 encodes files 1 and 3, rank 0 files 0 and 2, each into its own shard series.
+        try FileManager.default.createDirectory(atPath: dir + "/two", withIntermediateDirectories: true)
+        let inputs = try CorpusTokenizer.inputs(files)
+        let one1 = try CorpusTokenizer.encode(files: files, inputs: inputs, rank: 1, of: 2, tokenizer: bpe,
+                                              directory: dir + "/two", shardTokens: 4)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/two/index.json"), "encoding a part writes no index")
+        #expect(one1.files.map(\.index) == [1, 3])
+        let one0 = try CorpusTokenizer.encode(files: files, inputs: inputs, rank: 0, of: 2, tokenizer: bpe,
+                                              directory: dir + "/two", shardTokens: 4)
+        try CorpusTokenizer.write(CorpusTokenizer.index(merging: [one1, one0], tokenizer: bpe), tokenizer: bpe, directory: dir + "/two")
         let one = try ShardCorpus(directory: dir + "/one"), two = try ShardCorpus(directory: dir + "/two")
         #expect(Array(one.tokens) == Array(two.tokens) && one.index.documents == two.index.documents)
         #expect(one.index.documents.count == 5)
         #expect(two.index.shards.map(\.file).allSatisfy { $0.hasPrefix("file0000") })
-        // A partial index from another launch is not merged: rank 0 gives up naming the file.
-        _ = try CorpusTokenizer.tokenize(files: files, tokenizer: bpe, out: dir + "/three", shardTokens: 4,
-                                         ranks: .init(rank: 1, size: 2, job: "old"))
-        #expect {
-            try CorpusTokenizer.tokenize(files: files, tokenizer: bpe, out: dir + "/three", shardTokens: 4,
-                                         ranks: .init(rank: 0, size: 2, job: "new"), waitSeconds: 0.2)
-        } throws: { "\($0)".contains("index.rank-00001.json") && "\($0)".contains("rank 1 of 2") }
     }
 
     @Test func missingAndEmptyInputsAreErrors() throws {

@@ -1,8 +1,8 @@
 // TokenBatcher: every pair exactly once, padded size within the budget, length-homogeneous
 // batches, determinism by seed and epoch, and the error for a pair longer than the budget.
 import Testing
-import Kernels
 import Data
+import Support
 
 @Suite struct TokenBatcherTests {
     func lengths(_ n: Int, seed: UInt64) -> ([Int], [Int]) {

@@ -4,6 +4,7 @@
 import Testing
 import Kernels
 import TestSupport
+import Support
 
 @Suite struct BFloat16Tests {
     /// The nearest bf16 by distance (computed in Double), ties to the even mantissa.

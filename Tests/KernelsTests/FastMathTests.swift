@@ -1,8 +1,9 @@
 // FastMath accuracy against the C library (and the vector square root against the scalar one),
-// and the thread pool's coverage of a range.
+// and the parallel GEMM against the serial one on the compute threads of the shared pool.
 import Testing
 import Foundation
 import Kernels
+import Support
 
 @Suite struct FastMathTests {
     @Test func expMatchesLibm() {
@@ -41,24 +42,6 @@ import Kernels
         }
         #expect(mismatches == 0)
         #expect(FastMath.squareRoot(Float8(repeating: -1))[0].isNaN)
-    }
-
-    struct Count: ParallelLoop {
-        let hits: UnsafeMutablePointer<Int>, grain: Int
-        func run(_ range: Range<Int>) {
-            for i in range { hits[i] += 1 }
-        }
-    }
-
-    @Test func poolCoversEveryIndexOnce() {
-        let pool = ThreadPool(threads: 3)
-        for count in [0, 1, 7, 100, 1001] {
-            for grain in [1, 4, 64] {
-                var hits = [Int](repeating: 0, count: count)
-                hits.withUnsafeMutableBufferPointer { h in pool.parallelFor(count, grain: grain, Count(hits: h.baseAddress!, grain: grain)) }
-                #expect(hits.allSatisfy { $0 == 1 }, "count \(count) grain \(grain)")
-            }
-        }
     }
 
     @Test func parallelGemmEqualsSerial() {

@@ -5,6 +5,7 @@
 // choice as a function of timings.
 import Testing
 import Kernels
+import Support
 
 @Suite(.serialized) struct GemmEngineTests {
     /// Deterministic values in [-1, 1).

@@ -3,6 +3,7 @@
 import Testing
 import Kernels
 import TestSupport
+import Support
 
 @Suite struct LinearFusionTests {
     /// Rows ≥ inputs (each thread's rows, then its GELU), and fewer rows than inputs (the other split).

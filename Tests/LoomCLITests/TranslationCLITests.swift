@@ -6,6 +6,7 @@ import Data
 import Kernels
 import Models
 import Training
+import Support
 
 @Suite(.serialized) struct TranslationCLITests {
     /// A random model (V = 260: bytes, <s>, </s>, two merges) with its config and tokenizer in `dir`.

@@ -6,6 +6,7 @@ import Kernels
 import Models
 import TestSupport
 import MallocCounter
+import Support
 
 /// A padded batch: B pairs, sources of `sourceLengths` tokens padded to S, targets padded to T
 /// (output ids −1 beyond each target's length). `padding` is the id written into padded slots.

@@ -6,6 +6,7 @@ import Kernels
 import Models
 import TestSupport
 import MallocCounter
+import Support
 
 @Suite struct GPTReplicasTests {
     static let config = GPTConfig(vocabularySize: 11, contextLength: 8, layers: 2, heads: 2, width: 16)

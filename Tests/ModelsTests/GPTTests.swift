@@ -5,6 +5,7 @@ import Foundation
 import Kernels
 import Models
 import TestSupport
+import Support
 
 @Suite struct GPTTests {
     static let tiny = GPTConfig(vocabularySize: 7, contextLength: 5, layers: 2, heads: 2, width: 8)

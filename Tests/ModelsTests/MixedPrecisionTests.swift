@@ -5,6 +5,7 @@ import Testing
 import Kernels
 import Models
 import TestSupport
+import Support
 
 @Suite struct MixedPrecisionTests {
     static let gpt = GPTConfig(vocabularySize: 13, contextLength: 8, layers: 2, heads: 2, width: 32)

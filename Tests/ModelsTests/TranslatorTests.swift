@@ -4,6 +4,7 @@ import Testing
 import Kernels
 import Models
 import TestSupport
+import Support
 
 @Suite struct TranslatorTests {
     /// Rows (sentence, history): full-forward logits of each history must equal the cached

@@ -1,6 +1,7 @@
 // GradCheck: finite-difference gradient checking and small helpers shared by the test targets.
 // It is not used by Loom itself.
 import Kernels
+import Support
 
 /// The outcome of comparing analytic gradients with central differences.
 public struct GradCheckResult: CustomStringConvertible {

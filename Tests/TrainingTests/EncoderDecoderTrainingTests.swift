@@ -6,6 +6,7 @@ import Kernels
 import Models
 import Training
 import Foundation
+import Support
 
 @Suite struct EncoderDecoderTrainingTests {
     @Test(arguments: [false, true])

@@ -5,6 +5,7 @@ import Models
 import Training
 import Data
 import TestSupport
+import Support
 
 @Suite struct SafetensorsTests {
     func tempPath() -> String { NSTemporaryDirectory() + "/loom-st-\(UUID().uuidString).safetensors" }

@@ -47,18 +47,14 @@ static inline loom_float8 loom_sqrt8(loom_float8 x) { return __builtin_elementwi
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
-/// A spin-wait hint: lets a sibling hardware thread on the same core run while this one polls.
-static inline void loom_cpu_relax(void) { _mm_pause(); }
 /// Flush denormal results to zero and treat denormal inputs as zero (FTZ | DAZ) on this thread.
 static inline void loom_flush_denormals(void) { _mm_setcsr(_mm_getcsr() | 0x8040); }
 #elif defined(__aarch64__)
-static inline void loom_cpu_relax(void) { __asm__ volatile("yield"); }
 static inline void loom_flush_denormals(void) {
     unsigned long fpcr;
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
     __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (1UL << 24)));
 }
 #else
-static inline void loom_cpu_relax(void) {}
 static inline void loom_flush_denormals(void) {}
 #endif

@@ -2,7 +2,7 @@
 // Foundation's deletingLastPathComponent traps on.
 import Testing
 import Foundation
-import Data
+import Support
 
 struct PathNameTests {
     @Test(arguments: [("a", ""), (".", ""), ("tok.json", ""), ("a/b", "a"), ("a/b/", "a"), ("./x", "."),

@@ -2,7 +2,7 @@
 // Loom processes of this host left, and nothing of a running process or of another host.
 import Testing
 import Foundation
-import Data
+import Support
 
 @Suite struct TemporariesTests {
     @Test func namesRecordHostAndProcess() throws {

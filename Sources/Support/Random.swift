@@ -5,7 +5,7 @@
 /// Stateless random numbers: the same key and counter give the same value on every rank.
 public enum CounterRandom {
     /// Mixes 64 bits thoroughly (SplitMix64's finaliser).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func mix(_ value: UInt64) -> UInt64 {
         var z = value &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -15,7 +15,7 @@ public enum CounterRandom {
 
     /// A key for a stream of numbers, derived from several identifiers (seed, step, purpose…).
     /// Fixed arity (no variadic array) so the step loop can call it without allocating.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func key(_ a: UInt64, _ b: UInt64 = 0, _ c: UInt64 = 0, _ d: UInt64 = 0,
                            _ e: UInt64 = 0) -> UInt64 {
         var key: UInt64 = 0x6A09_E667_F3BC_C909
@@ -25,24 +25,25 @@ public enum CounterRandom {
     }
 
     /// 64 random bits for position `counter` of the stream `key`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func bits(key: UInt64, counter: UInt64) -> UInt64 {
         mix(key ^ (counter &* 0xD1B5_4A32_D192_ED03))
     }
 
     /// A float uniform in [0, 1) with 24 bits of resolution.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func uniform(key: UInt64, counter: UInt64) -> Float {
         Float(bits(key: key, counter: counter) >> 40) * (1.0 / 16_777_216.0)
     }
 
     /// An integer uniform in `0..<bound` (bound > 0), by 128-bit multiply (Lemire, no rejection).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func below(_ bound: Int, key: UInt64, counter: UInt64) -> Int {
         Int(bits(key: key, counter: counter).multipliedFullWidth(by: UInt64(bound)).high)
     }
 
     /// A standard normal sample (Box–Muller on two uniforms).
+    @inlinable
     public static func normal(key: UInt64, counter: UInt64) -> Float {
         let u1 = max(Double(bits(key: key, counter: 2 &* counter) >> 11) * 0x1p-53, 1e-300)
         let u2 = Double(bits(key: key, counter: 2 &* counter &+ 1) >> 11) * 0x1p-53
@@ -52,10 +53,10 @@ public enum CounterRandom {
 
 #if canImport(Glibc)
 import Glibc
-@inline(__always) private func _log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Glibc.cos(x) }
+@usableFromInline @inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
+@usableFromInline @inline(__always) func _cos(_ x: Double) -> Double { Glibc.cos(x) }
 #else
 import Darwin
-@inline(__always) private func _log(_ x: Double) -> Double { Darwin.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Darwin.cos(x) }
+@usableFromInline @inline(__always) func _log(_ x: Double) -> Double { Darwin.log(x) }
+@usableFromInline @inline(__always) func _cos(_ x: Double) -> Double { Darwin.cos(x) }
 #endif

@@ -43,15 +43,17 @@ public enum Temporaries {
     }
 
     /// Removes the temporaries in `directory` (not below it) that a Loom process of this host left
-    /// when it died: partial checkpoints, shards, exports. Those of a running Loom process and of
-    /// other hosts stay. Returns the paths removed.
+    /// when it died: partial checkpoints, shards, exports; with `name`, only the temporaries of
+    /// that name (a staged shard directory beside others' files). Those of a running Loom process
+    /// and of other hosts stay. Returns the paths removed.
     @discardableResult
-    public static func clearStale(in directory: String) -> [String] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    public static func clearStale(in directory: String, of name: String? = nil) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
         var removed: [String] = []
         for entry in entries.sorted() {
+            if let name, !entry.hasPrefix(".\(name).loomtmp-") { continue }
             guard let owner = owner(of: entry), owner.host == host, !isRunningLoom(owner.pid) else { continue }
-            let path = directory + "/" + entry
+            let path = directory.isEmpty ? entry : directory + "/" + entry
             if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
         }
         return removed

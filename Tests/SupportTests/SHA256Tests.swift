@@ -1,7 +1,7 @@
 // SHA-256 against the FIPS 180-4 / NIST test vectors, and across update boundaries.
 import Testing
 import Foundation
-import Training
+import Support
 
 struct SHA256Tests {
     @Test func knownVectors() {

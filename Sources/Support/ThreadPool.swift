@@ -6,8 +6,7 @@ import Glibc
 import Darwin
 #endif
 import Synchronization
-import CBLAS
-import CKernelSupport
+import CSupport
 
 /// A loop body and the state it reads, as a value: `run` does the iterations in `range`.
 ///
@@ -25,27 +24,22 @@ public protocol ParallelLoop {
 /// elementwise kernel, so exactly one set of threads competes for the cores. Workers spin briefly
 /// between jobs (the step loop issues hundreds per step), then sleep on a condition variable.
 public final class ThreadPool: @unchecked Sendable {
-    /// The pool every kernel uses; replace it with `ThreadPool.configure(threads:)` at start-up.
+    /// The pool every kernel uses; Kernels' `ThreadPool.configure(threads:)` replaces it at start-up.
     nonisolated(unsafe) public private(set) static var shared = ThreadPool(threads: 1)
 
-    /// Makes a pool of `threads` threads the shared one, pins OpenBLAS and oneDNN to one thread per
-    /// call (each pool thread runs its own block: one set of threads on the cores) and
-    /// flushes denormals to zero on the calling thread (workers do it when they start): sharpening
-    /// attention produces probabilities near e^−87, and denormal arithmetic is ~100× slower.
-    public static func configure(threads: Int) {
-        openblas_set_num_threads(1)
-        OneDNN.prepareThread()
-        loom_flush_denormals()
-        _ = loom_thread_scratch(scratchFloats)
-        if shared.threads != threads { shared = ThreadPool(threads: max(1, threads)) }
+    /// Makes a pool of `threads` threads whose workers start with `prepareThread` the shared one,
+    /// unless the shared pool already has that many threads. Start-up only: a job running on the
+    /// old pool keeps it.
+    public static func share(threads: Int, prepareThread: (@Sendable () -> Void)? = nil) {
+        if shared.threads != threads { shared = ThreadPool(threads: max(1, threads), prepareThread: prepareThread) }
     }
 
     /// Threads that run a job, the caller included.
     public let threads: Int
 
-    /// Floats of thread-local scratch (`loom_thread_scratch`) reserved on every thread when it
-    /// starts (512 KiB): kernels that ask for no more never allocate, whichever thread runs them.
-    public static let scratchFloats = 1 << 17
+    /// What each worker does once when it starts, before its first job (Kernels sets the
+    /// floating-point controls and per-thread scratch of a compute thread there).
+    private let prepareThread: (@Sendable () -> Void)?
 
     private let generation = Atomic<Int>(0)
     private let nextPart = Atomic<Int>(0)
@@ -64,8 +58,11 @@ public final class ThreadPool: @unchecked Sendable {
     /// yielding the core to other processes (MPI ranks sharing cores).
     private let pauseLimit = 2000, spinLimit = 6000
 
-    public init(threads: Int) {
+    /// A pool of `threads` threads (at least one, the caller); each of the `threads - 1` workers
+    /// runs `prepareThread` when it starts.
+    public init(threads: Int, prepareThread: (@Sendable () -> Void)? = nil) {
         self.threads = max(1, threads)
+        self.prepareThread = prepareThread
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
         for _ in 1..<self.threads {
@@ -82,9 +79,7 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func workerLoop() {
-        OneDNN.prepareThread()
-        loom_flush_denormals()
-        _ = loom_thread_scratch(ThreadPool.scratchFloats)
+        prepareThread?()
         var seen = 0
         while true {
             var polls = 0
