@@ -2,6 +2,7 @@
 // precision, the progress hook), the backward scratch they share, where dropout masks are drawn,
 // and the same for a cached decoding step.
 import Kernels
+import Support
 
 /// Where one dropout mask is drawn: the layer's stream and the site's number inside it. Only the
 /// models' site enums (`GPT.DropoutSite`, `EncoderDecoder.DropoutSite`) make one, so every number
