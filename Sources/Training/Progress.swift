@@ -31,7 +31,7 @@ public final class Progress {
 
     /// One JSON object on a line of stdout, keys sorted (the `--json` output).
     public static func printJSON(_ fields: [String: Any]) {
-        let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         print(String(decoding: data, as: UTF8.self))
         fflush(stdout)
     }

@@ -27,6 +27,11 @@ public enum ResumeRequest: Equatable, Sendable {
     }
 }
 
+extension LoomConfig {
+    /// The config trains the encoder-decoder on sentence pairs (`model.kind: transformer`), not a GPT.
+    public var trainsTranslation: Bool { model.kind == "transformer" }
+}
+
 /// A model with its data, as the config's model kind wants it.
 public struct PreparedTask {
     public let task: TrainingTask
@@ -36,7 +41,7 @@ public struct PreparedTask {
 
     /// GPT on a corpus, or the encoder-decoder on parallel shards (`model.kind: transformer`).
     public init(config: LoomConfig, world: Int) throws {
-        if config.model.kind == "transformer" {
+        if config.trainsTranslation {
             let data = try PreparedTranslationData(config: config)
             tokenizer = data.tokenizer
             tokenCount = 0

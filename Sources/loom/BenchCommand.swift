@@ -43,7 +43,7 @@ struct BenchCommand: ParsableCommand {
             let start = ProcessMemory.residentBytes()
             guard steps > 0, warmup >= 1 else { throw ValidationError("--steps must be > 0 and --warmup ≥ 1") }
             let loaded = try LoomConfig.load(path: config, overrides: overrides)
-            if loaded.model.kind == "transformer" {
+            if loaded.trainsTranslation {
                 guard against.isEmpty && againstKernelsISA == nil else {
                     throw ValidationError("loom bench --against: only for GPT configs (\(self.config) is a transformer)")
                 }
