@@ -11,7 +11,9 @@ import Support
 /// The Loom version written into checkpoints.
 public let loomVersion = "0.4.0"
 
-/// Everything besides tensors that a resumed run needs to continue exactly.
+/// Everything besides tensors that a resumed run needs to continue exactly. Its `Codable` form is
+/// the progress part of a checkpoint's state.json (snake_case keys, the plateau counters under
+/// `schedule`, a non-finite loss as null) and what rank 0 broadcasts on resume.
 public struct TrainingState: Equatable {
     /// Optimizer steps completed (the next step to run).
     public var step = 0
@@ -29,6 +31,71 @@ public struct TrainingState: Equatable {
     public var bestValidationLoss: Double?
 
     public init() {}
+
+    /// This state with `saved`'s progress: the counters, losses and plateau position come from
+    /// the checkpoint, the plateau's factor, patience and floor stay this run's configured ones.
+    public func continuing(from saved: TrainingState) -> TrainingState {
+        var next = saved
+        next.plateau = plateau
+        next.plateau.scale = saved.plateau.scale
+        next.plateau.best = saved.plateau.best
+        next.plateau.badEvaluations = saved.plateau.badEvaluations
+        return next
+    }
+}
+
+extension TrainingState: Codable {
+    enum CodingKeys: String, CodingKey {
+        case step, tokensSeen = "tokens_seen", optimizerUpdates = "optimizer_updates", skippedSteps = "skipped_steps"
+        case nonfiniteInARow = "nonfinite_in_a_row", schedule, validationLoss = "validation_loss"
+        case bestValidationLoss = "best_validation_loss"
+    }
+    enum PlateauKeys: String, CodingKey {
+        case scale = "plateau_scale", best = "plateau_best", badEvaluations = "plateau_bad_evaluations"
+    }
+
+    /// Missing keys take a fresh run's values.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        step = try c.decode(Int.self, forKey: .step)
+        tokensSeen = try c.decodeIfPresent(Int.self, forKey: .tokensSeen) ?? 0
+        optimizerUpdates = try c.decodeIfPresent(Int.self, forKey: .optimizerUpdates) ?? 0
+        skippedSteps = try c.decodeIfPresent(Int.self, forKey: .skippedSteps) ?? 0
+        nonfiniteInARow = try c.decodeIfPresent(Int.self, forKey: .nonfiniteInARow) ?? 0
+        validationLoss = try c.decodeIfPresent(Double.self, forKey: .validationLoss)
+        bestValidationLoss = try c.decodeIfPresent(Double.self, forKey: .bestValidationLoss)
+        if c.contains(.schedule) {
+            let p = try c.nestedContainer(keyedBy: PlateauKeys.self, forKey: .schedule)
+            plateau.scale = try p.decodeIfPresent(Double.self, forKey: .scale) ?? 1
+            plateau.best = try p.decodeIfPresent(Double.self, forKey: .best) ?? .infinity
+            plateau.badEvaluations = try p.decodeIfPresent(Int.self, forKey: .badEvaluations) ?? 0
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(step, forKey: .step)
+        try c.encode(tokensSeen, forKey: .tokensSeen)
+        try c.encode(optimizerUpdates, forKey: .optimizerUpdates)
+        try c.encode(skippedSteps, forKey: .skippedSteps)
+        try c.encode(nonfiniteInARow, forKey: .nonfiniteInARow)
+        try c.encode(finite(validationLoss), forKey: .validationLoss)
+        try c.encode(finite(bestValidationLoss), forKey: .bestValidationLoss)
+        var p = c.nestedContainer(keyedBy: PlateauKeys.self, forKey: .schedule)
+        try p.encode(plateau.scale, forKey: .scale)
+        try p.encode(finite(plateau.best), forKey: .best)
+        try p.encode(plateau.badEvaluations, forKey: .badEvaluations)
+    }
+
+    /// The state as JSON bytes (sorted keys): what travels between ranks and into state.json.
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    public init(encoded data: Data) throws { self = try JSONDecoder().decode(TrainingState.self, from: data) }
 }
 
 /// A checkpoint that must not be loaded, naming the file and what is wrong.
@@ -122,20 +189,19 @@ public final class CheckpointStore {
         }
     }
 
+    /// state.json: the state's own keys, plus what a reader of the checkpoint wants to know about
+    /// the run (schedule kind, seed, data position, world size, the resolved config, the version).
     static func encode(state s: TrainingState, config: LoomConfig, worldSize: Int) throws -> Data {
-        func number(_ x: Double?) -> Any { x.map { $0.isFinite ? $0 as Any : NSNull() } ?? NSNull() }
-        let object: [String: Any] = [
-            "step": s.step, "tokens_seen": s.tokensSeen, "optimizer_updates": s.optimizerUpdates,
-            "skipped_steps": s.skippedSteps, "nonfinite_in_a_row": s.nonfiniteInARow,
-            "schedule": ["kind": config.schedule.kind, "plateau_scale": s.plateau.scale,
-                         "plateau_best": number(s.plateau.best), "plateau_bad_evaluations": s.plateau.badEvaluations],
-            "seed": config.training.seed,
-            "data_position": ["next_step": s.step, "global_batch": config.training.batchSize,
-                              "note": "example e of step s is drawn from (seed, step, e): the position is the step"],
-            "world_size": worldSize, "validation_loss": number(s.validationLoss),
-            "best_validation_loss": number(s.bestValidationLoss),
-            "config": try config.yaml(), "loom_version": loomVersion,
-        ]
+        var object = try JSONSerialization.jsonObject(with: try s.encoded()) as? [String: Any] ?? [:]
+        var schedule = object["schedule"] as? [String: Any] ?? [:]
+        schedule["kind"] = config.schedule.kind
+        object["schedule"] = schedule
+        object["seed"] = config.training.seed
+        object["data_position"] = ["next_step": s.step, "global_batch": config.training.batchSize,
+                                   "note": "example e of step s is drawn from (seed, step, e): the position is the step"]
+        object["world_size"] = worldSize
+        object["config"] = try config.yaml()
+        object["loom_version"] = loomVersion
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
 
@@ -191,23 +257,14 @@ public final class CheckpointStore {
 
     /// Loads a verified checkpoint into the model and optimizer; returns its state.
     public static func load(_ path: String, model: TrainableModel, optimizer: AdamW) throws -> TrainingState {
-        let object = try verify(path)
+        try verify(path)
         try Safetensors.read(path + "/model.safetensors", layout: model.layout, into: model.parameters)
         try Safetensors.read(path + "/optimizer.safetensors", layout: model.layout,
                              buffers: [("exp_avg.", optimizer.m), ("exp_avg_sq.", optimizer.v)])
-        var s = TrainingState()
-        s.step = object["step"] as? Int ?? 0
-        s.optimizerUpdates = object["optimizer_updates"] as? Int ?? 0
-        s.tokensSeen = object["tokens_seen"] as? Int ?? 0
-        s.skippedSteps = object["skipped_steps"] as? Int ?? 0
-        s.nonfiniteInARow = object["nonfinite_in_a_row"] as? Int ?? 0
-        if let schedule = object["schedule"] as? [String: Any] {
-            s.plateau.scale = schedule["plateau_scale"] as? Double ?? 1
-            s.plateau.best = schedule["plateau_best"] as? Double ?? .infinity
-            s.plateau.badEvaluations = schedule["plateau_bad_evaluations"] as? Int ?? 0
+        do {
+            return try TrainingState(encoded: Data(contentsOf: URL(fileURLWithPath: path + "/state.json")))
+        } catch {
+            throw CheckpointError(path: path + "/state.json", message: "not a valid state file (\(error))")
         }
-        s.validationLoss = object["validation_loss"] as? Double
-        s.bestValidationLoss = object["best_validation_loss"] as? Double
-        return s
     }
 }

@@ -43,7 +43,7 @@ public enum ReplicaCheck {
         let badData = disagreeing(64..<96)
         guard !badData.isEmpty else { return }
         // Every rank learns rank 0's list and reports the first of its own files that differs.
-        let reference = try broadcastFromCoordinator(dataList, communicator: communicator)
+        let reference = broadcastFromCoordinator(dataList, communicator: communicator) ?? Data()
         let rankZero = try JSONDecoder().decode([DataFile].self, from: reference)
         let own = rankZero.indices.first { $0 >= data.count || data[$0] != rankZero[$0] } ?? rankZero.count
         let firstDifference = communicator.allGather(withUnsafeBytes(of: Int64(own).littleEndian) { Array($0) })
@@ -57,11 +57,13 @@ public enum ReplicaCheck {
                               detail: named.joined(separator: "; ") + "; give every host the same copy of the data at the same path")
     }
 
-    /// Rank 0's bytes on every rank (a length, then the bytes).
-    static func broadcastFromCoordinator(_ bytes: Data, communicator: Communicator) throws -> Data {
-        var count = Int64(communicator.isCoordinator ? bytes.count : 0)
+    /// Rank 0's bytes on every rank (a length, then the bytes); nil on every rank when rank 0
+    /// passes nil (it has nothing to send, e.g. it failed to read them).
+    static func broadcastFromCoordinator(_ bytes: Data?, communicator: Communicator) -> Data? {
+        var count = Int64(communicator.isCoordinator ? bytes?.count ?? -1 : 0)
         withUnsafeMutableBytes(of: &count) { communicator.broadcast($0.baseAddress!, bytes: 8, root: 0) }
-        var buffer = communicator.isCoordinator ? [UInt8](bytes) : [UInt8](repeating: 0, count: Int(count))
+        guard count >= 0 else { return nil }
+        var buffer = communicator.isCoordinator ? [UInt8](bytes ?? Data()) : [UInt8](repeating: 0, count: Int(count))
         if count > 0 { buffer.withUnsafeMutableBytes { communicator.broadcast($0.baseAddress!, bytes: $0.count, root: 0) } }
         return Data(buffer)
     }

@@ -11,17 +11,60 @@ import Support
 
 public struct TrainingSummary {
     public var steps: Int
+    /// The step this process started from (the checkpoint's after a resume, else 0).
+    public var firstStep: Int
+    /// Why the loop ended: all steps done, --stop-after, or a stop request.
+    public var stopReason: StopReason
+    /// The mean training loss of the last step, nil when this process ran none.
+    public var lastTrainingLoss: Double?
     /// The validation loss measured after the last step; nil when none ran there
     /// (`evaluation.at_end: false`, or a pause).
     public var finalValidationLoss: Double?
     /// The newest validation pass of this run: (step after which it ran, loss); nil when none ran.
     public var lastValidation: (step: Int, loss: Double)?
+    /// The newest checkpoint this process wrote (coordinator only).
+    public var checkpoint: String?
     public var trainingSeconds: Double
     public var tokensPerSecond: Double
     /// SHA-256 (hex) of the final parameters, checked equal on every rank.
     public var parameterHash: String?
     /// Stopped early by --stop-after (a checkpoint, no final model).
-    public var paused = false
+    public var paused: Bool { stopReason == .paused }
+}
+
+/// The clocks and running sums of one `train()`: training time, the window of steps since the
+/// last log line, the newest validation pass.
+struct RunMeter {
+    let start = monotonicSeconds()
+    let firstTokens: Int
+    var trainingSeconds = 0.0, lastStepSeconds = 0.0
+    var lastLoss: Double?
+    var lastValidation: (step: Int, loss: Double)?
+    var lastCheckpoint: String?
+    var windowStart = monotonicSeconds(), windowSteps = 0, windowLoss = 0.0, windowTokens = 0.0
+
+    init(firstTokens: Int) { self.firstTokens = firstTokens }
+
+    mutating func time<T>(_ body: () -> T) -> T {
+        let t0 = monotonicSeconds()
+        defer { lastStepSeconds = monotonicSeconds() - t0; trainingSeconds += lastStepSeconds }
+        return body()
+    }
+
+    mutating func add(loss: Double, tokens: Int) {
+        lastLoss = loss
+        windowSteps += 1; windowLoss += loss; windowTokens += Double(tokens)
+    }
+
+    /// Tokens per second over the window so far.
+    var windowRate: Double { windowTokens / max(monotonicSeconds() - windowStart, 1e-9) }
+
+    mutating func resetWindow() { windowStart = monotonicSeconds(); windowSteps = 0; windowLoss = 0; windowTokens = 0 }
+
+    /// Tokens per second of training time, over this process's steps.
+    func tokensPerSecond(_ state: TrainingState) -> Double {
+        Double(state.tokensSeen - firstTokens) / max(trainingSeconds, 1e-9)
+    }
 }
 
 public final class Trainer {
@@ -32,7 +75,8 @@ public final class Trainer {
     /// The GPT, when the task trains one (sampling, benchmarks).
     public var gpt: GPT? { (task as? LanguageModelTask)?.gpt }
     public let optimizer: AdamW
-    public let schedule: LearningRateSchedule
+    /// When to log, validate, save and stop, the learning rate, and the state a checkpoint restores.
+    public let schedule: TrainingSchedule
     public let communicator: Communicator
     /// The gradient all-reduce, bucket by bucket, overlapped with backward.
     public let buckets: GradientBuckets
@@ -43,11 +87,20 @@ public final class Trainer {
     private var reduction = [Double](repeating: 0, count: 3)
     private var broadcastSlot = [Double](repeating: 0, count: 1)
     /// Step counter, skip counts, plateau and best-validation state (what a checkpoint restores).
-    public var state = TrainingState()
+    public var state: TrainingState {
+        get { schedule.state }
+        set { schedule.state = newValue }
+    }
     /// Where the coordinator writes checkpoints; nil = no checkpoints (benchmarks, tests).
     public var checkpoints: CheckpointStore?
     /// Stop cleanly after this step with a checkpoint (training in chunks; resume tests).
-    public var stopAfterStep: Int?
+    public var stopAfterStep: Int? {
+        get { schedule.stopAfterStep }
+        set { schedule.stopAfterStep = newValue }
+    }
+    /// This rank's stop request, read once per step after its micro-batches: by default whether
+    /// SIGTERM, SIGINT or SIGUSR1 arrived.
+    public var stopSignal: () -> Bool = { loom_stop_signal() != 0 }
     /// Which engine runs each product shape (`kernels.gemm`); nil for `openblas` in fp32. Planned
     /// after this trainer's first step, which records the shapes, and again after any step or
     /// evaluation that met new ones; set as `Gemm.plan` before each step.
@@ -70,19 +123,14 @@ public final class Trainer {
         self.communicator = communicator
         self.run = run
         self.progress = progress
-        let t = config.training, o = config.optimizer
+        let o = config.optimizer
         let model = task.model
         // bf16 products run on oneDNN primitives whatever the fp32 engine, so bf16 always plans.
         gemm = config.kernels.gemm == .openblas && config.training.precision == .fp32 ? nil
             : GemmPlan(selection: config.kernels.gemm)
         optimizer = AdamW(layout: model.layout, beta1: Float(o.beta1), beta2: Float(o.beta2),
                           epsilon: Float(o.epsilon), weightDecay: Float(o.weightDecay))
-        schedule = LearningRateSchedule(kind: .init(rawValue: config.schedule.kind)!, peak: o.learningRate,
-                                        minimum: config.schedule.minimumLearningRate,
-                                        warmupSteps: config.schedule.warmupSteps, totalSteps: t.steps,
-                                        width: config.model.width, cooldownSteps: config.schedule.cooldownSteps)
-        state.plateau = ReduceOnPlateau(factor: config.schedule.plateauFactor, patience: config.schedule.plateauPatience,
-                                        minimumScale: config.schedule.minimumLearningRate / o.learningRate)
+        schedule = try TrainingSchedule(config: config)
         buckets = GradientBuckets(groups: model.layout.groups.map(\.range),
                                   bucketBytes: Int(config.distributed.bucketMegabytes * 1048576),
                                   gradients: model.gradients.pointer, communicator: communicator,
@@ -95,7 +143,7 @@ public final class Trainer {
         // everyone receives.
         try ReplicaCheck.sameRun(config: config, data: communicator.worldSize > 1 ? DataFingerprint.files(config: config) : [],
                                  communicator: communicator)
-        if communicator.isCoordinator { model.initialize(seed: UInt64(t.seed)) }
+        if communicator.isCoordinator { model.initialize(seed: UInt64(config.training.seed)) }
         communicator.broadcast(model.parameters.pointer, bytes: model.parameters.bytes, root: 0)
         model.parametersDidChange()
     }
@@ -108,6 +156,10 @@ public final class Trainer {
         public var updated: Bool
         /// Some rank was asked to stop (SIGTERM/SIGINT/SIGUSR1): every rank sees the same answer.
         public var stopRequested: Bool
+
+        public init(loss: Double, updated: Bool, stopRequested: Bool) {
+            self.loss = loss; self.updated = updated; self.stopRequested = stopRequested
+        }
     }
 
     /// One optimizer step at `step` (0-based). This rank's stop request (`stopSignal`, read once
@@ -173,57 +225,41 @@ public final class Trainer {
 
     /// The coordinator's learning rate for `step`, broadcast so every rank uses rank 0's value.
     public func learningRate(at step: Int) -> Double {
-        if communicator.isCoordinator {
-            var rate = schedule.rate(at: step)
-            if schedule.kind == .plateau && step >= schedule.warmupSteps { rate *= state.plateau.scale }
-            broadcastSlot[0] = rate
-        }
+        if communicator.isCoordinator { broadcastSlot[0] = schedule.rate(at: step) }
         broadcastSlot.withUnsafeMutableBytes { communicator.broadcast($0.baseAddress!, bytes: 8, root: 0) }
         return broadcastSlot[0]
     }
 
     /// Continues from a checkpoint: rank 0 reads and verifies it, every rank receives the weights,
-    /// AdamW moments and state. Shapes that differ from the config are an error naming the tensor.
+    /// AdamW moments and state (as its encoded bytes). Shapes that differ from the config are an
+    /// error naming the tensor.
     public func resume(from path: String) throws {
-        var fields = [Double](repeating: 0, count: 10)
-        var failure: Error?
+        var saved: Data?, failure: Error?
         if communicator.isCoordinator {
-            do {
-                let s = try CheckpointStore.load(path, model: model, optimizer: optimizer)
-                fields = [Double(s.step), Double(s.optimizerUpdates), Double(s.skippedSteps), Double(s.nonfiniteInARow),
-                          s.plateau.scale, s.plateau.best, Double(s.plateau.badEvaluations),
-                          s.validationLoss ?? .nan, s.bestValidationLoss ?? .nan, Double(s.tokensSeen)]
-            } catch {
-                failure = error
-                fields[0] = -1
-            }
+            do { saved = try CheckpointStore.load(path, model: model, optimizer: optimizer).encoded() } catch { failure = error }
         }
-        fields.withUnsafeMutableBytes { communicator.broadcast($0.baseAddress!, bytes: $0.count, root: 0) }
+        let received = ReplicaCheck.broadcastFromCoordinator(saved, communicator: communicator)
         if let failure { throw failure }
-        guard fields[0] >= 0 else {
+        guard let received else {
             throw CheckpointError(path: path, message: "rank 0 could not load this checkpoint (see its error)")
         }
         for buffer in [model.parameters, optimizer.m, optimizer.v] {
             communicator.broadcast(buffer.pointer, bytes: buffer.bytes, root: 0)
         }
         model.parametersDidChange()
-        state.step = Int(fields[0]); state.optimizerUpdates = Int(fields[1])
-        state.skippedSteps = Int(fields[2]); state.nonfiniteInARow = Int(fields[3])
-        state.plateau.scale = fields[4]; state.plateau.best = fields[5]; state.plateau.badEvaluations = Int(fields[6])
-        state.validationLoss = fields[7].isNaN ? nil : fields[7]
-        state.bestValidationLoss = fields[8].isNaN ? nil : fields[8]
-        state.tokensSeen = Int(fields[9])
+        state = state.continuing(from: try TrainingState(encoded: received))
         optimizer.updates = state.optimizerUpdates
     }
 
     /// Writes a checkpoint of the current state (coordinator only; others return nil).
     @discardableResult
     func saveCheckpoint() throws -> String? {
+        schedule.willSave()
         guard communicator.isCoordinator, let checkpoints else { return nil }
         state.optimizerUpdates = optimizer.updates
         let path = try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config,
                                         worldSize: communicator.worldSize)
-        progress.message("checkpoint: \(path)")
+        progress.report(.checkpoint(step: state.step, path: path))
         return path
     }
 
@@ -232,113 +268,93 @@ public final class Trainer {
     /// (and its checkpoint), says how to stop with a checkpoint.
     func warnIfMpirunWouldKillBeforeACheckpoint(stepSeconds: Double) {
         guard communicator.isCoordinator, let deadline = Launch.secondsBeforeKillAfterTerm, deadline < 2 * stepSeconds else { return }
-        let suggested = Int((10 * stepSeconds + 30).rounded(.up))
-        progress.message(String(format: "note: a step takes %.1f s, but after a SIGTERM to mpirun the ranks have %.0f s "
-                                + "(odls_base_sigkill_timeout) before SIGKILL: too little to finish the step and checkpoint. "
-                                + "To stop with a checkpoint, send mpirun SIGUSR1, launch with launch/mpirun, or add "
-                                + "--mca odls_base_sigkill_timeout %d.", stepSeconds, deadline, suggested))
+        progress.report(.killDeadline(stepSeconds: stepSeconds, deadlineSeconds: deadline,
+                                      suggestedTimeout: Int((10 * stepSeconds + 30).rounded(.up))))
     }
 
-    /// Trains from `state.step` to `training.steps`, logging, validating and checkpointing as
-    /// configured; saves the final model. Throws `Preempted` after checkpointing when any rank
-    /// was signalled to stop, and `TrainingError.nonfinite` when too many steps in a row failed.
+    /// Trains from `state.step` to `training.steps`, logging, validating and checkpointing when
+    /// the schedule says; saves the final model. Throws `Preempted` after checkpointing when any
+    /// rank was signalled to stop, and `TrainingError.nonfinite` when too many steps in a row failed.
     public func train() throws -> TrainingSummary {
-        let total = config.training.steps
-        let logEvery = config.logging.interval, evalEvery = config.evaluation.interval
-        let checkpointEvery = config.checkpoint.interval
-        let start = monotonicSeconds()
-        var trainingSeconds = 0.0, lastValidation: (step: Int, loss: Double)?
-        var windowStart = monotonicSeconds(), windowSteps = 0, windowLoss = 0.0, windowTokens = 0.0
-        let firstStep = state.step, firstTokens = state.tokensSeen
-
-        while state.step < total {
-            let step = state.step
-            let lr = learningRate(at: step)
-            let stepTokens = Double(task.globalTokens(step: step))
-            let t0 = monotonicSeconds()
-            let result = trainStep(step, learningRate: lr, stopSignal: { loom_stop_signal() != 0 })
-            trainingSeconds += monotonicSeconds() - t0
-            state.step += 1
-            state.tokensSeen += Int(stepTokens)
-            state.validationLoss = nil
-            if result.updated {
-                state.nonfiniteInARow = 0
-            } else {
-                state.skippedSteps += 1; state.nonfiniteInARow += 1
-                progress.message("step \(state.step): non-finite loss or gradient, update skipped (\(state.nonfiniteInARow) in a row)")
-                if state.nonfiniteInARow >= config.training.maximumNonfiniteSteps {
-                    throw TrainingError.nonfinite(steps: state.nonfiniteInARow, lastStep: state.step)
-                }
+        schedule.begin()
+        var meter = RunMeter(firstTokens: state.tokensSeen)
+        while schedule.keepGoing {
+            let step = state.step, tokens = task.globalTokens(step: step)
+            let rate = learningRate(at: step)
+            let result = meter.time { trainStep(step, learningRate: rate, stopSignal: stopSignal) }
+            if schedule.finished(step: result, tokens: tokens) {
+                progress.report(.skipped(step: state.step, inARow: state.nonfiniteInARow))
             }
-            if state.step == firstStep + 1 { warnIfMpirunWouldKillBeforeACheckpoint(stepSeconds: monotonicSeconds() - t0) }
-            windowSteps += 1; windowLoss += result.loss; windowTokens += stepTokens
-            let tokensPerStep = windowTokens / Double(windowSteps)
-
-            let done = state.step == total
-            if state.step % logEvery == 0 || done || state.step == firstStep + 1 {
-                let now = monotonicSeconds()
-                let rate = windowTokens / max(now - windowStart, 1e-9)
-                let meanLoss = windowLoss / Double(windowSteps)
-                if communicator.isCoordinator {
-                    run?.log(["step": state.step, "train_loss": meanLoss, "lr": lr, "tokens": state.tokensSeen,
-                              "elapsed_s": now - start, "tokens_per_s": rate])
-                    progress.status(step: state.step, total: total, loss: meanLoss, learningRate: lr, tokensPerSecond: rate,
-                                    remainingSeconds: Double(total - state.step) * tokensPerStep / rate, line: true)
-                }
-                windowStart = monotonicSeconds(); windowSteps = 0; windowLoss = 0; windowTokens = 0
-            } else if communicator.isCoordinator, progress.isTerminal {
-                let rate = windowTokens / max(monotonicSeconds() - windowStart, 1e-9)
-                progress.status(step: state.step, total: total, loss: result.loss, learningRate: lr, tokensPerSecond: rate,
-                                remainingSeconds: Double(total - state.step) * tokensPerStep / rate, line: false)
-            }
-            if (evalEvery > 0 && state.step % evalEvery == 0) || (done && config.evaluation.atEnd) {
-                let validation = evaluate(batches: config.evaluation.batches)
-                lastValidation = (state.step, validation)
-                state.validationLoss = validation
-                if communicator.isCoordinator {
-                    if schedule.kind == .plateau, state.plateau.observe(validationLoss: validation) {
-                        progress.message(String(format: "validation loss stopped improving: learning rate × %.3g", state.plateau.scale))
-                    }
-                    run?.log(["step": state.step, "train_loss": result.loss, "lr": lr, "tokens": state.tokensSeen,
-                              "elapsed_s": monotonicSeconds() - start, "tokens_per_s": Double(state.tokensSeen - firstTokens) / trainingSeconds,
-                              "val_loss": validation])
-                    progress.message(String(format: "step %d: val loss %.4f (%@)", state.step, validation,
-                                            task.validationDescription(batches: config.evaluation.batches)))
-                }
-                windowStart = monotonicSeconds()
-            }
-            let pause = state.step == stopAfterStep && !done
-            let checkpointDue = (checkpointEvery > 0 && state.step % checkpointEvery == 0) || done || result.stopRequested || pause
-            // Never checkpoint a step whose update was skipped for a non-finite loss or gradient.
-            if checkpointDue && state.nonfiniteInARow == 0 {
-                // "Best" is among checkpoints: only a saved validation loss can become it.
-                if let v = state.validationLoss, v <= (state.bestValidationLoss ?? .infinity) { state.bestValidationLoss = v }
-                try saveCheckpoint()
-            }
-            if pause && !result.stopRequested {
-                run?.close()
-                progress.message("loom train: paused after step \(state.step) as asked (--stop-after); continue with --resume latest")
-                return TrainingSummary(steps: state.step, finalValidationLoss: state.validationLoss, lastValidation: lastValidation,
-                                       trainingSeconds: trainingSeconds,
-                                       tokensPerSecond: Double(state.tokensSeen - firstTokens) / max(trainingSeconds, 1e-9),
-                                       parameterHash: nil, paused: true)
-            }
-            if result.stopRequested && !done {
-                run?.close()
-                throw Preempted(step: state.step, checkpoint: checkpoints.map { $0.directory + "/" + CheckpointStore.name(step: state.step) })
-            }
+            try schedule.checkNonfiniteSteps()
+            if state.step == schedule.firstStep + 1 { warnIfMpirunWouldKillBeforeACheckpoint(stepSeconds: meter.lastStepSeconds) }
+            meter.add(loss: result.loss, tokens: tokens)
+            report(step: result, learningRate: rate, meter: &meter)
+            if schedule.shouldValidate { validate(lastLoss: result.loss, learningRate: rate, meter: &meter) }
+            if schedule.shouldSave, let path = try saveCheckpoint() { meter.lastCheckpoint = path }
         }
-        let hash = try ReplicaCheck.identicalParameters(model.parameters, communicator: communicator)
-        if communicator.isCoordinator, let run {
-            try Safetensors.write(run.modelPath, layout: model.layout, buffer: model.parameters,
-                                  metadata: ["format": "pt", "loom": model.kind, "step": "\(state.step)"])
-            run.close()
+        return try finish(meter)
+    }
+
+    /// The progress line (and metrics record) when the schedule says, else a redrawn status.
+    private func report(step result: StepResult, learningRate rate: Double, meter: inout RunMeter) {
+        let total = schedule.totalSteps, tokensPerStep = meter.windowTokens / Double(meter.windowSteps)
+        let remaining = Double(total - state.step) * tokensPerStep
+        if schedule.shouldLog {
+            let perSecond = meter.windowRate, meanLoss = meter.windowLoss / Double(meter.windowSteps)
+            if communicator.isCoordinator {
+                run?.log(["step": state.step, "train_loss": meanLoss, "lr": rate, "tokens": state.tokensSeen,
+                          "elapsed_s": monotonicSeconds() - meter.start, "tokens_per_s": perSecond])
+                progress.status(step: state.step, total: total, loss: meanLoss, learningRate: rate, tokensPerSecond: perSecond,
+                                remainingSeconds: remaining / perSecond, line: true)
+            }
+            meter.resetWindow()
+        } else if communicator.isCoordinator, progress.isTerminal {
+            let perSecond = meter.windowRate
+            progress.status(step: state.step, total: total, loss: result.loss, learningRate: rate, tokensPerSecond: perSecond,
+                            remainingSeconds: remaining / perSecond, line: false)
+        }
+    }
+
+    /// A validation pass after this step: logged, shown, and handed to the schedule (plateau).
+    private func validate(lastLoss: Double, learningRate rate: Double, meter: inout RunMeter) {
+        let loss = evaluate(batches: config.evaluation.batches)
+        meter.lastValidation = (state.step, loss)
+        let lowered = schedule.validated(loss: loss)
+        if communicator.isCoordinator {
+            if lowered { progress.report(.plateau(step: state.step, scale: state.plateau.scale)) }
+            run?.log(["step": state.step, "train_loss": lastLoss, "lr": rate, "tokens": state.tokensSeen,
+                      "elapsed_s": monotonicSeconds() - meter.start, "tokens_per_s": meter.tokensPerSecond(state),
+                      "val_loss": loss])
+            progress.report(.validation(step: state.step, loss: loss, covers: task.validationDescription(batches: config.evaluation.batches)))
+        }
+        meter.windowStart = monotonicSeconds()
+    }
+
+    /// After the loop: a pause returns, a stop request throws `Preempted`, a finished run checks
+    /// that every rank holds the same parameters and the coordinator writes the final model.
+    private func finish(_ meter: RunMeter) throws -> TrainingSummary {
+        let reason = schedule.stopReason ?? .completed
+        var summary = TrainingSummary(steps: state.step, firstStep: schedule.firstStep, stopReason: reason,
+                                      lastTrainingLoss: meter.lastLoss, finalValidationLoss: state.validationLoss,
+                                      lastValidation: meter.lastValidation, checkpoint: meter.lastCheckpoint,
+                                      trainingSeconds: meter.trainingSeconds, tokensPerSecond: meter.tokensPerSecond(state))
+        switch reason {
+        case .paused:
+            run?.close()
+            progress.report(.paused(step: state.step))
+        case .preempted:
+            run?.close()
+            throw Preempted(step: state.step, checkpoint: checkpoints.map { $0.directory + "/" + CheckpointStore.name(step: state.step) })
+        case .completed:
+            summary.parameterHash = try ReplicaCheck.identicalParameters(model.parameters, communicator: communicator)
+            if communicator.isCoordinator, let run {
+                try Safetensors.write(run.modelPath, layout: model.layout, buffer: model.parameters,
+                                      metadata: ["format": "pt", "loom": model.kind, "step": "\(state.step)"])
+                run.close()
+            }
         }
         // A run resumed at its last step runs no pass: its checkpoint's validation loss is the final one.
-        return TrainingSummary(steps: state.step, finalValidationLoss: state.validationLoss, lastValidation: lastValidation,
-                               trainingSeconds: trainingSeconds,
-                               tokensPerSecond: Double(state.tokensSeen - firstTokens) / max(trainingSeconds, 1e-9),
-                               parameterHash: hash)
+        return summary
     }
 }
 
@@ -359,6 +375,24 @@ public enum TrainingError: Error, CustomStringConvertible {
         switch self {
         case let .nonfinite(steps, lastStep):
             return "\(steps) steps in a row (up to step \(lastStep)) had a non-finite loss or gradient; stopped without writing a checkpoint of that state (lower optimizer.learning_rate or raise training.maximum_nonfinite_steps)"
+        }
+    }
+}
+
+extension Preempted {
+    /// The `--json` summary of a preempted run.
+    public var fields: [String: Any] {
+        ["event": "summary", "stop_reason": StopReason.preempted.rawValue, "steps": step, "checkpoint": checkpoint ?? NSNull()]
+    }
+}
+
+extension TrainingError {
+    /// The `--json` summary of a run stopped by non-finite steps (no checkpoint of that state).
+    public var fields: [String: Any] {
+        switch self {
+        case let .nonfinite(steps, lastStep):
+            return ["event": "summary", "stop_reason": "nonfinite", "steps": lastStep, "nonfinite_in_a_row": steps,
+                    "error": description]
         }
     }
 }

@@ -1,12 +1,11 @@
-// TrainCommand: `loom train CONFIG [--set key=value]… [--run-dir DIR]`. It is not the loop
-// itself (Training.Trainer).
+// TrainCommand: `loom train CONFIG [--set key=value]… [--run-dir DIR] [--json]`: parses the
+// arguments, hands the run to Training.TrainingRun and prints its summary as text or JSON. It is
+// not the run itself (TrainingRun) nor the loop (Trainer).
 import ArgumentParser
 import Foundation
 import Training
-import Models
 import Data
 import Kernels
-import Distributed
 import CSignals
 import Support
 
@@ -25,6 +24,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("stop-after"), help: "Stop cleanly after this step, with a checkpoint (continue later with --resume latest).")
     var stopAfter: Int?
     @Flag(name: .long, help: "Print only errors and the final summary.") var quiet = false
+    @Flag(name: .long, help: "Print JSON lines instead of text: one object per event (log, validation, checkpoint, …) and a final summary.")
+    var json = false
 
     func run() throws {
         try reportingErrors {
@@ -35,95 +36,48 @@ struct TrainCommand: ParsableCommand {
             let start = ProcessMemory.residentBytes()
             let job = try joinJob()
             let config = try LoomConfig.load(path: config, overrides: overrides)
-            ThreadPool.configure(threads: threadsPerRank(configured: config.training.threads, job: job))
-            let progress = Training.Progress(enabled: !quiet && job.isCoordinator)
-            let tokenizer: Tokenizer
-            let task: TrainingTask
-            var tokens = 0
-            if config.model.kind == "transformer" {
-                let data = try PreparedTranslationData(config: config)
-                tokenizer = data.tokenizer
-                task = try TranslationTask(config: config, train: data.train, validation: data.validation,
-                                           tokenizer: data.tokenizer, begin: data.begin, end: data.end)
-            } else {
-                let data = try PreparedData(config: config)
-                tokenizer = data.tokenizer
-                tokens = data.tokenCount
-                task = try LanguageModelTask(config: config, data: data, world: job.worldSize)
-            }
-            let trainer = try Trainer(config: config, task: task, communicator: job, run: nil, progress: progress)
-            // Which checkpoint to continue from: rank 0 decides (it reads the files) and tells the others.
             let path = try runPath()
-            var checkpoint: String?
-            if job.isCoordinator, let resume {
-                checkpoint = try chooseCheckpoint(resume, run: path, keep: config.checkpoint.keep, progress: progress)
-            }
-            var resuming: UInt8 = checkpoint == nil ? 0 : 1
-            job.broadcast(&resuming, bytes: 1, root: 0)
-            if resuming == 1 {
-                try trainer.resume(from: checkpoint ?? "")
-                progress.message("loom train: resuming from \(checkpoint ?? "rank 0's checkpoint") at step \(trainer.state.step)")
-            }
-            // Everything is validated; only now is anything written, and only by rank 0.
-            if job.isCoordinator {
-                let run: RunDirectory
-                if resuming == 1 {
-                    run = try RunDirectory(resuming: path, afterStep: trainer.state.step)
-                    try run.writeConfigAndTokenizer(config: config, tokenizer: tokenizer)
-                } else {
-                    run = try RunDirectory(creating: path, replacing: resume == "auto")
-                    try run.writeStart(config: config, tokenizer: tokenizer)
-                }
-                for leftover in run.clearedTemporaries {
-                    progress.message("loom train: removed \(leftover), left half-written by a Loom process that died")
-                }
-                trainer.run = run
-                trainer.checkpoints = CheckpointStore(run: path, keep: config.checkpoint.keep)
-                // `loom translate RUN` (or a checkpoint of it) reads the model's shape from here.
-                if let t = task as? TranslationTask {
-                    try EncoderDecoderFile(config: t.transformer.config).write(path + "/" + EncoderDecoderFile.fileName)
-                }
-            }
+            ThreadPool.configure(threads: threadsPerRank(configured: config.training.threads, job: job))
+            let progress = Training.Progress(mode: quiet || !job.isCoordinator ? .off : json ? .json : .text)
+            let run = try TrainingRun(config: config, communicator: job, directory: path, resume: resume.map(ResumeRequest.init),
+                                      progress: progress)
             progress.message(BLASStartup.summary())
-            progress.message("loom train: \(task.describe(world: job.worldSize)), \(ThreadPool.shared.threads) thread(s) per rank, run dir \(path)")
-            if task.model.precision == .bf16 {
-                progress.message("loom train: training.precision bf16: matrix products on bf16 operands with fp32 accumulation"
-                                 + " (oneDNN \(OneDNN.implementation(bf16: true) ?? "?")), fp32 master weights, optimizer and loss")
-            }
-            trainer.stopAfterStep = stopAfter
+            run.describe(threads: ThreadPool.shared.threads)
             let summary: TrainingSummary
-            do { summary = try trainer.train() } catch let stop as Preempted {
-                if job.isCoordinator { FileHandle.standardError.write(Data("loom train: \(stop)\n".utf8)) }
+            do { summary = try run.train(stopAfter: stopAfter) } catch let stop as Preempted {
+                if job.isCoordinator {
+                    FileHandle.standardError.write(Data("loom train: \(stop)\n".utf8))
+                    if json { Progress.printJSON(stop.fields) }
+                }
                 job.finish()
                 throw ExitCode(Preempted.exitCode)
+            } catch let error as TrainingError {
+                if job.isCoordinator && json { Progress.printJSON(error.fields) }
+                throw error
             }
-            if summary.paused {
-                job.finish()
-                return
-            }
-            if job.isCoordinator {
-                print(String(format: "done: %d steps, %@, training time %.1f s (%.0f tokens/s), model %@",
-                             summary.steps, validationText(summary, config.evaluation), summary.trainingSeconds,
-                             summary.tokensPerSecond, trainer.run?.modelPath ?? path))
-                let memory = MemoryPlan(trainer: trainer, start: start, tokens: tokens)
-                print(String(format: "memory: peak RSS %.1f MiB, %.2f× the plan of %.1f MiB (parameters, gradients, AdamW moments, activations, replicas, tokens, process at start)",
-                             Double(memory.peakRSS) / 1048576, memory.ratio, Double(memory.planned) / 1048576))
-                if job.worldSize > 1, let hash = summary.parameterHash {
-                    print("replicas: \(job.worldSize) ranks hold bit-identical parameters (sha256 \(hash.prefix(16))…)")
-                }
-            }
+            if job.isCoordinator { report(summary, run: run, memory: MemoryPlan(trainer: run.trainer, start: start, tokens: run.prepared.tokenCount)) }
             job.finish()
         }
     }
 
-    /// The summary's validation clause: the loss after the last step, or why there is none.
-    func validationText(_ summary: TrainingSummary, _ evaluation: EvaluationSection) -> String {
-        if let loss = summary.finalValidationLoss { return String(format: "final val loss %.4f", loss) }
-        if let last = summary.lastValidation {
-            return String(format: "no validation after the last step (evaluation.at_end: false; val loss %.4f after step %d)", last.loss, last.step)
+    /// The final summary on rank 0: the JSON object, or the text lines (nothing after a pause).
+    func report(_ summary: TrainingSummary, run: TrainingRun, memory: MemoryPlan) {
+        let ranks = run.communicator.worldSize
+        if json {
+            let model = summary.stopReason == .completed ? run.modelPath : nil
+            Progress.printJSON(summary.fields(run.config.evaluation, ranks: ranks, model: model)
+                .merging(memory.fields) { a, _ in a })
+            return
         }
-        if evaluation.interval == 0 { return "no validation (evaluation.interval: 0, evaluation.at_end: false)" }
-        return "no validation (evaluation.at_end: false, and no step of this run was a multiple of evaluation.interval \(evaluation.interval))"
+        if summary.paused { return }
+        print(String(format: "done: %d steps, %@, training time %.1f s (%.0f tokens/s), model %@",
+                     summary.steps, summary.validationText(run.config.evaluation), summary.trainingSeconds,
+                     summary.tokensPerSecond, run.modelPath))
+        print(String(format: "memory: peak RSS %.1f MiB, %.2f× the plan of %.1f MiB (parameters, gradients, AdamW moments, activations, replicas, tokens, process at start)",
+                     Double(memory.peakRSS) / 1048576, memory.ratio, Double(memory.planned) / 1048576))
+        if ranks > 1, let hash = summary.parameterHash {
+            print("replicas: \(ranks) ranks hold bit-identical parameters (sha256 \(hash.prefix(16))…)")
+        }
     }
 
     /// --run-dir, or the run a checkpoint path belongs to (RUN/checkpoints/step-N), or a new name.
@@ -134,20 +88,6 @@ struct TrainCommand: ParsableCommand {
         }
         if resume != nil { throw ValidationError("--resume \(resume!) needs --run-dir RUN (the run to continue)") }
         return defaultRunDirectory()
-    }
-
-    /// The checkpoint to continue from, or nil to start fresh (`auto` without one).
-    func chooseCheckpoint(_ resume: String, run: String, keep: Int, progress: Training.Progress) throws -> String? {
-        switch resume {
-        case "latest", "auto":
-            let store = CheckpointStore(run: run, keep: keep)
-            if let found = store.newestValid(warn: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) { return found }
-            if resume == "auto" { return nil }
-            throw CheckpointError(path: store.directory, message: "no valid checkpoint to resume from (start without --resume, or use --resume auto)")
-        default:
-            try CheckpointStore.verify(resume)
-            return resume
-        }
     }
 
     func defaultRunDirectory() -> String {

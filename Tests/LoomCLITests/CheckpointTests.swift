@@ -187,10 +187,11 @@ func expectCloseCurves(_ a: [Double], _ b: [Double], _ label: String) {
         #expect(wider.status != 0 && wider.stderr.contains("tensor 'wte.weight' has shape [10, 32], the config needs [10, 48]") ||
                 wider.stderr.contains("has shape"), "\(wider.stderr)")
         // latest: falls back to step 20 with a warning and finishes.
-        let resumed = try loom(["train", "ck.yaml", "--run-dir", "run", "--resume", "latest"], in: dir)
+        let resumed = try loom(["train", "ck.yaml", "--run-dir", "run", "--resume", "latest", "--json"], in: dir)
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("warning: skipping checkpoint") && resumed.stderr.contains("step-00000025"), "\(resumed.stderr)")
-        #expect(resumed.stdout.contains("resuming from") && resumed.stdout.contains("step-00000020"), "\(resumed.stdout)")
+        let from = events(resumed.stdout, "resumed").first
+        #expect(from?["step"] as? Int == 20 && (from?["checkpoint"] as? String ?? "").hasSuffix("step-00000020"), "\(resumed.stdout)")
         let full = try loom(["train", "ck.yaml", "--run-dir", "full", "--quiet"], in: dir)
         #expect(full.status == 0)
         #expect(try sha256(dir + "/run/model.safetensors") == sha256(dir + "/full/model.safetensors"))
@@ -220,13 +221,13 @@ func expectCloseCurves(_ a: [Double], _ b: [Double], _ label: String) {
         let run = try loom(["train", "ck.yaml", "--run-dir", "run", "--quiet", "--set", "optimizer.learning_rate=1e30",
                             "--set", "schedule.minimum_learning_rate=0", "--set", "schedule.warmup_steps=0",
                             "--set", "optimizer.gradient_clip=0", "--set", "checkpoint.interval=1",
-                            "--set", "training.maximum_nonfinite_steps=3", "--set", "model.dropout=0"], in: dir)
+                            "--set", "training.maximum_nonfinite_steps=3", "--set", "model.dropout=0", "--json"], in: dir)
         #expect(run.status != 0)
         #expect(run.stderr.contains("3 steps in a row") && run.stderr.contains("non-finite"), "\(run.stderr)")
+        let summary = trainSummary(run.stdout)
+        #expect(summary["stop_reason"] as? String == "nonfinite" && summary["nonfinite_in_a_row"] as? Int == 3, "\(run.stdout)")
         // The checkpoints stop before the first skipped step.
-        let stop = try #require(run.stderr.components(separatedBy: "up to step ").dropFirst().first
-            .flatMap { Int($0.prefix { $0.isNumber }) })
-        let lastStep = stop
+        let lastStep = try #require(summary["steps"] as? Int, "\(run.stdout)")
         let saved = checkpoints(dir + "/run").compactMap { Int($0.dropFirst(5)) }
         #expect(!saved.isEmpty && saved.allSatisfy { $0 <= lastStep - 3 }, "checkpoints \(saved), stopped at step \(lastStep)")
     }

@@ -190,14 +190,16 @@ struct ReferenceFailed: Error { let stderr: String }
         let dir = try longStepScratch()
         let shorter = ["--set", "training.steps=1", "--set", "training.batch_size=16", "--set", "training.micro_batch_size=8"]
         let bare = try runProcess("/usr/bin/env", ["mpirun", "--bind-to", "none", "-n", "2", loomBinary(), "train", "long.yaml",
-                                                   "--run-dir", "bare", "--set", "training.threads=1"] + shorter,
+                                                   "--run-dir", "bare", "--json", "--set", "training.threads=1"] + shorter,
                                   in: dir, environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
         #expect(bare.status == 0, "\(bare.stderr)")
-        #expect(bare.stdout.contains("after a SIGTERM to mpirun the ranks have 1 s (odls_base_sigkill_timeout) before SIGKILL"),
-                "\(bare.stdout)")
-        let wrapped = try mpirun(2, ["long.yaml", "--run-dir", "wrapped"] + shorter, in: dir)
+        // The note: 1 s (odls_base_sigkill_timeout) between a SIGTERM to mpirun and SIGKILL, less than a step.
+        let note = events(bare.stdout, "kill_deadline").first
+        #expect(note?["sigkill_timeout_s"] as? Double == 1 && (note?["step_s"] as? Double ?? 0) > 0.5, "\(bare.stdout)")
+        let wrapped = try mpirun(2, ["long.yaml", "--run-dir", "wrapped", "--json"] + shorter, in: dir)
         #expect(wrapped.status == 0, "\(wrapped.stderr)")
-        #expect(!wrapped.stdout.contains("odls_base_sigkill_timeout"), "launch/mpirun forwards stops as SIGUSR1: no deadline")
+        #expect(events(wrapped.stdout, "kill_deadline").isEmpty && trainSummary(wrapped.stdout)["steps"] as? Int == 1,
+                "launch/mpirun forwards stops as SIGUSR1: no deadline")
     }
 
     @Test(arguments: [Launcher.launchMpirun, .slurmBatch], [SIGTERM, SIGINT, SIGUSR1])
@@ -300,9 +302,9 @@ struct ReferenceFailed: Error { let stderr: String }
         try FileManager.default.createDirectory(atPath: dir + "/run/checkpoints/" + foreign, withIntermediateDirectories: false)
         let latest = (try? String(contentsOfFile: dir + "/run/checkpoints/latest", encoding: .utf8)) ?? "step-0"
         let step = try #require(Int(latest.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst("step-".count)))
-        let restart = try loom(args.filter { $0 != "--quiet" } + ["--resume", "auto", "--stop-after", "\(step + 1)"], in: dir)
+        let restart = try loom(args.filter { $0 != "--quiet" } + ["--resume", "auto", "--stop-after", "\(step + 1)", "--json"], in: dir)
         #expect(restart.status == 0, "\(restart.stderr)")
-        #expect(restart.stdout.contains("removed") && restart.stdout.contains(left), "\(restart.stdout)")
+        #expect(events(restart.stdout, "removed_temporary").contains { ($0["path"] as? String ?? "").contains(left) }, "\(restart.stdout)")
         let entries = try FileManager.default.contentsOfDirectory(atPath: dir + "/run/checkpoints")
         #expect(!entries.contains(left), "the partial checkpoint \(left) is still there: \(entries)")
         #expect(entries.contains(foreign), "another host's temporary was removed")

@@ -19,6 +19,17 @@ func loom(_ arguments: [String], in directory: String) throws -> Run {
     try runProcess(loomBinary(), arguments, in: directory)
 }
 
+/// The JSON objects of `loom train --json`'s stdout, one a line (lines that are not JSON skipped).
+func jsonEvents(_ stdout: String) -> [[String: Any]] {
+    stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+}
+
+/// The events of one kind (`log`, `validation`, `checkpoint`, `resumed`, `summary`, …).
+func events(_ stdout: String, _ name: String) -> [[String: Any]] { jsonEvents(stdout).filter { $0["event"] as? String == name } }
+
+/// The final summary of `loom train --json` (empty when there is none).
+func trainSummary(_ stdout: String) -> [String: Any] { events(stdout, "summary").last ?? [:] }
+
 func scratchDirectory() throws -> String {
     let dir = NSTemporaryDirectory() + "loom-cli-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -41,13 +52,13 @@ logging: {interval: 10}
         let corpus = String(repeating: "the cat sat on the mat. the dog sat on the log.\n", count: 60)
         try corpus.write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
         try tinyConfig.write(toFile: dir + "/tiny.yaml", atomically: true, encoding: .utf8)
-        let train = try loom(["train", "tiny.yaml", "--run-dir", "run"], in: dir)
+        let train = try loom(["train", "tiny.yaml", "--run-dir", "run", "--json"], in: dir)
         #expect(train.status == 0, "\(train.stderr)")
         for file in ["config.yaml", "tokenizer.json", "metrics.jsonl", "model.safetensors"] {
             #expect(FileManager.default.fileExists(atPath: dir + "/run/" + file), "missing \(file)")
         }
-        // Plain periodic lines when stdout is not a terminal.
-        #expect(train.stdout.contains("step 10/60"))
+        // A log event every logging.interval steps (stdout is not a terminal).
+        #expect(events(train.stdout, "log").contains { $0["step"] as? Int == 10 && $0["total_steps"] as? Int == 60 }, "\(train.stdout)")
         let lines = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
         let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         for key in ["step", "train_loss", "lr", "tokens", "elapsed_s", "tokens_per_s"] {
@@ -103,7 +114,7 @@ logging: {interval: 10}
             .write(toFile: dir + "/corpus.txt", atomically: true, encoding: .utf8)
         try tinyConfig.write(toFile: dir + "/tiny.yaml", atomically: true, encoding: .utf8)
         func train(_ name: String, _ settings: [String]) throws -> (run: Run, validated: [Int]) {
-            let r = try loom(["train", "tiny.yaml", "--run-dir", name, "--set", "training.steps=50"]
+            let r = try loom(["train", "tiny.yaml", "--run-dir", name, "--json", "--set", "training.steps=50"]
                              + settings.flatMap { ["--set", $0] }, in: dir)
             let lines = (try? String(contentsOfFile: dir + "/\(name)/metrics.jsonl", encoding: .utf8))?.split(separator: "\n") ?? []
             let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
@@ -112,7 +123,9 @@ logging: {interval: 10}
         let none = try train("none", ["evaluation.interval=0", "evaluation.at_end=false"])
         #expect(none.run.status == 0, "\(none.run.stderr)")
         #expect(none.validated.isEmpty, "validation passes at steps \(none.validated)")
-        #expect(none.run.stdout.contains("done: 50 steps, no validation (evaluation.interval: 0, evaluation.at_end: false)"), "\(none.run.stdout)")
+        let noneSummary = trainSummary(none.run.stdout)
+        #expect(noneSummary["steps"] as? Int == 50 && noneSummary["val_loss"] is NSNull
+                && noneSummary["validation"] as? String == "no validation (evaluation.interval: 0, evaluation.at_end: false)", "\(none.run.stdout)")
         #expect(FileManager.default.fileExists(atPath: dir + "/none/model.safetensors"))
         #expect(FileManager.default.fileExists(atPath: dir + "/none/checkpoints/step-00000050"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/none/checkpoints/best"))
@@ -120,20 +133,27 @@ logging: {interval: 10}
         let periodic = try train("periodic", ["evaluation.interval=20", "evaluation.at_end=false"])
         #expect(periodic.run.status == 0, "\(periodic.run.stderr)")
         #expect(periodic.validated == [20, 40])
-        #expect(periodic.run.stdout.contains("no validation after the last step (evaluation.at_end: false; val loss"), "\(periodic.run.stdout)")
-        #expect(periodic.run.stdout.contains("after step 40)"), "\(periodic.run.stdout)")
+        let periodicSummary = trainSummary(periodic.run.stdout)
+        #expect(periodicSummary["val_loss"] is NSNull && periodicSummary["last_val_step"] as? Int == 40
+                && periodicSummary["last_val_loss"] is Double, "\(periodic.run.stdout)")
+        #expect((periodicSummary["validation"] as? String ?? "").hasPrefix("no validation after the last step (evaluation.at_end: false; val loss"),
+                "\(periodic.run.stdout)")
 
         let short = try train("short", ["evaluation.interval=80", "evaluation.at_end=false"])
         #expect(short.run.status == 0 && short.validated.isEmpty, "\(short.run.stderr) \(short.validated)")
-        #expect(short.run.stdout.contains("no step of this run was a multiple of evaluation.interval 80"), "\(short.run.stdout)")
+        #expect((trainSummary(short.run.stdout)["validation"] as? String ?? "").contains("no step of this run was a multiple of evaluation.interval 80"),
+                "\(short.run.stdout)")
 
         let end = try train("end", ["evaluation.interval=0"])
         #expect(end.run.status == 0, "\(end.run.stderr)")
         #expect(end.validated == [50])
-        #expect(end.run.stdout.contains("done: 50 steps, final val loss"), "\(end.run.stdout)")
+        let endSummary = trainSummary(end.run.stdout)
+        #expect(endSummary["steps"] as? Int == 50 && endSummary["val_loss"] is Double && endSummary["stop_reason"] as? String == "completed",
+                "\(end.run.stdout)")
         #expect(FileManager.default.fileExists(atPath: dir + "/end/checkpoints/best"))
         // The summary compares peak RSS with the memory plan.
-        #expect(end.run.stdout.contains("memory: peak RSS"), "\(end.run.stdout)")
+        #expect((endSummary["peak_rss_bytes"] as? Int ?? 0) > 0 && (endSummary["memory_ratio"] as? Double ?? 0) > 0
+                && (endSummary["planned_bytes"] as? Int ?? 0) > 0, "\(end.run.stdout)")
     }
 
     /// At a wide vocabulary (the LM head's operands dominate) bench's peak RSS stays within 1.25×

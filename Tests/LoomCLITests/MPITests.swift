@@ -69,11 +69,12 @@ func mpiScratch() throws -> String {
     @Test func twoRanksEqualOneRankAccumulatingAndOneRankWithTheWholeBatch() throws {
         let dir = try mpiScratch()
         let B = 4
-        let two = try mpirun(2, ["mpi.yaml", "--run-dir", "two", "--set", "training.micro_batch_size=\(B)"], in: dir)
+        let two = try mpirun(2, ["mpi.yaml", "--run-dir", "two", "--json", "--set", "training.micro_batch_size=\(B)"], in: dir)
         #expect(two.status == 0, "\(two.stderr)")
         // Rank 0 alone writes; the end-of-run check all-gathers each rank's parameter hash.
-        #expect(two.stdout.contains("replicas: 2 ranks hold bit-identical parameters"), "\(two.stdout)")
-        #expect(two.stdout.components(separatedBy: "done:").count == 2, "only rank 0 prints the summary")
+        let summary = trainSummary(two.stdout)
+        #expect(summary["ranks"] as? Int == 2 && (summary["parameter_sha256"] as? String ?? "").count == 64, "\(two.stdout)")
+        #expect(events(two.stdout, "summary").count == 1, "only rank 0 prints the summary")
         let accumulate = try loom(["train", "mpi.yaml", "--run-dir", "accumulate", "--quiet", "--set", "training.micro_batch_size=\(B)"], in: dir)
         let whole = try loom(["train", "mpi.yaml", "--run-dir", "whole", "--quiet", "--set", "training.micro_batch_size=\(2 * B)"], in: dir)
         #expect(accumulate.status == 0 && whole.status == 0, "\(accumulate.stderr)\(whole.stderr)")

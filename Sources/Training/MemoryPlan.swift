@@ -2,7 +2,6 @@
 // resident set the kernel measured (VmHWM), so a buffer that grows past its plan shows. It is not
 // an allocator and caps nothing.
 import Foundation
-import Training
 import Data
 
 /// The plan is every large buffer the process allocates (parameters, gradients, AdamW moments,
@@ -11,15 +10,15 @@ import Data
 /// binary, the shared libraries (Swift runtime, Foundation, OpenBLAS, OpenMPI) and what they
 /// map. Small allocations (thread stacks, OpenBLAS's packing buffers, tokenizer tables) are not
 /// planned and show up as the part of the ratio above 1.
-struct MemoryPlan {
-    let rows: [(String, Int)]
-    let peakRSS = ProcessMemory.peakResidentBytes()
-    var planned: Int { rows.reduce(0) { $0 + $1.1 } }
-    var ratio: Double { Double(peakRSS) / Double(max(planned, 1)) }
+public struct MemoryPlan {
+    public let rows: [(String, Int)]
+    public let peakRSS = ProcessMemory.peakResidentBytes()
+    public var planned: Int { rows.reduce(0) { $0 + $1.1 } }
+    public var ratio: Double { Double(peakRSS) / Double(max(planned, 1)) }
 
     /// `start`: VmRSS when the command began; `tokens`: training + validation tokens held;
     /// `extra`: further buffers the command holds at its peak, by name.
-    init(trainer: Trainer, start: Int, tokens: Int, extra: [(String, Int)] = []) {
+    public init(trainer: Trainer, start: Int, tokens: Int, extra: [(String, Int)] = []) {
         let model = trainer.model
         rows = [("parameters", model.parameters.bytes), ("gradients", model.gradients.bytes),
                 ("AdamW moments (m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
@@ -31,7 +30,7 @@ struct MemoryPlan {
     }
 
     /// The rows, total, peak RSS and ratio, as `bench` and `train` print them.
-    func print(indent: String = "  ") {
+    public func print(indent: String = "  ") {
         Swift.print(indent + "memory plan")
         for (name, bytes) in rows + [("total", planned)] {
             Swift.print(indent + "  " + name.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%8.1f MiB", Double(bytes) / 1048576))
@@ -40,7 +39,7 @@ struct MemoryPlan {
     }
 
     /// The `--json` fields: planned_bytes, peak_rss_bytes, memory_ratio and memory_plan (row name → bytes).
-    var fields: [String: Any] {
+    public var fields: [String: Any] {
         ["planned_bytes": planned, "peak_rss_bytes": peakRSS, "memory_ratio": ratio,
          "memory_plan": Dictionary(rows, uniquingKeysWith: +)]
     }
@@ -48,14 +47,14 @@ struct MemoryPlan {
 
 extension PreparedData {
     /// Tokens the corpus holds for training and validation.
-    var tokenCount: Int { corpus.train.count + corpus.validation.count }
+    public var tokenCount: Int { corpus.train.count + corpus.validation.count }
 }
 
-enum ProcessMemory {
+public enum ProcessMemory {
     /// VmRSS from /proc/self/status (current resident set), in bytes.
-    static func residentBytes() -> Int { field("VmRSS:") }
+    public static func residentBytes() -> Int { field("VmRSS:") }
     /// VmHWM from /proc/self/status (peak resident set), in bytes.
-    static func peakResidentBytes() -> Int { field("VmHWM:") }
+    public static func peakResidentBytes() -> Int { field("VmHWM:") }
 
     static func field(_ name: String) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
