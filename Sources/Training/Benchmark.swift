@@ -7,6 +7,7 @@ import Kernels
 import Models
 import Data
 import Distributed
+import Support
 
 /// Counts heap allocations (the CLI's malloc counter; Training does not link it). `begin` marks
 /// oneDNN's execute calls so their allocations count apart as foreign.

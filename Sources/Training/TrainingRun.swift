@@ -5,6 +5,7 @@
 import Foundation
 import Data
 import Distributed
+import Support
 import Models
 import Kernels
 
