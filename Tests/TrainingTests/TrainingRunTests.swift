@@ -9,6 +9,7 @@ import Data
 import Kernels
 import Models
 import Training
+import Support
 
 /// A scratch directory holding `corpus.txt`: deterministic pseudo-sentences, learnable in a few steps.
 func trainingScratch() throws -> String {
