@@ -126,7 +126,7 @@ public final class CheckpointStore {
         let object: [String: Any] = [
             "step": s.step, "tokens_seen": s.tokensSeen, "optimizer_updates": s.optimizerUpdates,
             "skipped_steps": s.skippedSteps, "nonfinite_in_a_row": s.nonfiniteInARow,
-            "schedule": ["kind": config.schedule.kind, "plateau_scale": s.plateau.scale,
+            "schedule": ["kind": config.schedule.kind.rawValue, "plateau_scale": s.plateau.scale,
                          "plateau_best": number(s.plateau.best), "plateau_bad_evaluations": s.plateau.badEvaluations],
             "seed": config.training.seed,
             "data_position": ["next_step": s.step, "global_batch": config.training.batchSize,

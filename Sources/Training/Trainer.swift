@@ -79,7 +79,7 @@ public final class Trainer {
             : GemmPlan(selection: config.kernels.gemm)
         optimizer = AdamW(layout: model.layout, beta1: Float(o.beta1), beta2: Float(o.beta2),
                           epsilon: Float(o.epsilon), weightDecay: Float(o.weightDecay))
-        schedule = LearningRateSchedule(kind: .init(rawValue: config.schedule.kind)!, peak: o.learningRate,
+        schedule = LearningRateSchedule(kind: config.schedule.kind, peak: o.learningRate,
                                         minimum: config.schedule.minimumLearningRate,
                                         warmupSteps: config.schedule.warmupSteps, totalSteps: t.steps,
                                         width: config.model.width, cooldownSteps: config.schedule.cooldownSteps)

@@ -36,7 +36,7 @@ struct BenchCommand: ParsableCommand {
             guard steps > 0, warmup >= 1 else { throw ValidationError("--steps must be > 0 and --warmup ≥ 1") }
             var config = try LoomConfig.load(path: config, overrides: overrides)
             config.evaluation.interval = 0
-            if config.model.kind == "transformer" {
+            if config.model.kind == .transformer {
                 guard against.isEmpty && againstKernelsISA == nil else {
                     throw ValidationError("loom bench --against: only for GPT configs (\(self.config) is a transformer)")
                 }

@@ -39,7 +39,7 @@ struct TrainCommand: ParsableCommand {
             let tokenizer: Tokenizer
             let task: TrainingTask
             var tokens = 0
-            if config.model.kind == "transformer" {
+            if config.model.kind == .transformer {
                 let data = try PreparedTranslationData(config: config)
                 tokenizer = data.tokenizer
                 task = try TranslationTask(config: config, train: data.train, validation: data.validation,
