@@ -71,6 +71,7 @@ extension LoomConfig {
         }
         guard node.mapping != nil else { throw ConfigError(file: file, key: nil, message: "expected a mapping at the top level") }
         for override in overrides { try apply(override: override, to: &node, file: file) }
+        try readEarlierSpelling(&node, file: file)
 
         let config: LoomConfig
         do { config = try YAMLDecoder().decode(LoomConfig.self, from: node) } catch let error as DecodingError {
@@ -108,17 +109,33 @@ extension LoomConfig {
         try set(&node, path[...])
     }
 
-    /// Keys Loom read before, with what to write instead.
-    static let replacedKeys = ["model.pre_norm": "model.norm_placement: pre (or post, the default)"]
+    /// A model section in the spelling Loom read and wrote before `norm_placement`: `pre_norm:
+    /// true|false`, and in a GPT's resolved config also the encoder-decoder's `encoder_layers` and
+    /// `ffn_width` (0 = 4 × width), which a GPT never read. Rewritten in today's keys, so that run
+    /// directories of that time still load.
+    static func readEarlierSpelling(_ node: inout Node, file: String) throws {
+        guard var root = node.mapping, var model = root["model"]?.mapping, let preNorm = model["pre_norm"] else { return }
+        guard model["norm_placement"] == nil else {
+            throw ConfigError(file: file, key: "model.pre_norm", message: "and model.norm_placement are both set; keep model.norm_placement (pre or post)")
+        }
+        guard let pre = preNorm.bool else { throw ConfigError(file: file, key: "model.pre_norm", message: "must be true or false") }
+        model["pre_norm"] = nil
+        if model["kind"]?.string == ModelKind.transformer.rawValue {
+            model["norm_placement"] = Node((pre ? NormPlacement.pre : .post).rawValue)
+            if model["ffn_width"]?.int == 0 { model["ffn_width"] = nil }
+        } else {
+            model["encoder_layers"] = nil
+            model["ffn_width"] = nil
+        }
+        root["model"] = .mapping(model)
+        node = .mapping(root)
+    }
 
     static func rejectUnknownKeys(_ node: Node, known: Node, path: String, file: String) throws {
         guard let mapping = node.mapping else { return }
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? "?"
             let full = path.isEmpty ? key : path + "." + key
-            if known.mapping?[key] == nil, let replacement = replacedKeys[full] {
-                throw ConfigError(file: file, key: full, message: "is no longer read; write \(replacement)")
-            }
             guard let knownValue = known.mapping?[key] else {
                 let choices = known.mapping?.keys.compactMap(\.string).sorted().joined(separator: ", ") ?? ""
                 throw ConfigError(file: file, key: full, message: "unknown key (known here: \(choices))")
@@ -138,12 +155,7 @@ extension LoomConfig {
         where value <= 0 {
             throw fail(key, "must be positive, got \(value)")
         }
-        if m.width % m.heads != 0 {
-            throw fail("model.width", "\(m.width) is not divisible by model.heads = \(m.heads)")
-        }
-        if !(0..<1).contains(m.dropout) { throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)") }
-        if m.vocabularySize < 0 { throw fail("model.vocabulary_size", "must be ≥ 0 (0 = the tokenizer's)") }
-        if case let .transformer(shape) = m { try Self.validate(shape, fail) }
+        try Self.validate(m, fail)
         if t.batchSize % t.microBatchSize != 0 {
             throw fail("training.batch_size", "\(t.batchSize) is not a multiple of training.micro_batch_size = \(t.microBatchSize)")
         }
@@ -152,9 +164,6 @@ extension LoomConfig {
         if data.corpus.isEmpty == data.shards.isEmpty {
             throw fail(data.corpus.isEmpty ? "data.corpus" : "data.shards",
                        "set exactly one of data.corpus (a text file) and data.shards (a directory from `loom tokenize`)")
-        }
-        if data.tokenizer.isEmpty {
-            throw fail("data.tokenizer", "is empty; use `character` or the path of a tokenizer file (e.g. from `loom tokenizer train`)")
         }
         if !(data.validationFraction > 0 && data.validationFraction < 1) {
             throw fail("data.validation_fraction", "must be between 0 and 1, got \(data.validationFraction)")
@@ -193,8 +202,15 @@ extension LoomConfig {
         }
     }
 
-    /// The encoder-decoder's own keys (the ones it shares with the GPT are checked by `validate`).
-    static func validate(_ shape: EncoderDecoderConfig, _ fail: (String, String) -> ConfigError) throws {
+    /// The model's keys beyond their being positive.
+    static func validate(_ m: ModelSection, _ fail: (String, String) -> ConfigError) throws {
+        if m.width % m.heads != 0 {
+            throw fail("model.width", "\(m.width) is not divisible by model.heads = \(m.heads)")
+        }
+        if !(0..<1).contains(m.dropout) { throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)") }
+        if m.vocabularySize < 0 { throw fail("model.vocabulary_size", "must be ≥ 0 (0 = the tokenizer's)") }
+        if !(m.shape.layerNormEpsilon > 0) { throw fail("model.layer_norm_epsilon", "must be positive") }
+        guard case let .transformer(shape) = m else { return }
         if shape.encoderLayers <= 0 { throw fail("model.encoder_layers", "must be positive") }
         if shape.ffnWidth <= 0 { throw fail("model.ffn_width", "must be positive (omit it for 4 × width)") }
         if shape.width % 2 != 0 {

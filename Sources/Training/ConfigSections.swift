@@ -12,11 +12,7 @@ public struct DataSection: Codable, Equatable {
     /// Optional second shard directory used whole for validation; then all of `shards` trains and
     /// `validation_fraction` is ignored. Default: none.
     public var validationShards = ""
-    /// `character` (nanoGPT's char-level vocabulary of the corpus) or the path of a tokenizer file
-    /// (Hugging Face tokenizer.json, GPT-2 vocab.json, Loom's). With `shards`, `character` (the
-    /// default) means the tokenizer.json inside the shard directory; a path must have the shards'
-    /// vocabulary size.
-    public var tokenizer = "character"
+    public var tokenizer = TokenizerSetting.character
     /// The last fraction of the tokens (of the corpus, or of the shards in index order) held out
     /// for validation.
     public var validationFraction = 0.1
@@ -43,6 +39,38 @@ public struct DataSection: Codable, Equatable {
         }
         try c.encode(tokenizer, forKey: .tokenizer)
         try c.encode(validationFraction, forKey: .validationFraction)
+    }
+}
+
+/// `data.tokenizer`: `character` or the path of a tokenizer file.
+public enum TokenizerSetting: Equatable, Codable {
+    /// nanoGPT's char-level vocabulary of the corpus; with `shards`, the tokenizer.json inside the
+    /// shard directory.
+    case character
+    /// A tokenizer file (Hugging Face tokenizer.json, GPT-2 vocab.json, Loom's); with `shards`, it
+    /// must have the shards' vocabulary size.
+    case file(String)
+
+    static let characterName = "character"
+    /// The file's path; nil for `character`.
+    public var path: String? {
+        if case let .file(path) = self { return path }
+        return nil
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard !text.isEmpty else {
+            throw DecodingError.dataCorruptedError(
+                in: c, debugDescription: "is empty; use `character` or the path of a tokenizer file (e.g. from `loom tokenizer train`)")
+        }
+        self = text == Self.characterName ? .character : .file(text)
+    }
+
+    public func encode(to encoder: Swift.Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(path ?? Self.characterName)
     }
 }
 

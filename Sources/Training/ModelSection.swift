@@ -12,6 +12,27 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     case transformer
 }
 
+/// What a run reads of either model's shape.
+public protocol ModelShape {
+    /// The GPT's blocks, or the encoder-decoder's decoder blocks.
+    var layers: Int { get }
+    var heads: Int { get }
+    var width: Int { get }
+    /// Positions the model reads: the GPT's position table; the encoder-decoder's longest sequence.
+    var contextLength: Int { get }
+    var dropout: Float { get }
+    var layerNormEpsilon: Float { get }
+    /// The model's vocabulary rows; 0 in a run config = the tokenizer's.
+    var vocabularySize: Int { get }
+}
+
+extension GPTConfig: ModelShape {}
+
+extension EncoderDecoderConfig: ModelShape {
+    public var layers: Int { decoderLayers }
+    public var contextLength: Int { maxLength }
+}
+
 /// The model: `kind: gpt` (default) or `kind: transformer`, with the keys of that kind's shape.
 public enum ModelSection: Equatable {
     case gpt(GPTConfig)
@@ -23,45 +44,18 @@ public enum ModelSection: Equatable {
         case .transformer: return .transformer
         }
     }
-    /// The GPT's blocks, or the encoder-decoder's decoder blocks.
-    public var layers: Int {
+    public var shape: any ModelShape {
         switch self {
-        case let .gpt(s): return s.layers
-        case let .transformer(s): return s.decoderLayers
+        case let .gpt(shape): return shape
+        case let .transformer(shape): return shape
         }
     }
-    public var heads: Int {
-        switch self {
-        case let .gpt(s): return s.heads
-        case let .transformer(s): return s.heads
-        }
-    }
-    public var width: Int {
-        switch self {
-        case let .gpt(s): return s.width
-        case let .transformer(s): return s.width
-        }
-    }
-    /// Positions the model reads: the GPT's position table; the encoder-decoder's longest sequence.
-    public var contextLength: Int {
-        switch self {
-        case let .gpt(s): return s.contextLength
-        case let .transformer(s): return s.maxLength
-        }
-    }
-    public var dropout: Float {
-        switch self {
-        case let .gpt(s): return s.dropout
-        case let .transformer(s): return s.dropout
-        }
-    }
-    /// The model's vocabulary rows; 0 = the tokenizer's.
-    public var vocabularySize: Int {
-        switch self {
-        case let .gpt(s): return s.vocabularySize
-        case let .transformer(s): return s.vocabularySize
-        }
-    }
+    public var layers: Int { shape.layers }
+    public var heads: Int { shape.heads }
+    public var width: Int { shape.width }
+    public var contextLength: Int { shape.contextLength }
+    public var dropout: Float { shape.dropout }
+    public var vocabularySize: Int { shape.vocabularySize }
 }
 
 extension ModelSection: Codable {
@@ -80,8 +74,8 @@ extension ModelSection: Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(kind, forKey: .kind)
         switch self {
-        case let .gpt(s): try s.encode(to: encoder)
-        case let .transformer(s): try s.encode(to: encoder)
+        case let .gpt(shape): try shape.encode(to: encoder)
+        case let .transformer(shape): try shape.encode(to: encoder)
         }
     }
 }

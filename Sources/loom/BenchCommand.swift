@@ -220,7 +220,7 @@ struct BenchCommand: ParsableCommand {
     /// The corpus or tokenizer file a GPT config names that is not there (nil when all are), so
     /// bench can measure a config whose data is not prepared yet on random tokens instead.
     func missingDataFile(_ d: DataSection) -> String? {
-        let files = (d.shards.isEmpty ? [d.corpus] : [d.shards]) + (d.tokenizer == "character" ? [] : [d.tokenizer])
+        let files = (d.shards.isEmpty ? [d.corpus] : [d.shards]) + (d.tokenizer.path.map { [$0] } ?? [])
         return files.first { !FileManager.default.fileExists(atPath: $0) }
     }
 

@@ -85,16 +85,44 @@ training: {steps: 10, batch_size: 4, micro_batch_size: 2}
         #expect(!gpt.contains("shards") && !text.contains("corpus"))
     }
 
-    /// Keys of the other kind, and the replaced `pre_norm`, are refused naming the key.
+    /// Keys of the other kind are refused naming the key.
     @Test func keysOfAnotherKindAreRefused() {
         let e = configError(minimalYAML, overrides: ["model.encoder_layers=2"])
         #expect(e.contains("'model.encoder_layers': unknown key"), "\(e)")
         #expect(configError(minimalYAML, overrides: ["model.attention_dropout=0.1"]).contains("'model.attention_dropout': unknown key"))
-        let p = configError(transformerYAML, overrides: ["model.pre_norm=true"])
-        #expect(p.contains("'model.pre_norm'") && p.contains("norm_placement: pre"), "\(p)")
+        #expect(configError(minimalYAML, overrides: ["model.layer_norm_epsilon=0"]).contains("'model.layer_norm_epsilon'"))
         #expect(configError(transformerYAML, overrides: ["model.ffn_width=0"]).contains("'model.ffn_width'"))
         #expect(configError(transformerYAML, overrides: ["model.attention_dropout=1"]).contains("'model.attention_dropout'"))
         #expect(configError(transformerYAML, overrides: ["model.width=15", "model.heads=3"]).contains("'model.width': 15 must be even"))
+    }
+
+    /// `pre_norm: true|false` is the earlier spelling of `norm_placement`; a GPT's resolved config of
+    /// that time (with the encoder-decoder's keys, which it did not read) still loads.
+    @Test func theEarlierSpellingStillLoads() throws {
+        let pre = try LoomConfig.parse(yaml: transformerYAML, file: "test.yaml", overrides: ["model.pre_norm=true", "model.ffn_width=0"])
+        let shape = try pre.encoderDecoderConfig(vocabularySize: 9)
+        #expect(shape.normPlacement == .pre && shape.ffnWidth == 64)
+        #expect(try pre.yaml().contains("norm_placement: pre") && !pre.yaml().contains("pre_norm"))
+        let both = configError(transformerYAML, overrides: ["model.pre_norm=true", "model.norm_placement=post"])
+        #expect(both.contains("'model.pre_norm'") && both.contains("norm_placement"), "\(both)")
+        #expect(configError(transformerYAML, overrides: ["model.pre_norm=maybe"]).contains("'model.pre_norm': must be true or false"))
+        let earlierGPT = """
+        model: {kind: gpt, layers: 2, heads: 2, width: 16, dropout: 1e-1, context_length: 8, vocabulary_size: 0,
+                encoder_layers: 2, ffn_width: 0, pre_norm: false}
+        data: {corpus: c.txt, shards: '', tokenizer: character, validation_shards: '', validation_fraction: 1e-1}
+        """
+        let gpt = try LoomConfig.parse(yaml: earlierGPT, file: "config.yaml")
+        #expect(try gpt.gptConfig(vocabularySize: 30) == GPTConfig(vocabularySize: 30, contextLength: 8, layers: 2, heads: 2, width: 16, dropout: 0.1))
+    }
+
+    /// `data.tokenizer` is `character` or a file's path; an empty one names the key.
+    @Test func tokenizerIsCharacterOrAFile() throws {
+        #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml").data.tokenizer == .character)
+        let file = try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml", overrides: ["data.tokenizer=tok.json"])
+        #expect(file.data.tokenizer == .file("tok.json") && file.data.tokenizer.path == "tok.json")
+        #expect(try LoomConfig.parse(yaml: file.yaml(), file: "resolved.yaml") == file)
+        let e = configError(minimalYAML, overrides: ["data.tokenizer="])
+        #expect(e.contains("'data.tokenizer': is empty"), "\(e)")
     }
 
     /// The shape asked of the wrong kind, or with fewer rows than the tokenizer, is refused.
