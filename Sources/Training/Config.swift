@@ -86,17 +86,17 @@ extension LoomConfig {
 
     /// Sets the value at a dotted key path, creating intermediate mappings.
     static func apply(override: String, to node: inout Node, file: String) throws {
-        guard let eq = override.firstIndex(of: "="), eq != override.startIndex else {
+        let path = override.prefix { $0 != "=" }.split(separator: ".").map(String.init)
+        guard let eq = override.firstIndex(of: "="), !path.isEmpty else {
             throw ConfigError(file: "--set \(override)", key: nil, message: "expected key.path=value")
         }
-        let path = override[..<eq].split(separator: ".").map(String.init)
         let valueText = String(override[override.index(after: eq)...])
         let value = (try? Yams.compose(yaml: valueText)).flatMap { $0 } ?? Node(valueText)
         func set(_ node: inout Node, _ path: ArraySlice<String>) throws {
             guard var mapping = node.mapping else {
                 throw ConfigError(file: "--set \(override)", key: path.joined(separator: "."), message: "is not inside a mapping")
             }
-            let key = path.first!
+            let key = path[path.startIndex]
             if path.count == 1 {
                 mapping[key] = value
             } else {

@@ -115,6 +115,13 @@ training: {steps: 10, batch_size: 4, micro_batch_size: 2}
         #expect(try gpt.gptConfig(vocabularySize: 30) == GPTConfig(vocabularySize: 30, contextLength: 8, layers: 2, heads: 2, width: 16, dropout: 0.1))
     }
 
+    /// An override needs a key before its `=`.
+    @Test func anOverrideNeedsAKey() {
+        for bad in [".=1", "=1", "novalue"] {
+            #expect(configError(minimalYAML, overrides: [bad]).contains("expected key.path=value"), "\(bad)")
+        }
+    }
+
     /// `data.tokenizer` is `character` or a file's path; an empty one names the key.
     @Test func tokenizerIsCharacterOrAFile() throws {
         #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml").data.tokenizer == .character)
