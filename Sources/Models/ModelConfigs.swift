@@ -1,5 +1,5 @@
 // ModelConfigs: the shapes of Loom's two model families (GPT and the encoder-decoder) and the
-// closed sets they are built from, as plain data. Training decodes them from YAML and JSON.
+// closed sets they are built from, as plain data. Training reads and writes them (YAML and JSON).
 import Kernels
 
 /// Where a residual sub-layer's LayerNorm sits: `post` is the original Transformer's LN(x + f(x));
@@ -8,7 +8,7 @@ public enum NormPlacement: String, Codable, CaseIterable, Sendable {
     case post, pre
 }
 
-/// The model's shape. Plain data; Training decodes it from YAML.
+/// The model's shape. Plain data; Training reads and writes it (ModelSection.swift).
 public struct GPTConfig: Equatable, Sendable {
     public var vocabularySize: Int
     public var contextLength: Int
@@ -34,8 +34,9 @@ public struct GPTConfig: Equatable, Sendable {
     }
 }
 
-/// The model's shape. Plain data; Training decodes it from YAML/JSON.
-public struct EncoderDecoderConfig: Equatable, Sendable, Codable {
+/// The model's shape. Plain data; Training reads and writes it, in a run config and in
+/// model-config.json (ModelSection.swift).
+public struct EncoderDecoderConfig: Equatable, Sendable {
     public var vocabularySize: Int
     /// Longest source or target sequence (rows of the sinusoidal table, activation sizes).
     public var maxLength: Int
@@ -71,8 +72,8 @@ public struct EncoderDecoderConfig: Equatable, Sendable, Codable {
     /// Why the shape is impossible, or nil.
     public var problem: String? {
         if vocabularySize < 1 { return "vocabulary_size must be ≥ 1" }
-        if maxLength < 1 { return "max_length must be ≥ 1" }
-        if encoderLayers < 1 || decoderLayers < 1 { return "encoder_layers and decoder_layers must be ≥ 1" }
+        if maxLength < 1 { return "context_length must be ≥ 1" }
+        if encoderLayers < 1 || decoderLayers < 1 { return "encoder_layers and layers must be ≥ 1" }
         if heads < 1 || width % heads != 0 { return "width \(width) must be divisible by heads \(heads)" }
         if width % 2 != 0 { return "width \(width) must be even (sin and cos halves of the position signal)" }
         if ffnWidth < 1 { return "ffn_width must be ≥ 1" }

@@ -66,7 +66,7 @@ public enum Benchmark {
 
     /// The corpus or tokenizer file a GPT config names that is not there (nil when all are).
     static func missingDataFile(_ d: DataSection) -> String? {
-        let files = (d.shards.isEmpty ? [d.corpus] : [d.shards]) + (d.tokenizer == "character" ? [] : [d.tokenizer])
+        let files = (d.shards.isEmpty ? [d.corpus] : [d.shards]) + (d.tokenizer.path.map { [$0] } ?? [])
         return files.first { !FileManager.default.fileExists(atPath: $0) }
     }
 

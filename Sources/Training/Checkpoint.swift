@@ -194,7 +194,7 @@ public final class CheckpointStore {
     static func encode(state s: TrainingState, config: LoomConfig, worldSize: Int) throws -> Data {
         var object = try JSONSerialization.jsonObject(with: try s.encoded()) as? [String: Any] ?? [:]
         var schedule = object["schedule"] as? [String: Any] ?? [:]
-        schedule["kind"] = config.schedule.kind
+        schedule["kind"] = config.schedule.kind.rawValue
         object["schedule"] = schedule
         object["seed"] = config.training.seed
         object["data_position"] = ["next_step": s.step, "global_batch": config.training.batchSize,

@@ -28,7 +28,7 @@ public enum DataFingerprint {
                 files += shardDirectory(directory)
             }
         }
-        if d.tokenizer != "character" { files.append(hashed(d.tokenizer)) }
+        if let path = d.tokenizer.path { files.append(hashed(path)) }
         return files
     }
 

@@ -1,13 +1,14 @@
 // EncoderDecoderFile: the small JSON file that describes an encoder-decoder model saved beside its
-// model.safetensors (shape and special tokens), read and written with errors naming the file and
-// key. It is not the training config (Config.swift) nor a checkpoint.
+// model.safetensors — the shape, in the same keys as a run config's `model:` section
+// (ModelSection.swift), and the special tokens — read and written with errors naming the file and
+// key. It also reads the file in its earlier spelling. It is not the training config nor a checkpoint.
 import Foundation
 import Data
 import Models
 import Support
 
 /// `model-config.json`: the model's shape plus the tokens that begin and end a sentence.
-public struct EncoderDecoderFile: Equatable {
+public struct EncoderDecoderFile: Equatable, Codable {
     public static let fileName = "model-config.json"
     public var config: EncoderDecoderConfig
     /// Token texts (looked up in the tokenizer): the decoder's first input, and the end of a sentence
@@ -19,61 +20,73 @@ public struct EncoderDecoderFile: Equatable {
         self.config = config; self.beginToken = beginToken; self.endToken = endToken
     }
 
-    static let integerKeys = ["vocabulary_size", "max_length", "encoder_layers", "decoder_layers", "width", "heads", "ffn_width"]
-    static let optionalKeys = ["dropout", "attention_dropout", "pre_norm", "layer_norm_epsilon", "begin_token", "end_token"]
+    enum CodingKeys: String, CodingKey, CaseIterable { case beginToken = "begin_token", endToken = "end_token" }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(config: try EncoderDecoderConfig(from: decoder),
+                  beginToken: try c.decodeIfPresent(String.self, forKey: .beginToken),
+                  endToken: try c.decodeIfPresent(String.self, forKey: .endToken))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try config.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(beginToken, forKey: .beginToken)
+        try c.encodeIfPresent(endToken, forKey: .endToken)
+    }
+
+    static let keys = EncoderDecoderConfig.CodingKeys.allCases.map(\.rawValue) + CodingKeys.allCases.map(\.rawValue)
+
+    /// The earlier spelling (`max_length`, `decoder_layers`, `pre_norm: true|false`), read as today's keys.
+    enum Earlier {
+        static let renamed = ["max_length": "context_length", "decoder_layers": "layers", "pre_norm": "norm_placement"]
+        static let keys = EncoderDecoderFile.keys.map { today in renamed.first { $0.value == today }?.key ?? today }
+        /// A file is in the earlier spelling when it uses one of its names, or none of today's own.
+        static func spells(_ object: [String: Any]) -> Bool {
+            object.keys.contains { renamed[$0] != nil } || !object.keys.contains { renamed.values.contains($0) }
+        }
+        struct Flags: Decodable { var pre_norm: Bool? }
+    }
 
     public static func load(_ path: String) throws -> EncoderDecoderFile {
         func fail(_ message: String) -> SafetensorsError { SafetensorsError(path: path, message: message) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read the model config") }
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        guard var data = FileManager.default.contents(atPath: path) else { throw fail("cannot read the model config") }
+        guard var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw fail("not a JSON object")
         }
-        for key in object.keys where !integerKeys.contains(key) && !optionalKeys.contains(key) {
-            throw fail("unknown key '\(key)' (known: \((integerKeys + optionalKeys).joined(separator: ", ")))")
+        let earlier = Earlier.spells(object), known = earlier ? Earlier.keys : keys
+        for key in object.keys.sorted() where !known.contains(key) {
+            throw fail("unknown key '\(key)' (known: \(known.joined(separator: ", ")))")
         }
-        for key in integerKeys {
-            if let n = object[key] as? Double, n != n.rounded() { throw fail("key '\(key)' must be an integer, got \(n)") }
+        /// A key as this file spells it.
+        func named(_ key: String) -> String { earlier ? Earlier.renamed.first { $0.value == key }?.key ?? key : key }
+        func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
+            do { return try JSONDecoder().decode(type, from: data) } catch let error as DecodingError {
+                let (key, message) = describe(error)
+                guard let key else { throw fail(message) }
+                if case .keyNotFound = error { throw fail("missing key '\(named(key))'") }
+                throw fail("key '\(named(key))' \(message)")
+            }
         }
-        // Types are checked by Codable (on Linux, JSONSerialization's numbers also pass as Bool).
-        struct Raw: Decodable {
-            var vocabulary_size, max_length, encoder_layers, decoder_layers, width, heads, ffn_width: Int?
-            var dropout, attention_dropout, layer_norm_epsilon: Float?
-            var pre_norm: Bool?
-            var begin_token, end_token: String?
+        if earlier {
+            // Bool-typed by Codable: on Linux, JSONSerialization's numbers also pass as Bool.
+            let preNorm = try decode(Earlier.Flags.self, data).pre_norm ?? false
+            object["pre_norm"] = nil
+            object["norm_placement"] = (preNorm ? NormPlacement.pre : .post).rawValue
+            for (old, today) in Earlier.renamed where object[old] != nil {
+                object[today] = object.removeValue(forKey: old)
+            }
+            data = try JSONSerialization.data(withJSONObject: object)
         }
-        let raw: Raw
-        do { raw = try JSONDecoder().decode(Raw.self, from: data) } catch let DecodingError.typeMismatch(type, context) {
-            throw fail("key '\(context.codingPath.map(\.stringValue).joined(separator: "."))' must be \(type == Bool.self ? "true or false" : type == String.self ? "a string" : type == Int.self ? "an integer" : "a number")")
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            throw fail("key '\(context.codingPath.map(\.stringValue).joined(separator: "."))': \(context.debugDescription)")
-        } catch {
-            throw fail("\(error)")
-        }
-        func required(_ value: Int?, _ key: String) throws -> Int {
-            guard let value else { throw fail("missing key '\(key)'") }
-            return value
-        }
-        let config = EncoderDecoderConfig(
-            vocabularySize: try required(raw.vocabulary_size, "vocabulary_size"), maxLength: try required(raw.max_length, "max_length"),
-            encoderLayers: try required(raw.encoder_layers, "encoder_layers"), decoderLayers: try required(raw.decoder_layers, "decoder_layers"),
-            width: try required(raw.width, "width"), heads: try required(raw.heads, "heads"), ffnWidth: try required(raw.ffn_width, "ffn_width"),
-            dropout: raw.dropout ?? 0, attentionDropout: raw.attention_dropout ?? 0, normPlacement: (raw.pre_norm ?? false) ? .pre : .post,
-            layerNormEpsilon: raw.layer_norm_epsilon ?? 1e-5)
-        if let problem = config.problem { throw fail(problem) }
-        return EncoderDecoderFile(config: config, beginToken: raw.begin_token, endToken: raw.end_token)
+        let file = try decode(EncoderDecoderFile.self, data)
+        if let problem = file.config.problem { throw fail(problem) }
+        return file
     }
 
     public func write(_ path: String) throws {
-        let c = config
-        var object: [String: Any] = [
-            "vocabulary_size": c.vocabularySize, "max_length": c.maxLength, "encoder_layers": c.encoderLayers,
-            "decoder_layers": c.decoderLayers, "width": c.width, "heads": c.heads, "ffn_width": c.ffnWidth,
-            "dropout": Double(c.dropout), "attention_dropout": Double(c.attentionDropout), "pre_norm": c.normPlacement == .pre,
-            "layer_norm_epsilon": Double(c.layerNormEpsilon),
-        ]
-        if let beginToken { object["begin_token"] = beginToken }
-        if let endToken { object["end_token"] = endToken }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try AtomicFile.write(path, data: data + Data("\n".utf8))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(path, data: try encoder.encode(self) + Data("\n".utf8))
     }
 }

@@ -5,7 +5,7 @@
 import Foundation
 
 public struct LearningRateSchedule: Equatable {
-    public enum Kind: String, CaseIterable { case constant, cosine, linear, inverseSqrt = "inverse_sqrt", plateau }
+    public enum Kind: String, Codable, CaseIterable, Sendable { case constant, cosine, linear, inverseSqrt = "inverse_sqrt", plateau }
     public var kind: Kind
     public var peak: Double
     public var minimum: Double

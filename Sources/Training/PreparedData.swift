@@ -13,7 +13,7 @@ public struct PreparedData {
 
     public init(config: LoomConfig) throws {
         let d = config.data
-        let named: Tokenizer? = d.tokenizer == "character" ? nil : try TokenizerFile.load(d.tokenizer)
+        let named: Tokenizer? = try d.tokenizer.path.map(TokenizerFile.load)
         if !d.shards.isEmpty {
             let shards = try ShardCorpus(directory: d.shards, tokenizer: named)
             tokenizer = shards.tokenizer

@@ -30,7 +30,7 @@ public enum ResumeRequest: Equatable, Sendable {
 
 extension LoomConfig {
     /// The config trains the encoder-decoder on sentence pairs (`model.kind: transformer`), not a GPT.
-    public var trainsTranslation: Bool { model.kind == "transformer" }
+    public var trainsTranslation: Bool { model.kind == .transformer }
 }
 
 /// A model with its data, as the config's model kind wants it.

@@ -32,9 +32,7 @@ public final class TrainingSchedule {
     public private(set) var firstStep = 0
 
     public init(config: LoomConfig) throws {
-        guard let kind = LearningRateSchedule.Kind(rawValue: config.schedule.kind) else {
-            throw ConfigError(file: "config", key: "schedule.kind", message: "unknown schedule '\(config.schedule.kind)'")
-        }
+        let kind = config.schedule.kind
         let o = config.optimizer, s = config.schedule
         totalSteps = config.training.steps
         learningRate = LearningRateSchedule(kind: kind, peak: o.learningRate, minimum: s.minimumLearningRate,

@@ -63,15 +63,11 @@ public final class LanguageModelTask: TrainingTask {
         batchSize = t.batchSize
         microBatch = t.microBatchSize
         time = config.model.contextLength
-        let shape = config.gptConfig(vocabularySize: data.tokenizer.vocabularySize)
-        guard shape.vocabularySize >= data.tokenizer.vocabularySize else {
-            throw ConfigError(file: "config", key: "model.vocabulary_size",
-                              message: "\(shape.vocabularySize) is smaller than the tokenizer's \(data.tokenizer.vocabularySize)")
-        }
+        let shape = try config.gptConfig(vocabularySize: data.tokenizer.vocabularySize)
         // Replicas need the pool (configured before the task) and a micro-batch that splits evenly.
         let threads = ThreadPool.shared.threads
         let work = microBatch * time * shape.width * shape.width
-        let batchParallel = t.threadParallelism == "batch" || (t.threadParallelism == "auto" && work < 1 << 26)
+        let batchParallel = t.threadParallelism == .batch || (t.threadParallelism == .auto && work < 1 << 26)
         let replicaCount = batchParallel && threads > 1 && microBatch % threads == 0 ? threads : 1
         try Self.checkPrecision(config)
         gpt = GPT(config: shape, maxBatch: microBatch / replicaCount, precision: t.precision)
@@ -158,10 +154,7 @@ public final class TranslationTask: TrainingTask {
         microBatch = t.microBatchSize
         seed = UInt64(t.seed)
         labelSmoothing = Float(t.labelSmoothing)
-        let shape = EncoderDecoderConfig(vocabularySize: tokenizer.vocabularySize, maxLength: m.contextLength,
-                                         encoderLayers: m.encoderLayers, decoderLayers: m.layers, width: m.width,
-                                         heads: m.heads, ffnWidth: m.ffnWidth > 0 ? m.ffnWidth : 4 * m.width,
-                                         dropout: Float(m.dropout), normPlacement: m.preNorm ? .pre : .post)
+        let shape = try config.encoderDecoderConfig(vocabularySize: tokenizer.vocabularySize)
         try Self.checkPrecision(config)
         transformer = EncoderDecoder(config: shape, maxBatch: microBatch, precision: t.precision)
         func lengths(_ c: ParallelCorpus) -> (source: [Int], target: [Int]) {

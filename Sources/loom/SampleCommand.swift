@@ -27,7 +27,7 @@ struct SampleCommand: ParsableCommand {
             let run = try RunDirectory(existing: runDirectory)
             let config = try LoomConfig.load(path: run.configPath)
             let tokenizer = try TokenizerFile.load(run.tokenizerPath)
-            let model = GPT(config: config.gptConfig(vocabularySize: tokenizer.vocabularySize), maxBatch: 1)
+            let model = GPT(config: try config.gptConfig(vocabularySize: tokenizer.vocabularySize), maxBatch: 1)
             try Safetensors.read(run.modelPath, layout: model.layout, into: model.parameters)
             var sampler = Sampler(model: model, temperature: Float(temperature), topK: topK, seed: seed)
             let promptTokens = try tokenizer.encode(prompt)

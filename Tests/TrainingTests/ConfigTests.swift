@@ -19,14 +19,14 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
 @Suite struct ConfigTests {
     @Test func defaultsFillOptionalKeys() throws {
         let c = try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml")
-        #expect(c.model.dropout == 0 && c.optimizer.beta2 == 0.99 && c.schedule.kind == "cosine")
-        #expect(c.training.microBatchSize == 2 && c.evaluation.batches == 200 && c.training.threadParallelism == "auto")
+        #expect(c.model.dropout == 0 && c.optimizer.beta2 == 0.99 && c.schedule.kind == .cosine)
+        #expect(c.training.microBatchSize == 2 && c.evaluation.batches == 200 && c.training.threadParallelism == .auto)
     }
 
     @Test func overridesSetAnyKeyByDottedPath() throws {
         let c = try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml",
                                      overrides: ["training.steps=50", "optimizer.learning_rate=3e-4", "schedule.kind=constant"])
-        #expect(c.training.steps == 50 && c.optimizer.learningRate == 3e-4 && c.schedule.kind == "constant")
+        #expect(c.training.steps == 50 && c.optimizer.learningRate == 3e-4 && c.schedule.kind == .constant)
     }
 
     @Test func resolvedConfigRoundTrips() throws {
@@ -53,7 +53,7 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
         #expect(configError(minimalYAML, overrides: ["schedule.kind=linear-ish"]).contains("'schedule.kind'"))
         #expect(configError(minimalYAML, overrides: ["optimizer.learning_rate=-1"]).contains("'optimizer.learning_rate'"))
         #expect(configError(minimalYAML, overrides: ["schedule.cooldown_steps=-1"]).contains("'schedule.cooldown_steps'"))
-        #expect(configError(minimalYAML, overrides: ["training.thread_parallelism=rows"]).contains("'training.thread_parallelism': must be `auto`, `batch` or `kernel`"))
+        #expect(configError(minimalYAML, overrides: ["training.thread_parallelism=rows"]).contains("'training.thread_parallelism': must be auto, batch or kernel"))
         #expect(configError("- not\n- a mapping").contains("test.yaml"))
         #expect(configError(minimalYAML, overrides: ["novalue"]).contains("key.path=value"))
     }
@@ -85,7 +85,7 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
         }
         #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml", overrides: ["kernels.gemm=auto"]).kernels.gemm == .auto)
         let e = configError(minimalYAML, overrides: ["kernels.gemm=mkl"])
-        #expect(e.contains("test.yaml") && e.contains("'kernels.gemm'") && e.contains("'mkl'") && e.contains("auto, openblas, onednn"), "\(e)")
+        #expect(e.contains("test.yaml") && e.contains("'kernels.gemm'") && e.contains("'mkl'") && e.contains("auto, openblas or onednn"), "\(e)")
         #expect(configError(minimalYAML, overrides: ["kernels.gemm=3"]).contains("'kernels.gemm'"))
         #expect(configError(minimalYAML, overrides: ["kernels.engine=onednn"]).contains("'kernels.engine': unknown key (known here: gemm)"))
     }

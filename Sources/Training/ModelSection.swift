@@ -1,0 +1,156 @@
+// ModelSection: the `model:` section of a run config — `kind` and then the shape of that kind, as
+// the Models types themselves (GPTConfig, EncoderDecoderConfig). The encoder-decoder's shape has
+// one schema, read and written here for both the YAML and model-config.json.
+import Foundation
+import Models
+
+/// Which model a run trains.
+public enum ModelKind: String, Codable, CaseIterable, Sendable {
+    /// GPT-2's decoder-only Transformer (`layers` blocks).
+    case gpt
+    /// The encoder-decoder of "Attention Is All You Need" (`encoder_layers` + `layers` decoder blocks).
+    case transformer
+}
+
+/// What a run reads of either model's shape.
+public protocol ModelShape {
+    /// The GPT's blocks, or the encoder-decoder's decoder blocks.
+    var layers: Int { get }
+    var heads: Int { get }
+    var width: Int { get }
+    /// Positions the model reads: the GPT's position table; the encoder-decoder's longest sequence.
+    var contextLength: Int { get }
+    var dropout: Float { get }
+    var layerNormEpsilon: Float { get }
+    /// The model's vocabulary rows; 0 in a run config = the tokenizer's.
+    var vocabularySize: Int { get }
+}
+
+extension GPTConfig: ModelShape {}
+
+extension EncoderDecoderConfig: ModelShape {
+    public var layers: Int { decoderLayers }
+    public var contextLength: Int { maxLength }
+}
+
+/// The model: `kind: gpt` (default) or `kind: transformer`, with the keys of that kind's shape.
+public enum ModelSection: Equatable {
+    case gpt(GPTConfig)
+    case transformer(EncoderDecoderConfig)
+
+    public var kind: ModelKind {
+        switch self {
+        case .gpt: return .gpt
+        case .transformer: return .transformer
+        }
+    }
+    public var shape: any ModelShape {
+        switch self {
+        case let .gpt(shape): return shape
+        case let .transformer(shape): return shape
+        }
+    }
+    public var layers: Int { shape.layers }
+    public var heads: Int { shape.heads }
+    public var width: Int { shape.width }
+    public var contextLength: Int { shape.contextLength }
+    public var dropout: Float { shape.dropout }
+    public var vocabularySize: Int { shape.vocabularySize }
+}
+
+extension ModelSection: Codable {
+    enum CodingKeys: String, CodingKey { case kind }
+
+    public init(from decoder: Decoder) throws {
+        var kind = ModelKind.gpt
+        try decoder.container(keyedBy: CodingKeys.self).read(&kind, .kind)
+        switch kind {
+        case .gpt: self = .gpt(try GPTConfig(from: decoder))
+        case .transformer: self = .transformer(try EncoderDecoderConfig(from: decoder))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        switch self {
+        case let .gpt(shape): try shape.encode(to: encoder)
+        case let .transformer(shape): try shape.encode(to: encoder)
+        }
+    }
+}
+
+/// The GPT's keys: `layers`, `heads`, `width`, `context_length` (required); `dropout` (embedding,
+/// attention and residual; 0), `vocabulary_size` (0 = the tokenizer's; `loom bench` without a
+/// corpus needs it), `layer_norm_epsilon` (1e-5).
+extension GPTConfig: Codable {
+    enum CodingKeys: String, CodingKey {
+        case layers, heads, width, dropout
+        case contextLength = "context_length", vocabularySize = "vocabulary_size", layerNormEpsilon = "layer_norm_epsilon"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let layers = try c.integer(.layers), heads = try c.integer(.heads), width = try c.integer(.width)
+        self.init(vocabularySize: 0, contextLength: try c.integer(.contextLength), layers: layers, heads: heads, width: width)
+        try c.read(&vocabularySize, .vocabularySize)
+        try c.read(&dropout, .dropout)
+        try c.read(&layerNormEpsilon, .layerNormEpsilon)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(heads, forKey: .heads)
+        try c.encode(width, forKey: .width)
+        try c.encode(contextLength, forKey: .contextLength)
+        try c.encode(decimal: dropout, forKey: .dropout)
+        if encoder.lists(vocabularySize != 0) { try c.encode(vocabularySize, forKey: .vocabularySize) }
+        try c.encode(decimal: layerNormEpsilon, forKey: .layerNormEpsilon)
+    }
+}
+
+/// The encoder-decoder's keys, the same in a run config and in model-config.json: `layers`
+/// (decoder blocks), `heads`, `width`, `context_length` (the longest source or target) are
+/// required; `encoder_layers` (default: `layers`), `ffn_width` (4 × width), `dropout` (residual,
+/// on embeddings and every sub-layer's output; 0), `attention_dropout` (on attention
+/// probabilities; 0), `norm_placement` (`post`, the paper's, or `pre`), `layer_norm_epsilon`
+/// (1e-5), `vocabulary_size` (0 = the tokenizer's; model-config.json always states it).
+extension EncoderDecoderConfig: Codable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case layers, heads, width, dropout
+        case contextLength = "context_length", encoderLayers = "encoder_layers", ffnWidth = "ffn_width"
+        case attentionDropout = "attention_dropout", normPlacement = "norm_placement"
+        case layerNormEpsilon = "layer_norm_epsilon", vocabularySize = "vocabulary_size"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let maxLength = try c.integer(.contextLength), layers = try c.integer(.layers)
+        let heads = try c.integer(.heads), width = try c.integer(.width)
+        self.init(vocabularySize: 0, maxLength: maxLength, encoderLayers: layers, decoderLayers: layers, width: width,
+                  heads: heads, ffnWidth: 4 * width)
+        try c.read(&vocabularySize, .vocabularySize)
+        try c.read(&encoderLayers, .encoderLayers)
+        try c.read(&ffnWidth, .ffnWidth)
+        try c.read(&dropout, .dropout)
+        try c.read(&attentionDropout, .attentionDropout)
+        try c.read(&normPlacement, .normPlacement)
+        try c.read(&layerNormEpsilon, .layerNormEpsilon)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        if encoder.lists(vocabularySize != 0) { try c.encode(vocabularySize, forKey: .vocabularySize) }
+        try c.encode(encoderLayers, forKey: .encoderLayers)
+        try c.encode(decoderLayers, forKey: .layers)
+        try c.encode(heads, forKey: .heads)
+        try c.encode(width, forKey: .width)
+        try c.encode(ffnWidth, forKey: .ffnWidth)
+        try c.encode(maxLength, forKey: .contextLength)
+        try c.encode(decimal: dropout, forKey: .dropout)
+        try c.encode(decimal: attentionDropout, forKey: .attentionDropout)
+        try c.encode(normPlacement, forKey: .normPlacement)
+        try c.encode(decimal: layerNormEpsilon, forKey: .layerNormEpsilon)
+    }
+}
