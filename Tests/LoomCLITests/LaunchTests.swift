@@ -35,7 +35,7 @@ enum Launcher: String, CustomStringConvertible, CaseIterable {
         let root = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]
         switch self {
         case .bareMpirun:
-            // As the README documents it: with time for a step and a checkpoint after a SIGTERM.
+            // As docs/distributed.md documents it: with time for a step and a checkpoint after a SIGTERM.
             return ("/usr/bin/env", ["mpirun", "--mca", "odls_base_sigkill_timeout", "20", "--bind-to", "none", "-n", "2",
                                      loomBinary(), "train", config] + arguments + ["--set", "training.threads=1"], root)
         case .launchMpirun:
@@ -166,7 +166,7 @@ struct ReferenceFailed: Error { let stderr: String }
                 "resumed after preemption through \(launcher) differs from the uninterrupted run")
     }
 
-    /// A bare mpirun run as the README documents it (`--mca odls_base_sigkill_timeout 20`): OpenMPI
+    /// A bare mpirun run as docs/distributed.md documents it (`--mca odls_base_sigkill_timeout 20`): OpenMPI
     /// passes the SIGTERM on to the ranks only after that timeout and SIGKILLs them after twice
     /// it, so they stop at the end of whichever step is running then, with a checkpoint; mpirun
     /// itself reports 1.
