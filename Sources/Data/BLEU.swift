@@ -1,6 +1,6 @@
 // BLEU: corpus-level BLEU as sacreBLEU computes it — the 13a tokenisation of mteval-v13a.pl,
 // clipped 1–4-gram precisions against one or more references, brevity penalty against the closest
-// reference length. It is not sentence-level BLEU, chrF or TER.
+// reference length.
 import Foundation
 
 /// A text file that cannot be used, named with the reason.

@@ -1,6 +1,5 @@
-// BPETrainer: learns byte-level BPE merges from text — counts pre-tokenised words once, then
-// merges the most frequent adjacent pair, updating pair counts only in the words that hold it.
-// It is not the encoder (ByteLevelBPE).
+// BPETrainer: learns byte-level BPE merges from text — counts pre-tokenised words once, then merges
+// the most frequent adjacent pair, updating pair counts only in the words that hold it.
 import Foundation
 
 public struct BPETrainer {

@@ -1,6 +1,5 @@
 // ByteLevel: GPT-2's byte ↔ printable-character map (bytes_to_unicode) and its pre-tokenisation
-// pattern, written by hand over bytes and Unicode scalars (no regex engine). It is not the BPE
-// merge step (ByteLevelBPE) nor its training (BPETrainer).
+// pattern, written by hand over bytes and Unicode scalars (no regex engine).
 import Foundation
 
 public enum ByteLevel {

@@ -1,6 +1,6 @@
 // ByteLevelBPE: GPT-2's byte-level BPE tokenizer — pre-tokenise (ByteLevel.split), map bytes to
 // base tokens, apply merges by rank — and its files: Hugging Face tokenizer.json (read/write) and
-// GPT-2 vocab.json + merges.txt (read). It is not the merge learner (BPETrainer).
+// GPT-2 vocab.json + merges.txt (read).
 import Foundation
 
 public struct ByteLevelBPE: Tokenizer {

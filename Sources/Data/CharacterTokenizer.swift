@@ -1,5 +1,5 @@
 // CharacterTokenizer: nanoGPT's character-level tokenizer — the vocabulary is the sorted set of
-// Unicode scalars of the corpus. It is not a subword tokenizer.
+// Unicode scalars of the corpus.
 import Foundation
 
 public struct CharacterTokenizer: Tokenizer {

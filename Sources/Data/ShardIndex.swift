@@ -1,6 +1,6 @@
-// ShardIndex: a tokenized corpus directory — index.json (shards, token counts, document
-// boundaries, aligned pairs for parallel corpora), the tokenizer.json beside it, and the
-// `loom tokenize` pipeline that writes them. It is not the shard file format (TokenShards).
+// ShardIndex: a tokenized corpus directory — index.json (shards, token counts, document boundaries,
+// aligned pairs for parallel corpora), the tokenizer.json beside it, and the `loom tokenize`
+// pipeline that writes them.
 import Foundation
 import Support
 

@@ -1,6 +1,6 @@
-// TextCorpus: a token stream (a tokenized text or memory-mapped shards) split into training
-// (first part) and validation (last part), and WindowSampler, which draws (context + 1)-token
-// windows from either. It is not the shard format (TokenShards).
+// TextCorpus: a token stream (a tokenized text or memory-mapped shards) split into training (first
+// part) and validation (last part), and WindowSampler, which draws (context + 1)-token windows from
+// either.
 import Foundation
 import Support
 

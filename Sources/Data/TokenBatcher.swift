@@ -1,7 +1,7 @@
 // TokenBatcher: fairseq-style "max tokens" batching of sentence pairs — pairs sorted by length so
 // each batch holds similar lengths, batches filled while their padded size (sentences × longest
-// side) stays within a token budget, then the batch order shuffled by a seed. It is not a data
-// loader: it returns pair indices only.
+// side) stays within a token budget, then the batch order shuffled by a seed. It returns pair
+// indices; the task gathers the tokens.
 import Support
 
 public enum TokenBatcher {

@@ -1,12 +1,12 @@
 // TokenShards: Loom's on-disk token corpus — binary shards (fixed 64-byte header, then u16/u32
 // tokens), an index.json listing shards, documents and (for parallel corpora) pairs, written
-// atomically, read back memory-mapped and fully validated. It is not the tokenizer nor the sampler.
+// atomically, read back memory-mapped and fully validated.
 //
 // Shard header, little-endian:
-//   0  8  magic "LOOMTOKS"        24 8  token count
-//   8  4  format version (1)      32 8  FNV-1a 64 of the payload bytes
-//   12 4  token width (2 or 4)    40 24 reserved, zero
-//   16 8  vocabulary size         64 …  tokens (count × width bytes)
+// 0  8  magic "LOOMTOKS"        24 8  token count
+// 8  4  format version (1)      32 8  FNV-1a 64 of the payload bytes
+// 12 4  token width (2 or 4)    40 24 reserved, zero
+// 16 8  vocabulary size         64 …  tokens (count × width bytes)
 import Foundation
 import Support
 #if canImport(Glibc)

@@ -1,6 +1,5 @@
 // Tokenizer: the interface every tokenizer offers the trainer and the CLI, and how one is loaded
 // back from a file (Loom's own JSON, Hugging Face tokenizer.json, GPT-2 vocab.json + merges.txt).
-// It is not an implementation (see CharacterTokenizer, ByteLevelBPE).
 import Foundation
 import Support
 

@@ -1,6 +1,6 @@
 // Communicator: the narrow interface through which the trainer talks to its peers, the
 // single-process implementation used in dev mode, and `Launch`, which picks one from how the
-// process was started. It is not MPI itself (see MPICommunicator).
+// process was started.
 import Foundation
 
 /// What the trainer needs from the other ranks, and nothing more.

@@ -1,6 +1,6 @@
 // GradientBuckets: splits the flat gradient buffer into contiguous buckets and all-reduces each one
 // as soon as backward has finished it, keeping MPI progressing while backward goes on (the
-// PyTorch-DDP scheme). It is not the communicator: it only decides when to call it.
+// PyTorch-DDP scheme).
 import Foundation
 import Support
 

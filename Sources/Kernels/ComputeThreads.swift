@@ -1,6 +1,6 @@
 // ComputeThreads: what every thread that runs kernels sets up once — OpenBLAS and oneDNN pinned to
 // one thread per call, denormals flushed, thread-local scratch reserved — and the start-up call
-// that makes the shared pool out of such threads. It is not the pool itself (Support's ThreadPool).
+// that makes the shared pool out of such threads.
 import Support
 import CBLAS
 import CKernelSupport

@@ -1,5 +1,5 @@
 // AtomicFile: writes a file so that readers see either the old version or the complete new one
-// (temporary file in the same directory, fsync, rename, fsync of the directory). It is not a lock.
+// (temporary file in the same directory, fsync, rename, fsync of the directory).
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
-// Clock: Loom's one monotonic clock (CLOCK_MONOTONIC), for every duration it measures — step
-// times, kernel profiles, GEMM engine probes, communication waits, tokenization speed. It is not
-// the time of day: use Date for time stamps.
+// Clock: Loom's one monotonic clock (CLOCK_MONOTONIC), for every duration it measures — step times,
+// kernel profiles, GEMM engine probes, communication waits, tokenization speed. Time stamps use
+// Date.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,5 +1,5 @@
-// PathName: the directory part of a path and absolute paths, safe for bare file names. It is not a
-// file-system API (nothing here touches the disk).
+// PathName: the directory part of a path and absolute paths, safe for bare file names; nothing
+// here touches the disk.
 import Foundation
 
 public enum PathName {

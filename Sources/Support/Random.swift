@@ -1,6 +1,6 @@
-// Random: counter-based randomness (SplitMix64 finaliser over a key and a counter), so any rank
-// can draw the number for (seed, step, purpose, index) without carrying generator state.
-// It is not cryptographic.
+// Random: counter-based randomness (SplitMix64 finaliser over a key and a counter), so any rank can
+// draw the number for (seed, step, purpose, index) without carrying generator state. The mixing
+// is statistical, not cryptographic.
 
 /// Stateless random numbers: the same key and counter give the same value on every rank.
 public enum CounterRandom {

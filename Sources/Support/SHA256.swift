@@ -1,5 +1,5 @@
 // SHA256: the FIPS 180-4 hash, for checksums that outside tools can verify (checkpoint manifests)
-// and for checking that every rank runs the same config and binary. It is not a general crypto API.
+// and for checking that every rank runs the same config and binary.
 import Foundation
 
 public struct SHA256 {

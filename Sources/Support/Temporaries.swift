@@ -1,6 +1,6 @@
 // Temporaries: the names of the files and directories Loom writes before renaming them into place
 // (`NAME.loomtmp-HOST-PID`), and the start-up sweep that removes those a crashed Loom process left
-// behind. It is not the atomic write itself (AtomicFile).
+// behind.
 import Foundation
 #if canImport(Glibc)
 import Glibc

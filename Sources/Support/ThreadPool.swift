@@ -1,5 +1,5 @@
 // ThreadPool: a fixed set of worker threads that split one loop at a time with the caller; the
-// parallel-for under every kernel. It is not a task scheduler: one job at a time, from one thread.
+// parallel-for under every kernel: one job at a time, issued from one thread.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

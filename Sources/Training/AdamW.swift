@@ -1,6 +1,6 @@
-// AdamW: Adam with decoupled weight decay over one flat parameter buffer, plus global-norm
-// gradient clipping. It is not a general optimizer framework. On an AVX-512 CPU (`KernelISA`) the
-// update runs 16 lanes in CVectorKernels with the same operations in the same order (the same bits).
+// AdamW: Adam with decoupled weight decay over one flat parameter buffer, plus global-norm gradient
+// clipping. On an AVX-512 CPU (`KernelISA`) the update runs 16 lanes in CVectorKernels with the
+// same operations in the same order (the same bits).
 import Kernels
 import Models
 import CVectorKernels

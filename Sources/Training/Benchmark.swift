@@ -1,7 +1,7 @@
-// Benchmark: what `loom bench` measures — real training steps timed after warm-up, achieved
-// GFLOP/s against the GEMM rate at the model's own shapes, the gradient all-reduce's cost and how
-// much of it backward hides, heap allocations in the measured steps, the memory plan — and the
-// alternating comparison of two settings in one process. It is not the printing (loom) nor a test.
+// Benchmark: what `loom bench` measures — real training steps timed after warm-up, achieved GFLOP/s
+// against the GEMM rate at the model's own shapes, the gradient all-reduce's cost and how much of
+// it backward hides, heap allocations in the measured steps, the memory plan — and the alternating
+// comparison of two settings in one process.
 import Foundation
 import Kernels
 import Models

@@ -1,8 +1,7 @@
-// Checkpoint: the coordinator's checkpoints — RUN/checkpoints/step-NNNNNNNN/ with model.safetensors,
-// optimizer.safetensors (AdamW moments), state.json and manifest.json (SHA-256 of each file) —
-// written into a temporary directory, fsynced and renamed into place, the `latest` pointer last;
-// verified before anything is loaded; pruned to the newest K plus the best. It is not the loop
-// that decides when to save (Trainer) nor the final model export (RunDirectory).
+// Checkpoint: the coordinator's checkpoints — RUN/checkpoints/step-NNNNNNNN/ with
+// model.safetensors, optimizer.safetensors (AdamW moments), state.json and manifest.json (SHA-256
+// of each file) — written into a temporary directory, fsynced and renamed into place, the `latest`
+// pointer last; verified before anything is loaded; pruned to the newest K plus the best.
 import Foundation
 import Data
 import Models

@@ -1,6 +1,5 @@
 // CheckpointAverage: the element-wise mean of the tensors of several safetensors files (the last
-// checkpoints of a run, as the paper averages its last 5 or 20), written atomically. It is not an
-// exponential moving average and reads F32 tensors only.
+// checkpoints of a run, as the paper averages its last 5 or 20; F32 tensors), written atomically.
 import Foundation
 import Models
 

@@ -1,6 +1,6 @@
 // Config: the YAML schema of a Loom run (Codable, snake_case keys, full-word names, enums for
 // closed sets), its loading with `--set` overrides, and its validation. The sections are in
-// ModelSection.swift and ConfigSections.swift. It is not the trainer: Trainer reads a valid Config.
+// ModelSection.swift and ConfigSections.swift.
 import Foundation
 import Yams
 import Kernels

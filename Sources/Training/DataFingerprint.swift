@@ -1,6 +1,5 @@
 // DataFingerprint: the files a config's data is read from, each with a digest, so that ranks on
-// different hosts can check at start-up that they read the same bytes (ReplicaCheck). It is not
-// the loader (PreparedData).
+// different hosts can check at start-up that they read the same bytes (ReplicaCheck).
 import Foundation
 import Data
 import Support

@@ -1,7 +1,7 @@
 // EncoderDecoderFile: the small JSON file that describes an encoder-decoder model saved beside its
 // model.safetensors — the shape, in the same keys as a run config's `model:` section
 // (ModelSection.swift), and the special tokens — read and written with errors naming the file and
-// key. It also reads the file in its earlier spelling. It is not the training config nor a checkpoint.
+// key. It also reads the file in its earlier spelling.
 import Foundation
 import Data
 import Models

@@ -1,7 +1,7 @@
 // LearningRateSchedule: the learning rate as a function of the step — constant, linear warmup then
 // cosine or linear decay, the Transformer paper's inverse square root — and ReduceOnPlateau, the
-// state the coordinator keeps to lower the rate when validation stops improving. It is not the
-// optimizer; the coordinator asks it once per step and broadcasts the answer.
+// state the coordinator keeps to lower the rate when validation stops improving. The coordinator
+// asks once per step and broadcasts the answer.
 import Foundation
 
 public struct LearningRateSchedule: Equatable {

@@ -1,6 +1,5 @@
 // MemoryPlan: what a `bench` or `train` process should hold, buffer by buffer, next to the peak
-// resident set the kernel measured (VmHWM), so a buffer that grows past its plan shows. It is not
-// an allocator and caps nothing.
+// resident set the kernel measured (VmHWM), so a buffer that grows past its plan shows.
 import Foundation
 import Data
 

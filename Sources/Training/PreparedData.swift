@@ -1,6 +1,6 @@
 // PreparedData: the tokenizer and tokens a config names — a text file tokenized at start-up or a
 // memory-mapped shard directory — loaded before anything is written (and synthetic data for
-// benchmarks). It is not the sampler (Data.WindowSampler).
+// benchmarks).
 import Foundation
 import Kernels
 import Data

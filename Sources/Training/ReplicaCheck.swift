@@ -1,6 +1,6 @@
-// ReplicaCheck: the checks that keep data-parallel replicas honest — at start-up every rank runs the
-// same resolved config, binary and data; at the end every rank holds bit-identical parameters. It is not
-// the communicator; the checks are collective calls every rank makes.
+// ReplicaCheck: the checks that keep data-parallel replicas honest — at start-up every rank runs
+// the same resolved config, binary and data; at the end every rank holds bit-identical parameters.
+// Each check is a collective call every rank makes.
 import Foundation
 import Models
 import Distributed

@@ -1,5 +1,5 @@
 // RunDirectory: the files of one run — resolved config, tokenizer, metrics.jsonl, model — written
-// by the coordinator only. It is not a checkpoint store (checkpoints come with the coordinator).
+// by the coordinator only.
 import Foundation
 import Data
 import Support

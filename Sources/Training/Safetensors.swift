@@ -1,6 +1,6 @@
 // Safetensors: reads and writes the safetensors format (8-byte little-endian header length, JSON
-// header of dtype/shape/data_offsets, raw little-endian data) for F32 parameter buffers laid out
-// by a ParameterLayout. It is not a general tensor library: only F32 is accepted.
+// header of dtype/shape/data_offsets, raw little-endian data) for F32 parameter buffers laid out by
+// a ParameterLayout; other dtypes are refused.
 import Foundation
 import Data
 import Models

@@ -1,8 +1,7 @@
 // ShardedTokenization: `loom tokenize` across the ranks of a job, through its Communicator — file i
 // goes to rank i mod W, every phase ends with every rank learning how every rank did (so a failure
 // anywhere fails all, and none waits for a rank that gave up), and the shards are written into a
-// staging directory that rank 0 moves into place only when all succeeded. It is not the encoding
-// itself (Data's CorpusTokenizer) nor the transport (Distributed).
+// staging directory that rank 0 moves into place only when all succeeded.
 import Foundation
 import Data
 import Distributed

@@ -1,6 +1,6 @@
 // Trainer: the training loop — data, forward/backward over micro-batches, gradient all-reduce,
-// clipping, AdamW at the scheduled rate, logging and validation — driven by the config. It is not
-// the model (Models) nor the transport (Distributed): it talks to peers only via a Communicator.
+// clipping, AdamW at the scheduled rate, logging and validation — driven by the config. It talks
+// to peers only through a Communicator.
 import Foundation
 import Kernels
 import Models

@@ -1,6 +1,6 @@
 // TrainingEvent: what a run reports while it trains — a log line, a validation pass, a checkpoint,
 // a skipped step, a resume — each as the text line a person reads and the JSON object `loom train
-// --json` prints. It is not the metrics file (RunDirectory writes metrics.jsonl).
+// --json` prints.
 import Foundation
 
 public enum TrainingEvent {

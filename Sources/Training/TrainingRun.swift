@@ -1,7 +1,6 @@
-// TrainingRun: one training run from a resolved config — the task its model kind needs, the trainer, the
-// resume decision (rank 0 decides, every rank hears it), the run directory with its config,
-// tokenizer and model-config.json — then the training itself. It is not the command line (loom
-// parses arguments and prints) nor the loop (Trainer).
+// TrainingRun: one training run from a resolved config — the task its model kind needs, the
+// trainer, the resume decision (rank 0 decides, every rank hears it), the run directory with its
+// config, tokenizer and model-config.json — then the training itself.
 import Foundation
 import Data
 import Distributed

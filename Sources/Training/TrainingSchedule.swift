@@ -1,8 +1,7 @@
-// TrainingSchedule: when a run logs, validates, saves and stops, after Marian's Scheduler. It
-// holds the run's TrainingState and answers from it and the config: `keepGoing`, `shouldLog`,
+// TrainingSchedule: when a run logs, validates, saves and stops, after Marian's Scheduler. It holds
+// the run's TrainingState and answers from it and the config: `keepGoing`, `shouldLog`,
 // `shouldValidate`, `shouldSave`, the learning rate of the next step (with the plateau's scale),
-// and the rules for a stop request, a pause (--stop-after) and non-finite steps. It is not the
-// loop (Trainer), which asks it after every step, nor the rate's formula (LearningRateSchedule).
+// and the rules for a stop request, a pause (--stop-after) and non-finite steps.
 import Foundation
 
 /// Why a run left its loop.

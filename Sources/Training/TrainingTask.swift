@@ -1,7 +1,7 @@
 // TrainingTask: what the one trainer loop trains — a model and the data that feeds it — as two
 // implementations: LanguageModelTask (GPT on token windows) and TranslationTask (the encoder-
-// decoder on token-count batches of sentence pairs). It is not the loop (Trainer): the loop splits
-// the global batch across ranks and micro-steps by asking the task, and owns everything else.
+// decoder on token-count batches of sentence pairs). The loop splits each global batch across ranks
+// and micro-steps by asking the task.
 import Foundation
 import Kernels
 import Models

@@ -1,7 +1,6 @@
 // BLASStartup: the first thing `loom` does — compare OpenBLAS's kernels with the CPU and, when the
 // library picked weaker ones than the CPU runs, start the program over with OPENBLAS_CORETYPE set
-// (Kernels.BLASCore decides; this file reads the environment, re-executes and reports). It is not
-// a BLAS binding.
+// (Kernels.BLASCore decides; this file reads the environment, re-executes and reports).
 #if canImport(Glibc)
 import Glibc
 #endif

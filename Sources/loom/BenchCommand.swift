@@ -1,7 +1,7 @@
 // BenchCommand: `loom bench CONFIG [--steps N]` — parses the arguments, has Training's Benchmark
-// time real training steps after warm-up, and prints throughput, achieved GFLOP/s against the
-// GEMM rate at the model's own shapes, the memory plan next to peak RSS, and heap allocations in
-// the measured steps, as a table or one JSON line. It is not a test.
+// time real training steps after warm-up, and prints throughput, achieved GFLOP/s against the GEMM
+// rate at the model's own shapes, the memory plan next to peak RSS, and heap allocations in the
+// measured steps, as a table or one JSON line.
 import ArgumentParser
 import Foundation
 import Training

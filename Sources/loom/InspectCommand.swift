@@ -1,5 +1,5 @@
 // InspectCommand: `loom inspect CHECKPOINT|RUN` — a checkpoint's step, state, config, tensor table
-// and manifest verification. It is not a converter (export is separate).
+// and manifest verification.
 import ArgumentParser
 import Foundation
 import Training

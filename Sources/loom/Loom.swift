@@ -1,5 +1,5 @@
-// loom: the command-line tool — parses arguments and hands over to Training. It is not where
-// training logic lives; each subcommand is a thin shell around library calls.
+// loom: the command-line tool — parses arguments and hands over to Training; each subcommand is a
+// thin shell around library calls.
 import ArgumentParser
 import Foundation
 import Distributed

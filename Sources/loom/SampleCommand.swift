@@ -1,5 +1,5 @@
 // SampleCommand: `loom sample RUN_DIR --prompt TEXT …` — autoregressive sampling with a key/value
-// cache. It is not beam search (that is the translation model's).
+// cache.
 import ArgumentParser
 import Foundation
 import Training

@@ -1,5 +1,5 @@
 // SystemCommand: `loom system [--json]` — Loom's version, the CPU (name, vendor, ISA features) and
-// each GEMM engine with the kernels it runs and who chose them. It is not a benchmark.
+// each GEMM engine with the kernels it runs and who chose them.
 import ArgumentParser
 import Foundation
 import Kernels

@@ -1,5 +1,5 @@
 // CSupport: the one instruction Swift cannot emit that Support's thread pool needs, the spin-wait
-// hint. It is not the compute threads' floating-point setup (CKernelSupport, used by Kernels).
+// hint.
 #pragma once
 
 #if defined(__x86_64__) || defined(__i386__)
