@@ -178,8 +178,7 @@ public final class ThreadPool: @unchecked Sendable {
         // A pause per poll: where the "cores" are hardware threads of one core (as on many
         // virtual machines), a bare spin would take issue slots from the worker it waits for.
         // Then yield: when another process shares the cores, the worker we wait for may be
-        // descheduled, and spinning out our time slice would only keep it off the core (two
-        // processes on two cores made training ~10× slower before this).
+        // descheduled, and spinning out our time slice would only keep it off the core.
         var polls = 0
         while busyWorkers.load(ordering: .acquiring) > 0 { polls += 1; backOff(polls) }
         self.job = nil
