@@ -1,6 +1,6 @@
 // TranslationCommands: `loom translate` (beam search with an encoder-decoder model),
 // `loom eval bleu` (sacreBLEU-compatible corpus BLEU) and `loom average` (checkpoint averaging).
-// Thin shells over Models, Data and Training; not where decoding or scoring lives.
+// Thin shells over Training (SentenceTranslation, CheckpointAverage) and Data (BLEU).
 import ArgumentParser
 import Foundation
 import Training
@@ -83,71 +83,21 @@ struct TranslateCommand: ParsableCommand {
             guard beam >= 1, batch >= 1, maxExtra >= 0, threads >= 1 else {
                 throw ValidationError("--beam, --batch and --threads must be ≥ 1 and --max-extra ≥ 0")
             }
-            var isDirectory: ObjCBool = false
-            let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory)
-            guard exists else { throw ValidationError("\(model): no such file or directory") }
-            let weights = isDirectory.boolValue ? model + "/model.safetensors" : model
-            // Beside the weights, or in the run a checkpoint belongs to (RUN/checkpoints/step-N).
-            let here = PathName.absolute(isDirectory.boolValue ? model : PathName.directory(of: model))
-            let run = PathName.directory(of: PathName.directory(of: here))
-            func find(_ name: String) -> String {
-                let candidates = [here + "/" + name, run + "/" + name]
-                return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
-            }
-            let configPath = config ?? find(EncoderDecoderFile.fileName)
-            let file = try EncoderDecoderFile.load(configPath)
-            let tokenizer = self.tokenizer ?? find("tokenizer.json")
-            let tok = try TokenizerFile.load(tokenizer)
-            guard tok.vocabularySize <= file.config.vocabularySize else {
-                throw ValidationError("\(tokenizer): \(tok.vocabularySize) tokens, but \(configPath) has vocabulary_size \(file.config.vocabularySize)")
-            }
-            func token(_ text: String?, _ fallbacks: [String], key: String) throws -> Int32 {
-                if let text {
-                    guard let id = tok.specialTokenID(text) else {
-                        throw ValidationError("\(configPath): \(key) '\(text)' is not a special token of \(tokenizer)")
-                    }
-                    return id
-                }
-                for f in fallbacks { if let id = tok.specialTokenID(f) { return id } }
-                throw ValidationError("\(tokenizer) has none of \(fallbacks.joined(separator: ", ")); set \(key) in \(configPath)")
-            }
-            let begin = try token(file.beginToken, ["<s>", "<|endoftext|>"], key: "begin_token")
-            let end = try token(file.endToken, ["</s>", "<|endoftext|>"], key: "end_token")
             ThreadPool.configure(threads: threads)
-            let net = EncoderDecoder(config: file.config, maxBatch: batch)
-            try Safetensors.read(weights, layout: net.layout, into: net.parameters)
-            let translator = Translator(model: net, maxSentences: batch, maxBeam: beam)
-            let options = SearchOptions(beamSize: beam, lengthPenalty: Float(alpha), extraLength: maxExtra, begin: begin, end: end)
-
+            let translation = try SentenceTranslation(model: model, config: config, tokenizer: tokenizer, batch: batch,
+                                                      beamSize: beam, lengthPenalty: Float(alpha), extraLength: maxExtra)
             var lines: [String] = []
             while let line = readLine(strippingNewline: true) { lines.append(line) }
-            let maxSource = file.config.maxLength - 1
-            var truncated = 0
-            let sources: [[Int32]] = try lines.enumerated().map { i, line in
-                var ids = try tok.encode(bytes: Array(line.utf8))
-                if ids.count > maxSource { ids.removeLast(ids.count - maxSource); truncated += 1 }
-                return ids + [end]
-            }
-            // Longest first, so each batch pads little; outputs go back to input order.
-            let order = sources.indices.sorted { sources[$0].count > sources[$1].count }
-            var outputs = [[Int32]](repeating: [], count: sources.count)
             let t0 = monotonicSeconds()
-            var start = 0
-            while start < order.count {
-                let chunk = Array(order[start..<min(start + batch, order.count)])
-                let batchSources = chunk.map { sources[$0] }
-                let result = beam == 1 ? translator.greedy(batchSources, options: options) : translator.beam(batchSources, options: options)
-                for (i, r) in zip(chunk, result) { outputs[i] = r }
-                start += batch
-            }
-            for out in outputs {
-                var bytes = tok.decodeBytes(out)
+            let (outputs, truncated) = try translation.translate(lines)
+            let seconds = monotonicSeconds() - t0
+            for var bytes in outputs {
                 bytes.append(0x0A)
                 bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }
             }
             fflush(stdout)
-            let seconds = monotonicSeconds() - t0
-            FileHandle.standardError.write(Data(String(format: "translated %d sentences in %.1f s (%.1f sentences/s), beam %d\(truncated > 0 ? ", \(truncated) source(s) truncated to \(maxSource) tokens" : "")\n",
+            let cut = truncated > 0 ? ", \(truncated) source(s) truncated to \(translation.maxSourceTokens) tokens" : ""
+            FileHandle.standardError.write(Data(String(format: "translated %d sentences in %.1f s (%.1f sentences/s), beam %d\(cut)\n",
                                                        lines.count, seconds, Double(lines.count) / max(seconds, 1e-9), beam).utf8))
         }
     }
