@@ -82,14 +82,14 @@ let package = Package(
 
         // Tests mirror Sources/.
         .target(name: "TestSupport", dependencies: ["Kernels", "Distributed", "Support"], path: "Tests/TestSupport"),
-        .testTarget(name: "SupportTests", dependencies: ["Support"]),
+        .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "Support", "TestSupport", "MallocCounter"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Support"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Support", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Distributed", "Kernels", "Support", "TestSupport"]),
         // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
-        .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels", "Support"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels", "Support", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

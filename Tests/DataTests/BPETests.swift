@@ -3,6 +3,7 @@
 import Testing
 import Foundation
 import Data
+import TestSupport
 
 /// SplitMix64: a seeded generator so failures reproduce.
 struct SeededGenerator: RandomNumberGenerator {
@@ -24,7 +25,7 @@ func pieces(_ text: String) -> [String] {
 }
 
 func temporaryPath(_ name: String) -> String {
-    let dir = NSTemporaryDirectory() + "loom-data-\(UUID().uuidString)"
+    let dir = scratchPath("loom-data-")
     try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir + "/" + name
 }

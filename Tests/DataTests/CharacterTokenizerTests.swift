@@ -2,6 +2,7 @@
 import Testing
 import Foundation
 import Data
+import TestSupport
 
 @Suite struct CharacterTokenizerTests {
     @Test func vocabularyIsSortedSetOfCharacters() throws {
@@ -23,7 +24,7 @@ import Data
 
     @Test func savesAndLoads() throws {
         let t = CharacterTokenizer(corpus: "Thé quick\n\"fox\"\t🦊")
-        let path = NSTemporaryDirectory() + "/loom-tok-\(UUID().uuidString).json"
+        let path = scratchPath("loom-tok-", suffix: ".json")
         try t.serialized().write(to: URL(fileURLWithPath: path))
         let loaded = try TokenizerFile.load(path)
         #expect(loaded.vocabularySize == t.vocabularySize)

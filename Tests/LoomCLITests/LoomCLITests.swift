@@ -2,6 +2,7 @@
 // before anything is written.
 import Testing
 import Foundation
+import TestSupport
 
 /// The `loom` binary beside this test bundle (SwiftPM builds both into the same directory).
 func loomBinary() -> String {
@@ -31,7 +32,7 @@ func events(_ stdout: String, _ name: String) -> [[String: Any]] { jsonEvents(st
 func trainSummary(_ stdout: String) -> [String: Any] { events(stdout, "summary").last ?? [:] }
 
 func scratchDirectory() throws -> String {
-    let dir = NSTemporaryDirectory() + "loom-cli-\(UUID().uuidString)"
+    let dir = scratchPath("loom-cli-")
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
 }

@@ -3,10 +3,11 @@
 import Testing
 import Foundation
 import Support
+import TestSupport
 
 @Suite struct AtomicFileTests {
     @Test func writesReplaceTheFileAndLeaveNoTemporary() throws {
-        let dir = NSTemporaryDirectory() + "loom-atomic-\(UUID().uuidString)"
+        let dir = scratchPath("loom-atomic-")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/state.json"
@@ -22,7 +23,7 @@ import Support
     }
 
     @Test func aFailedWriteKeepsThePreviousFile() throws {
-        let dir = NSTemporaryDirectory() + "loom-atomic-\(UUID().uuidString)"
+        let dir = scratchPath("loom-atomic-")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // The target is a non-empty directory: the rename onto it fails after the data was written.

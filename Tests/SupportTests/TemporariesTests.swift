@@ -3,6 +3,7 @@
 import Testing
 import Foundation
 import Support
+import TestSupport
 
 @Suite struct TemporariesTests {
     @Test func namesRecordHostAndProcess() throws {
@@ -21,7 +22,7 @@ import Support
     }
 
     @Test func theSweepRemovesOnlyWhatDeadProcessesOfThisHostLeft() throws {
-        let dir = NSTemporaryDirectory() + "loom-temporaries-\(UUID().uuidString)"
+        let dir = scratchPath("loom-temporaries-")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // A process id that has certainly exited: a child we started and waited for.
         let child = Process()

@@ -4,9 +4,10 @@ import Testing
 import Foundation
 import Training
 import Data
+import TestSupport
 
 func scratch() throws -> String {
-    let dir = NSTemporaryDirectory() + "loom-data-config-\(UUID().uuidString)"
+    let dir = scratchPath("loom-data-config-")
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
 }

@@ -3,17 +3,18 @@ import Testing
 import Foundation
 import Models
 import Training
+import TestSupport
 
 @Suite struct EncoderDecoderFileTests {
     func write(_ text: String) throws -> String {
-        let path = NSTemporaryDirectory() + "loom-edf-\(UUID().uuidString).json"
+        let path = scratchPath("loom-edf-", suffix: ".json")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
     @Test func roundTripAndErrors() throws {
         let file = EncoderDecoderFile(config: .base(vocabularySize: 8000), beginToken: "<s>", endToken: nil)
-        let path = NSTemporaryDirectory() + "loom-edf-\(UUID().uuidString).json"
+        let path = scratchPath("loom-edf-", suffix: ".json")
         try file.write(path)
         #expect(try EncoderDecoderFile.load(path) == file)
         let base = #""vocabulary_size": 10, "max_length": 8, "encoder_layers": 1, "decoder_layers": 1, "width": 8, "heads": 2, "ffn_width": 16"#

@@ -8,7 +8,7 @@ import TestSupport
 import Support
 
 @Suite struct SafetensorsTests {
-    func tempPath() -> String { NSTemporaryDirectory() + "/loom-st-\(UUID().uuidString).safetensors" }
+    func tempPath() -> String { scratchPath("loom-st-", suffix: ".safetensors") }
 
     @Test func roundTripAndHeader() throws {
         let config = GPTConfig(vocabularySize: 5, contextLength: 4, layers: 1, heads: 2, width: 4)
@@ -51,7 +51,7 @@ import Support
     }
 
     @Test func failedWriteLeavesNoPartialFileAndKeepsTheOldOne() throws {
-        let dir = NSTemporaryDirectory() + "/loom-fail-\(UUID().uuidString)"
+        let dir = scratchPath("loom-fail-")
         try FileManager.default.createDirectory(atPath: dir + "/model.safetensors/occupied", withIntermediateDirectories: true)
         // The destination is a non-empty directory: the final rename fails after the data was written.
         #expect(throws: FileWriteError.self) { try AtomicFile.write(dir + "/model.safetensors", text: "new") }

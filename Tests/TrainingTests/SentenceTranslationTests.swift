@@ -7,6 +7,7 @@ import Data
 import Models
 import Training
 import Support
+import TestSupport
 
 @Suite struct SentenceTranslationTests {
     /// A random pre-LN model (V = 260: bytes, <s>, </s>, two merges) with its config and tokenizer in `dir`.
@@ -27,7 +28,7 @@ import Support
     }
 
     func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "loom-translation-" + UUID().uuidString
+        let dir = scratchPath("loom-translation-")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }

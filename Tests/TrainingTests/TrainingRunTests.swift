@@ -10,10 +10,11 @@ import Kernels
 import Models
 import Training
 import Support
+import TestSupport
 
 /// A scratch directory holding `corpus.txt`: deterministic pseudo-sentences, learnable in a few steps.
 func trainingScratch() throws -> String {
-    let dir = NSTemporaryDirectory() + "loom-run-\(UUID().uuidString)"
+    let dir = scratchPath("loom-run-")
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var text = "", x: UInt64 = 12345
     let words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ate", "log", "."]
