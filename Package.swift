@@ -82,14 +82,16 @@ let package = Package(
 
         // Tests mirror Sources/.
         .target(name: "TestSupport", dependencies: ["Kernels", "Distributed", "Support"], path: "Tests/TestSupport"),
+        // Test helpers that need the whole library (a trained-looking translation model on disk).
+        .target(name: "TrainingTestSupport", dependencies: ["Training", "Models", "Data", "Support"], path: "Tests/TrainingTestSupport"),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "Support", "TestSupport", "MallocCounter"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Support", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Distributed", "Kernels", "Support", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "Distributed", "Kernels", "Support", "TestSupport", "TrainingTestSupport"]),
         // Runs the built `loom` binary end to end (depending on it makes SwiftPM build it).
-        .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels", "Support", "TestSupport"]),
+        .testTarget(name: "LoomCLITests", dependencies: ["loom", "Training", "Models", "Data", "Kernels", "Support", "TestSupport", "TrainingTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -7,23 +7,11 @@ import Kernels
 import Models
 import Training
 import Support
+import TrainingTestSupport
 
 @Suite(.serialized) struct TranslationCLITests {
-    /// A random model (V = 260: bytes, <s>, </s>, two merges) with its config and tokenizer in `dir`.
     func makeModel(in dir: String, seed: UInt64) throws -> (EncoderDecoder, Tokenizer) {
-        var trainer = BPETrainer(specials: ["<s>", "</s>"])
-        trainer.add(Array("ab ab ab cd cd".utf8))
-        let bpe = try trainer.train(vocabularySize: 260, specials: ["<s>", "</s>"])
-        try bpe.serialized().write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
-        let config = EncoderDecoderConfig(vocabularySize: 260, maxLength: 24, encoderLayers: 1, decoderLayers: 1, width: 16,
-                                          heads: 2, ffnWidth: 32, normPlacement: .pre)
-        let model = EncoderDecoder(config: config, maxBatch: 4)
-        model.initialize(seed: seed)
-        let key = CounterRandom.key(seed, 1)
-        for i in 0..<model.parameters.count { model.parameters.pointer[i] += 0.5 * (CounterRandom.uniform(key: key, counter: UInt64(i)) - 0.5) }
-        try Safetensors.write(dir + "/model.safetensors", layout: model.layout, buffer: model.parameters)
-        try EncoderDecoderFile(config: config).write(dir + "/" + EncoderDecoderFile.fileName)
-        return (model, try TokenizerFile.load(dir + "/tokenizer.json"))
+        try writeRandomTranslationModel(in: dir, seed: seed)
     }
 
     func loomWithInput(_ arguments: [String], input: String, in directory: String) throws -> Run {
