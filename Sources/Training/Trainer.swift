@@ -130,7 +130,7 @@ public final class Trainer {
             : GemmPlan(selection: config.kernels.gemm)
         optimizer = AdamW(layout: model.layout, beta1: Float(o.beta1), beta2: Float(o.beta2),
                           epsilon: Float(o.epsilon), weightDecay: Float(o.weightDecay))
-        schedule = try TrainingSchedule(config: config)
+        schedule = TrainingSchedule(config: config)
         buckets = GradientBuckets(groups: model.layout.groups.map(\.range),
                                   bucketBytes: Int(config.distributed.bucketMegabytes * 1048576),
                                   gradients: model.gradients.pointer, communicator: communicator,

@@ -30,11 +30,10 @@ public final class TrainingSchedule {
     /// The step this run (process) started from: its first step is always logged.
     public private(set) var firstStep = 0
 
-    public init(config: LoomConfig) throws {
-        let kind = config.schedule.kind
+    public init(config: LoomConfig) {
         let o = config.optimizer, s = config.schedule
         totalSteps = config.training.steps
-        learningRate = LearningRateSchedule(kind: kind, peak: o.learningRate, minimum: s.minimumLearningRate,
+        learningRate = LearningRateSchedule(kind: s.kind, peak: o.learningRate, minimum: s.minimumLearningRate,
                                             warmupSteps: s.warmupSteps, totalSteps: totalSteps,
                                             width: config.model.width, cooldownSteps: s.cooldownSteps)
         state.plateau = ReduceOnPlateau(factor: s.plateauFactor, patience: s.plateauPatience,
