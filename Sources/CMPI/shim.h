@@ -1,6 +1,6 @@
 // CMPI shim: exposes OpenMPI's C interface to Swift, with the predefined handles that are macros
-// (and so invisible to Swift) wrapped in static inline functions. Only
-// Distributed/MPICommunicator.swift imports this module.
+// (and so invisible to Swift) wrapped in static inline functions. Only Distributed's MPI files
+// (MPICommunicator.swift, CollectiveWatchdog.swift) import this module.
 #include <mpi.h>
 #include <mpi-ext.h>   // MPIX_Allreduce_init: persistent collectives (MPI-4, an extension in OpenMPI 4.1)
 
@@ -18,3 +18,6 @@ static inline MPI_Info loom_mpi_info_null(void) { return MPI_INFO_NULL; }
 static inline int loom_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int loom_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline int loom_mpi_success(void) { return MPI_SUCCESS; }
+static inline MPI_Datatype loom_mpi_int64(void) { return MPI_INT64_T; }
+static inline int loom_mpi_undefined(void) { return MPI_UNDEFINED; }
+static inline MPI_Status *loom_mpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }

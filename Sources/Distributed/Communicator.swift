@@ -28,6 +28,14 @@ public protocol Communicator: AnyObject {
     func barrier()
     /// Ends every rank of the job (after this one has printed its error). Never returns.
     func abort(code: Int32) -> Never
+    /// The watchdog's limits: a collective that waits longer than `seconds` for its peers ends the
+    /// job with a message naming the ranks it waited for (`firstStepSeconds` until the first
+    /// training step has finished: start-up work such as tokenizing runs between collectives on
+    /// one rank while the others wait). 0 waits forever.
+    func setCollectiveTimeout(seconds: Double, firstStepSeconds: Double)
+    /// Marks the start of training step `step`, so that peers know how far this rank has come
+    /// (what the watchdog's message reports).
+    func beginStep(_ step: Int)
     /// Leaves the job cleanly (all ranks call it at the end).
     func finish()
 }
@@ -37,6 +45,11 @@ public let maxPending = 1024
 
 extension Communicator {
     public var isCoordinator: Bool { rank == 0 }
+
+    /// Communicators whose collectives cannot hang on a peer (one process, threads of one
+    /// process) have no watchdog.
+    public func setCollectiveTimeout(seconds: Double, firstStepSeconds: Double) {}
+    public func beginStep(_ step: Int) {}
 
     /// Every rank's value of a fixed-size byte string, in rank order.
     public func allGather(_ bytes: [UInt8]) -> [[UInt8]] {

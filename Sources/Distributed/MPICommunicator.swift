@@ -1,8 +1,9 @@
 // MPICommunicator: the Communicator over OpenMPI — MPI_Init_thread (funneled: only the main thread
 // calls MPI), world and node-local ranks, blocking and nonblocking sums, broadcast, all-gather and
-// abort. It is the only file that imports CMPI; it is not the bucketing (GradientBuckets).
+// abort. Every wait polls, so that the CollectiveWatchdog can end a job whose peers went silent.
 import CMPI
 import Foundation
+import Support
 
 /// An MPI failure, naming the call and the rank.
 public struct MPIError: Error, CustomStringConvertible {
@@ -29,6 +30,9 @@ public final class MPICommunicator: Communicator {
     /// The (buffer, count) each slot's persistent request was built for.
     private var prepared: [(UnsafeMutablePointer<Float>?, Int)]
     private var finished = false
+    /// The request of the collective being waited for by a blocking call.
+    private var current: MPI_Request? = nil
+    private let watchdog: CollectiveWatchdog
 
     /// Initialises MPI (funneled) and learns this rank's place in the world and on its node.
     public init() throws {
@@ -52,6 +56,7 @@ public final class MPICommunicator: Communicator {
         requests = .allocate(capacity: maxPending)
         requests.initialize(repeating: loom_mpi_request_null(), count: maxPending)
         prepared = Array(repeating: (nil, 0), count: maxPending)
+        watchdog = CollectiveWatchdog(world: world, rank: rank, worldSize: worldSize)
     }
 
     deinit { requests.deallocate() }
@@ -63,12 +68,45 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// Waits for `request` to complete. Without a watchdog limit this is MPI_Wait; with one, the
+    /// wait polls (as MPI_Wait itself does inside OpenMPI), takes in heartbeats, and ends the job
+    /// once it has waited longer than the limit.
+    private func complete(_ request: UnsafeMutablePointer<MPI_Request?>, _ call: Collective) {
+        let limit = watchdog.limit
+        guard limit > 0, worldSize > 1 else { check(MPI_Wait(request, loom_mpi_status_ignore()), "MPI_Wait"); return }
+        var done: Int32 = 0
+        let start = monotonicSeconds()
+        while true {
+            check(MPI_Test(request, &done, loom_mpi_status_ignore()), "MPI_Test")
+            if done != 0 { return }
+            watchdog.poll()
+            let waited = monotonicSeconds() - start
+            if waited > limit { stalled(call, waited: waited) }
+        }
+    }
+
+    /// Prints the watchdog's message and ends the job. MPI_Abort needs the process manager; if it
+    /// cannot reach it (the link is down), the process ends itself a few seconds later. A Loom
+    /// launcher is told through the file `LOOM_ABORT_MARKER` names, so that it can end an mpirun
+    /// left waiting for a host it cannot reach.
+    private func stalled(_ call: Collective, waited: Double) -> Never {
+        let message = watchdog.stallMessage(call: call.description, waited: waited)
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        if let marker = ProcessInfo.processInfo.environment["LOOM_ABORT_MARKER"] {
+            _ = FileManager.default.createFile(atPath: marker, contents: Data((message + "\n").utf8))
+        }
+        Thread.detachNewThread { sleep(5); _exit(1) }
+        abort(code: 1)
+    }
+
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        check(MPI_Allreduce(loom_mpi_in_place(), buffer, Int32(count), loom_mpi_float(), loom_mpi_sum(), world), "MPI_Allreduce")
+        check(MPI_Iallreduce(loom_mpi_in_place(), buffer, Int32(count), loom_mpi_float(), loom_mpi_sum(), world, &current), "MPI_Iallreduce")
+        complete(&current, .allReduce(count: count, of: "floats"))
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {
-        check(MPI_Allreduce(loom_mpi_in_place(), buffer, Int32(count), loom_mpi_double(), loom_mpi_sum(), world), "MPI_Allreduce")
+        check(MPI_Iallreduce(loom_mpi_in_place(), buffer, Int32(count), loom_mpi_double(), loom_mpi_sum(), world, &current), "MPI_Iallreduce")
+        complete(&current, .allReduce(count: count, of: "doubles"))
     }
 
     public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) {
@@ -88,7 +126,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func wait(slot: Int) {
-        check(MPI_Wait(requests + slot, loom_mpi_status_ignore()), "MPI_Wait")
+        complete(requests + slot, .gradientReduction(slot: slot))
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {
@@ -96,16 +134,27 @@ public final class MPICommunicator: Communicator {
         var offset = 0
         while offset < bytes {
             let n = min(bytes - offset, 1 << 30)
-            check(MPI_Bcast(buffer + offset, Int32(n), loom_mpi_byte(), Int32(root), world), "MPI_Bcast")
+            check(MPI_Ibcast(buffer + offset, Int32(n), loom_mpi_byte(), Int32(root), world, &current), "MPI_Ibcast")
+            complete(&current, .broadcast(bytes: bytes, root: root))
             offset += n
         }
     }
 
     public func allGather(_ send: UnsafeRawPointer, bytes: Int, into: UnsafeMutableRawPointer) {
-        check(MPI_Allgather(send, Int32(bytes), loom_mpi_byte(), into, Int32(bytes), loom_mpi_byte(), world), "MPI_Allgather")
+        check(MPI_Iallgather(send, Int32(bytes), loom_mpi_byte(), into, Int32(bytes), loom_mpi_byte(), world, &current), "MPI_Iallgather")
+        complete(&current, .allGather(bytes: bytes))
     }
 
-    public func barrier() { check(MPI_Barrier(world), "MPI_Barrier") }
+    public func barrier() {
+        check(MPI_Ibarrier(world, &current), "MPI_Ibarrier")
+        complete(&current, .barrier)
+    }
+
+    public func setCollectiveTimeout(seconds: Double, firstStepSeconds: Double) {
+        watchdog.setLimits(seconds: seconds, firstStepSeconds: firstStepSeconds)
+    }
+
+    public func beginStep(_ step: Int) { watchdog.begin(step: step) }
 
     public func abort(code: Int32) -> Never {
         MPI_Abort(world, code)
@@ -116,6 +165,27 @@ public final class MPICommunicator: Communicator {
         guard !finished else { return }
         finished = true
         for slot in 0..<maxPending where prepared[slot].0 != nil { MPI_Request_free(requests + slot) }
+        watchdog.close()
         MPI_Finalize()
+    }
+}
+
+/// The collective a rank is waiting in, named only when the watchdog reports it (building the
+/// name at every call would allocate in the step loop).
+enum Collective: CustomStringConvertible {
+    case allReduce(count: Int, of: StaticString)
+    case gradientReduction(slot: Int)
+    case broadcast(bytes: Int, root: Int)
+    case allGather(bytes: Int)
+    case barrier
+
+    var description: String {
+        switch self {
+        case .allReduce(let count, let kind): "an all-reduce of \(count) \(kind)"
+        case .gradientReduction(let slot): "the gradient all-reduce in slot \(slot)"
+        case .broadcast(let bytes, let root): "a broadcast of \(bytes) bytes from rank \(root)"
+        case .allGather(let bytes): "an all-gather of \(bytes) bytes per rank"
+        case .barrier: "a barrier"
+        }
     }
 }

@@ -197,6 +197,10 @@ extension LoomConfig {
         if !(distributed.bucketMegabytes >= 0) {
             throw fail("distributed.bucket_megabytes", "must be ≥ 0 (0 = one bucket per block)")
         }
+        if !(distributed.timeoutSeconds >= 0) { throw fail("distributed.timeout_seconds", "must be ≥ 0 (0 = wait forever)") }
+        if !(distributed.firstStepTimeoutSeconds >= 0) {
+            throw fail("distributed.first_step_timeout_seconds", "must be ≥ 0 (0 = wait forever)")
+        }
         if evaluation.interval < 0 {
             throw fail("evaluation.interval", "must be ≥ 0 (0 = no passes during training; evaluation.at_end decides the last step)")
         }

@@ -248,13 +248,25 @@ public struct DistributedSection: Codable, Equatable {
     public var bucketMegabytes = 0.0
     /// Start each bucket's all-reduce while backward continues (false: all after backward).
     public var overlap = true
+    /// The collective watchdog: a rank whose collective waits this long for its peers prints the
+    /// ranks it is waiting for and ends the job (0: wait forever). Steps of a healthy run wait for
+    /// the slowest rank's compute only.
+    public var timeoutSeconds = 300.0
+    /// The same limit until the first training step has finished: start-up (loading, tokenizing,
+    /// the first step's set-up) runs on one rank while the others wait.
+    public var firstStepTimeoutSeconds = 1800.0
 
-    enum CodingKeys: String, CodingKey { case overlap, bucketMegabytes = "bucket_megabytes" }
+    enum CodingKeys: String, CodingKey {
+        case overlap, bucketMegabytes = "bucket_megabytes", timeoutSeconds = "timeout_seconds"
+        case firstStepTimeoutSeconds = "first_step_timeout_seconds"
+    }
     init() {}
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         try c.read(&bucketMegabytes, .bucketMegabytes)
         try c.read(&overlap, .overlap)
+        try c.read(&timeoutSeconds, .timeoutSeconds)
+        try c.read(&firstStepTimeoutSeconds, .firstStepTimeoutSeconds)
     }
 }
 

@@ -280,6 +280,7 @@ public final class Trainer {
         var meter = RunMeter(firstTokens: state.tokensSeen)
         while schedule.keepGoing {
             let step = state.step, tokens = task.globalTokens(step: step)
+            communicator.beginStep(step)
             let rate = learningRate(at: step)
             let result = meter.time { trainStep(step, learningRate: rate, stopSignal: stopSignal) }
             if schedule.finished(step: result, tokens: tokens) {

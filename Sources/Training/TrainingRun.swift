@@ -73,6 +73,8 @@ public final class TrainingRun {
                 progress: Progress) throws {
         self.config = config
         self.communicator = communicator
+        communicator.setCollectiveTimeout(seconds: config.distributed.timeoutSeconds,
+                                          firstStepSeconds: config.distributed.firstStepTimeoutSeconds)
         self.path = directory
         self.progress = progress
         prepared = try PreparedTask(config: config, world: communicator.worldSize)
