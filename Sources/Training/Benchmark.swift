@@ -282,6 +282,26 @@ public enum AllReduceCost {
         return (worst[0], 2 * (W - 1) / W * Double(g.bytes) / worst[0])
     }
 
+    /// One all-reduce of each size (floats, at most the gradient's) on the gradient buffer, best
+    /// of 5 after a warm-up, the slowest rank's best: what the scaling model fits. Overwrites the
+    /// gradients (the benchmark has finished with them).
+    public static func timings(trainer: Trainer, job: Communicator, sizes: [Int]) -> [CollectiveTiming] {
+        let g = trainer.model.gradients
+        return sizes.map { size in
+            let count = min(size, g.count)
+            var best = Double.infinity
+            for round in 0..<6 {
+                job.barrier()
+                let t0 = monotonicSeconds()
+                job.allReduceSum(g.pointer, count: count)
+                if round > 0 { best = min(best, monotonicSeconds() - t0) }
+            }
+            var all = [Double](repeating: 0, count: job.worldSize)
+            withUnsafeBytes(of: &best) { b in all.withUnsafeMutableBytes { job.allGather(b.baseAddress!, bytes: 8, into: $0.baseAddress!) } }
+            return CollectiveTiming(bytes: count * 4, seconds: all.max()!)
+        }
+    }
+
     /// Mean over the last `steps` rounds of the wait after backward of whichever rank ended
     /// backward last (ranks on one node share the monotonic clock).
     public static func lastRankWait(_ buckets: GradientBuckets, steps: Int, job: Communicator) -> Double {

@@ -31,6 +31,9 @@ struct BenchCommand: ParsableCommand {
             help: "Alternate blocks as --against does, the second side running Loom's own kernels at this ISA (avx2 or avx512; see LOOM_KERNELS_ISA) instead of the start-up choice.")
     var againstKernelsISA: String?
 
+    @Flag(help: "Also time single all-reduces from 1 KiB up to the gradient's size (the scaling model's input; several ranks).")
+    var collectives = false
+
     var options: BenchmarkOptions { BenchmarkOptions(steps: steps, warmup: warmup, profile: profile) }
 
     /// The process's malloc counter; oneDNN's execute calls are marked so their allocations count apart.
@@ -63,16 +66,30 @@ struct BenchCommand: ParsableCommand {
                 return
             }
             let bench = try LanguageModelBenchmark(trainer: trainer, data: data, options: options, counter: Self.counter, start: start)
+            let timings = collectives && job.worldSize > 1 ? AllReduceCost.timings(trainer: trainer, job: job, sizes: collectiveSizes(trainer)) : []
             let kernels = BLASStartup.BenchReport(job)
             guard job.isCoordinator else { job.finish(); return }
             defer { job.finish() }
             if json {
                 try printJSON(fields(bench).merging(kernels.fields) { a, _ in a }.merging(bench.memory.fields) { a, _ in a }
-                    .merging(GemmReport.fields(trainer.gemm)) { a, _ in a })
+                    .merging(GemmReport.fields(trainer.gemm)) { a, _ in a }
+                    .merging(timings.isEmpty ? [:] : ["collectives": timings.map { ["bytes": $0.bytes, "seconds": $0.seconds] }]) { a, _ in a }
+                    .merging(profile ? ["profile_ms_per_step": profileFields()] : [:]) { a, _ in a })
                 return
             }
             print(bench, kernels: kernels, threads: threads)
+            for t in timings {
+                Swift.print(String(format: "  all-reduce %10d bytes  %.3f ms", t.bytes, t.seconds * 1e3))
+            }
         }
+    }
+
+    /// 1 KiB, 4 KiB, … ×4 up to the gradient, and the gradient itself (in floats).
+    func collectiveSizes(_ trainer: Trainer) -> [Int] {
+        let total = trainer.model.gradients.count
+        var sizes: [Int] = [], n = 256
+        while n < total { sizes.append(n); n *= 4 }
+        return sizes + [total]
     }
 
     /// The `--json` fields of a GPT benchmark.
@@ -86,7 +103,8 @@ struct BenchCommand: ParsableCommand {
             "sgemm_peak_gflops": bench.peak.gflops, "ratio": bench.gflops / bench.peak.gflops, "threads": ThreadPool.shared.threads,
             "thread_replicas": bench.replicas, "flops_per_token": bench.model.config.flopsPerToken,
             "allocations_in_measured_steps": bench.steps.allocations, "onednn_allocations_in_measured_steps": bench.steps.oneDNNAllocations,
-            "parameters": bench.model.layout.count, "precision": bench.model.precision.rawValue]
+            "parameters": bench.model.layout.count, "precision": bench.model.precision.rawValue,
+            "gradient_bytes": trainer.model.gradients.bytes]
     }
 
     /// The GPT benchmark's table.
@@ -192,6 +210,15 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// The profiler's per-family sums over the measured steps, as ms/step and share of `total`.
+    /// `--profile --json`: milliseconds per measured step of each kernel family that ran.
+    func profileFields() -> [String: Double] {
+        var fields: [String: Double] = [:]
+        for section in Profiler.Section.allCases where Profiler.seconds[section.rawValue] > 0 {
+            fields["\(section)"] = Profiler.seconds[section.rawValue] / Double(steps) * 1e3
+        }
+        return fields
+    }
+
     func printProfile(total: Double) {
         Swift.print("  where step time goes (sum over measured steps):")
         var accounted = 0.0
