@@ -16,8 +16,8 @@
 #      first 64 tokens with Loom's (`loom logits`, a hidden command: raw F32 logits of a run);
 #   3. compares greedy `generate` (do_sample=False, one beam, no repetition penalty, no end token,
 #      as many new tokens as fill the context) with `loom sample --temperature 0`, as bytes, and
-#      token for token by teacher forcing: Loom's argmax at every generated position of
-#      transformers' sequence is transformers' next token;
+#      token for token by teacher forcing: Loom's argmax after every prefix of transformers' token
+#      sequence (`loom logits --token-ids`) is transformers' next token;
 #   4. the reverse: a random GPT2LMHeadModel of the same shape (every parameter perturbed, so
 #      LayerNorms and biases count) saved with save_pretrained in F32 and in BF16, with the
 #      tokenizer from step 1, imported by `loom train --init-from DIR` with a step that cannot move
@@ -64,9 +64,10 @@ def check(name, ok, detail):
     print(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
     if not ok: failures.append(name)
 
-def loom_logits(run_dir, text_file):
+def loom_logits(run_dir, text_file=None, ids=None):
     out = os.path.join(work, "logits.f32")
-    info = json.loads(run("logits", run_dir, "--text", text_file, "--out", out))
+    source = ["--text", text_file] if ids is None else ["--token-ids", ",".join(map(str, ids))]
+    info = json.loads(run("logits", run_dir, *source, "--out", out))
     return info["tokens"], np.fromfile(out, dtype="<f4").reshape(info["shape"])
 
 def compare_logits(name, ours, theirs):
@@ -126,9 +127,7 @@ for kind in args.tokenizers.split(","):
     ours_bytes = ours_bytes[:-1] if ours_bytes.endswith(b"\n") else ours_bytes   # loom sample ends with a newline
     check("greedy generate == loom sample --temperature 0 (bytes)", len(new) == count and theirs_bytes == ours_bytes,
           f"{len(new)} new tokens, {len(ours_bytes)} bytes")
-    forced = os.path.join(work, "forced.txt")
-    open(forced, "wb").write(prompt.encode() + theirs_bytes)
-    forced_tokens, forced_logits = loom_logits(rundir, forced)
+    forced_tokens, forced_logits = loom_logits(rundir, ids=out)
     argmax = forced_logits.argmax(-1).tolist()
     same = forced_tokens == out and all(argmax[i - 1] == out[i] for i in range(len(prompt_ids), len(out)))
     check("greedy generate == Loom's greedy choice, token for token", same, f"{len(out) - len(prompt_ids)} positions")

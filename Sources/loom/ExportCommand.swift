@@ -38,15 +38,17 @@ struct ExportCommand: ParsableCommand {
     }
 }
 
-/// `loom logits SOURCE --text FILE --out FILE`: the GPT's logits on the first tokens of a text, as
-/// raw little-endian F32 (tokens, vocabulary), and on stdout a JSON object with the token ids and
-/// the shape. A check of other implementations against Loom's forward pass; not in `loom help`.
+/// `loom logits SOURCE --text FILE|--token-ids 1,2,… --out FILE`: the GPT's logits on the first
+/// tokens of a text (or on given token ids), as raw little-endian F32 (tokens, vocabulary), and on
+/// stdout a JSON object with the token ids and the shape. A check of other implementations against
+/// Loom's forward pass; not in `loom help`.
 struct LogitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logits", abstract: "Write a GPT's logits on a text (raw F32) for comparisons.", shouldDisplay: false)
 
     @Argument(help: "A GPT run directory or one of its checkpoints.") var source: String
-    @Option(help: "The text file; its first --max-tokens tokens are read.") var text: String
+    @Option(help: "The text file; its first --max-tokens tokens are read.") var text: String?
+    @Option(name: .customLong("token-ids"), help: "Token ids instead of a text, separated by commas.") var tokenIDs: String?
     @Option(name: .customLong("max-tokens"), help: "Tokens to read (default and at most: the context length).") var maxTokens: Int?
     @Option(help: "Where the logits go (raw little-endian F32, tokens × vocabulary).") var out: String
 
@@ -55,12 +57,22 @@ struct LogitsCommand: ParsableCommand {
             ThreadPool.configure(threads: 1)
             let source = try ExportSource(source)
             let shape = try source.config.gptConfig(vocabularySize: source.tokenizer.vocabularySize)
-            guard let bytes = FileManager.default.contents(atPath: text) else {
-                throw ValidationError("--text \(text): cannot read")
+            let all: [Int32]
+            switch (text, tokenIDs) {
+            case let (text?, nil):
+                guard let bytes = FileManager.default.contents(atPath: text) else { throw ValidationError("--text \(text): cannot read") }
+                all = try bytes.withUnsafeBytes { try source.tokenizer.encode(bytes: $0) }
+            case let (nil, list?):
+                all = try list.split(separator: ",").map { item in
+                    guard let id = Int32(item.trimmingCharacters(in: .whitespaces)), id >= 0, Int(id) < shape.vocabularySize else {
+                        throw ValidationError("--token-ids: '\(item)' is not a token id below \(shape.vocabularySize)")
+                    }
+                    return id
+                }
+            default: throw ValidationError("give one of --text FILE and --token-ids LIST")
             }
-            let all = try bytes.withUnsafeBytes { try source.tokenizer.encode(bytes: $0) }
             let count = min(all.count, maxTokens ?? shape.contextLength, shape.contextLength)
-            guard count > 0 else { throw ValidationError("--text \(text): no tokens") }
+            guard count > 0 else { throw ValidationError("no tokens to read") }
             let model = GPT(config: shape, maxBatch: 1)
             try Safetensors.read(source.modelPath, layout: model.layout, into: model.parameters)
             let tokens = Array(all.prefix(count))

@@ -90,7 +90,7 @@ func tensors(_ path: String) throws -> [String: [Float]] {
         let d = try loom(["train", "gpt.yaml", "--init-from", "a-ck-hf", "--run-dir", "d", "--json"] + continued, in: dir)
         #expect(c.status == 0 && d.status == 0, "\(c.stderr)\(d.stderr)")
         let lossesC = events(c.stdout, "log").compactMap { $0["train_loss"] as? Double }
-        #expect(lossesC.count == 2 && lossesC == events(d.stdout, "log").compactMap { $0["train_loss"] as? Double })
+        #expect(lossesC.count >= 2 && lossesC == events(d.stdout, "log").compactMap { $0["train_loss"] as? Double })
         #expect(try tensors(dir + "/c/model.safetensors") == tensors(dir + "/d/model.safetensors"))
         #expect(try tensors(dir + "/c/model.safetensors") != tensors(dir + "/a/model.safetensors"))
     }
@@ -102,9 +102,10 @@ func tensors(_ path: String) throws -> [String: [Float]] {
         let a = try loom(["train", "gpt.yaml", "--set", "data.tokenizer=tok.json", "--set", "training.steps=10", "--run-dir", "a", "--json"], in: dir)
         #expect(a.status == 0, "\(a.stderr)")
         #expect(try loom(["export", "a", "--out", "a-hf"], in: dir).status == 0)
-        let end = try #require(try TokenizerFile.load(dir + "/tok.json").specialTokenID("<|endoftext|>"))
+        let trained = try TokenizerFile.load(dir + "/tok.json")
+        let end = try #require(trained.specialTokenID("<|endoftext|>"))
         let config = try HuggingFaceGPT2.readConfig(dir + "/a-hf/config.json")
-        #expect(config.bosTokenID == Int(end) && config.eosTokenID == Int(end) && config.shape.vocabularySize == 280)
+        #expect(config.bosTokenID == Int(end) && config.eosTokenID == Int(end) && config.shape.vocabularySize == trained.vocabularySize)
         let special = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/a-hf/tokenizer_config.json"))) as? [String: Any])
         #expect(special["eos_token"] as? String == "<|endoftext|>" && special["clean_up_tokenization_spaces"] as? Bool == false)
         // Without tokenizer.json the directory's vocab.json + merges.txt are the tokenizer.
