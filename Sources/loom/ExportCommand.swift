@@ -76,7 +76,7 @@ struct LogitsCommand: ParsableCommand {
             let model = GPT(config: shape, maxBatch: 1)
             try Safetensors.read(source.modelPath, layout: model.layout, into: model.parameters)
             let tokens = Array(all.prefix(count))
-            tokens.withUnsafeBufferPointer { model.forward(tokens: $0.baseAddress!, targets: nil, batch: 1, time: count) }
+            _ = tokens.withUnsafeBufferPointer { model.forward(tokens: $0.baseAddress!, targets: nil, batch: 1, time: count) }
             try AtomicFile.write(out, parts: [UnsafeRawBufferPointer(start: model.logits, count: count * shape.vocabularySize * 4)])
             Progress.printJSON(["tokens": tokens.map(Int.init), "shape": [count, shape.vocabularySize], "out": out])
         }

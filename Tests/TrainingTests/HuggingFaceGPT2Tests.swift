@@ -8,6 +8,7 @@ import Training
 import Data
 import Distributed
 import TestSupport
+import TrainingTestSupport
 import Support
 
 /// GPT2LMHeadModel's state dict of a model with `layers` blocks, as transformers names and shapes
@@ -216,5 +217,21 @@ struct HandMadeGPT2 {
         }
         // The good directory trains: the test's cases differ from it by the one fault each.
         #expect(attempt(try HandMadeGPT2(), succeeds: true) == "no error")
+    }
+
+    /// The dispatch refuses an encoder-decoder run with its typed error (until its writer exists),
+    /// and the refused export leaves neither the directory nor its staging directory.
+    @Test func anEncoderDecoderRunIsRefusedAndNothingIsWritten() throws {
+        let run = try makeScratchDirectory("hf-ed-run-")
+        _ = try writeRandomTranslationModel(in: run, seed: 2)
+        try """
+            model: {kind: transformer, layers: 1, encoder_layers: 1, heads: 2, width: 16, ffn_width: 32, context_length: 24, norm_placement: pre}
+            data: {shards: train, validation_shards: valid}
+            """.write(toFile: run + "/config.yaml", atomically: true, encoding: .utf8)
+        let parent = try makeScratchDirectory("hf-ed-out-")
+        #expect { try ModelExport.export(try ExportSource(run), format: .hf, to: parent + "/out") } throws: { error in
+            (error as? ExportError)?.message.contains("encoder-decoder") == true
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
     }
 }
