@@ -318,3 +318,16 @@ extension ByteLevelBPE {
         try self.init(tokenBytes: tokenBytes, merges: triples, specials: specials.map { (text: $0.0, id: $0.1) }, path: path)
     }
 }
+
+extension TokenizerFile {
+    /// The tokenizer file of a Hugging Face model directory: `tokenizer.json`, else GPT-2's
+    /// `vocab.json` when `merges.txt` is beside it; nil when it has neither.
+    public static func inModelDirectory(_ directory: String) -> String? {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: directory + "/tokenizer.json") { return directory + "/tokenizer.json" }
+        if fm.fileExists(atPath: directory + "/vocab.json"), fm.fileExists(atPath: directory + "/merges.txt") {
+            return directory + "/vocab.json"
+        }
+        return nil
+    }
+}

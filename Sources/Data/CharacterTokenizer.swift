@@ -33,6 +33,29 @@ public struct CharacterTokenizer: Tokenizer {
         self.init(characters: scalars)
     }
 
+    /// The pattern of the `tokenizers` Split that makes every character its own piece: the
+    /// character vocabulary's Hugging Face form (a WordLevel model; Training writes it).
+    public static let huggingFaceSplitPattern = "[\\s\\S]"
+
+    /// Reads that Hugging Face form back: a WordLevel model whose vocabulary is single characters
+    /// with ids 0…n−1, after a per-character Split.
+    init(huggingFace object: [String: Any], path: String) throws {
+        func fail(_ reason: String) -> TokenizerError { .unreadable(path: path, reason: reason) }
+        guard let pre = object["pre_tokenizer"] as? [String: Any], pre["type"] as? String == "Split",
+              (pre["pattern"] as? [String: Any])?["Regex"] as? String == Self.huggingFaceSplitPattern else {
+            throw fail("a WordLevel model is read as a character vocabulary only after a Split on every character (pattern Regex \(Self.huggingFaceSplitPattern))")
+        }
+        guard let vocab = (object["model"] as? [String: Any])?["vocab"] as? [String: Int] else { throw fail("key 'model.vocab': missing") }
+        var scalars = [Unicode.Scalar?](repeating: nil, count: vocab.count)
+        for (text, id) in vocab {
+            guard text.unicodeScalars.count == 1, (0..<vocab.count).contains(id), scalars[id] == nil else {
+                throw fail("key 'model.vocab': entry \(String(reflecting: text)) → \(id) is not one character with a unique id below \(vocab.count)")
+            }
+            scalars[id] = text.unicodeScalars.first!
+        }
+        self.init(characters: scalars.map { $0! })
+    }
+
     public var vocabularySize: Int { characters.count }
 
     public func encode(_ text: String) throws -> [Int32] {

@@ -61,8 +61,8 @@ public enum TokenizerError: Error, CustomStringConvertible {
 }
 
 public enum TokenizerFile {
-    /// Loads whichever tokenizer `path` holds: Loom's character tokenizer, a Hugging Face
-    /// `tokenizer.json` with a byte-level BPE model, or GPT-2's `vocab.json` (with `merges.txt`
+    /// Loads whichever tokenizer `path` holds: Loom's character tokenizer (or its Hugging Face
+    /// WordLevel form), a Hugging Face `tokenizer.json` with a byte-level BPE model, or GPT-2's `vocab.json` (with `merges.txt`
     /// beside it).
     public static func load(_ path: String) throws -> Tokenizer {
         let data: Data
@@ -74,6 +74,9 @@ public enum TokenizerFile {
         }
         if object["loom_tokenizer"] as? String == "character" {
             return try CharacterTokenizer(json: object, path: path)
+        }
+        if let model = object["model"] as? [String: Any], model["type"] as? String == "WordLevel" {
+            return try CharacterTokenizer(huggingFace: object, path: path)
         }
         if object["model"] is [String: Any] {
             return try ByteLevelBPE(huggingFace: object, path: path)

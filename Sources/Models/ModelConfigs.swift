@@ -18,6 +18,9 @@ public struct GPTConfig: Equatable, Sendable {
     /// Probability for embedding, attention and residual dropout (GPT-2's three sites).
     public var dropout: Float
     public var layerNormEpsilon: Float = 1e-5
+    /// The Hugging Face GPT-2 directory whose weights the model starts from instead of a random
+    /// initialisation (a run config's `model.init_from`; Training reads it), or nil.
+    public var initFrom: String?
 
     public init(vocabularySize: Int, contextLength: Int, layers: Int, heads: Int, width: Int, dropout: Float = 0) {
         self.vocabularySize = vocabularySize; self.contextLength = contextLength

@@ -72,6 +72,7 @@ extension LoomConfig {
         guard node.mapping != nil else { throw ConfigError(file: file, key: nil, message: "expected a mapping at the top level") }
         for override in overrides { try apply(override: override, to: &node, file: file) }
         try readEarlierSpelling(&node, file: file)
+        try resolveInitialization(&node, file: file)
 
         let config: LoomConfig
         do { config = try YAMLDecoder().decode(LoomConfig.self, from: node) } catch let error as DecodingError {

@@ -2,6 +2,8 @@
 // the Models types themselves (GPTConfig, EncoderDecoderConfig). The encoder-decoder's shape has
 // one schema, read and written here for both the YAML and model-config.json.
 import Foundation
+import Yams
+import Data
 import Models
 
 /// Which model a run trains.
@@ -56,6 +58,70 @@ public enum ModelSection: Equatable {
     public var contextLength: Int { shape.contextLength }
     public var dropout: Float { shape.dropout }
     public var vocabularySize: Int { shape.vocabularySize }
+
+    /// This model with `rows` vocabulary rows: what a run's resolved config records once the
+    /// tokenizer has decided them.
+    public func withVocabularySize(_ rows: Int) -> ModelSection {
+        switch self {
+        case var .gpt(shape): shape.vocabularySize = rows; return .gpt(shape)
+        case var .transformer(shape): shape.vocabularySize = rows; return .transformer(shape)
+        }
+    }
+}
+
+extension LoomConfig {
+    /// `model.init_from: DIR`, resolved in the YAML before decoding: the shape keys the config
+    /// leaves out are filled from DIR/config.json, those it states must agree with it (an error
+    /// naming both otherwise), and an absent `data.tokenizer` becomes DIR's tokenizer file. A
+    /// config that states the whole shape reads without DIR (a finished run's config.yaml).
+    static func resolveInitialization(_ node: inout Node, file: String) throws {
+        guard var root = node.mapping, var model = root["model"]?.mapping, let source = model["init_from"] else { return }
+        func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message: message) }
+        guard let directory = source.string, !directory.isEmpty else {
+            throw fail("model.init_from", "must be the path of a Hugging Face GPT-2 directory")
+        }
+        if let kind = model["kind"]?.string, kind != ModelKind.gpt.rawValue {
+            throw fail("model.init_from", "starts a GPT from a Hugging Face GPT-2 directory; model.kind is \(kind)")
+        }
+        let configPath = directory + "/config.json"
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            if ["layers", "heads", "width", "context_length"].allSatisfy({ model[$0] != nil }) { return }
+            throw HuggingFaceError(file: configPath, message: "cannot read (model.init_from names a Hugging Face GPT-2 directory: config.json, model.safetensors, and tokenizer.json or vocab.json + merges.txt)")
+        }
+        let hf = try HuggingFaceGPT2.readConfig(configPath).shape
+        let integers: [(key: String, theirs: String, value: Int)] = [
+            ("layers", "n_layer", hf.layers), ("heads", "n_head", hf.heads), ("width", "n_embd", hf.width),
+            ("context_length", "n_positions", hf.contextLength), ("vocabulary_size", "vocab_size", hf.vocabularySize),
+        ]
+        for (key, theirs, value) in integers {
+            guard let stated = model[key] else { model[key] = Node(String(value), Tag(.int)); continue }
+            guard let n = stated.int else { continue }   // decoding names the type error
+            let agrees = key == "context_length" ? n <= value : key == "vocabulary_size" ? (n == 0 || n == value) : n == value
+            if key == "vocabulary_size", n == 0 { model[key] = Node(String(value), Tag(.int)) }
+            if !agrees {
+                throw fail("model.\(key)", "is \(n), but \(configPath) says \(theirs): \(value)"
+                           + (key == "context_length" ? " (the context can be shorter, not longer)" : "")
+                           + "; remove model.\(key) (model.init_from sets it) or make them agree")
+            }
+        }
+        if let stated = model["layer_norm_epsilon"] {
+            if let x = stated.float, Float(x) != hf.layerNormEpsilon {
+                throw fail("model.layer_norm_epsilon", "is \(x), but \(configPath) says layer_norm_epsilon: \(hf.layerNormEpsilon); remove it or make them agree")
+            }
+        } else {
+            model["layer_norm_epsilon"] = Node(hf.layerNormEpsilon.description, Tag(.float))
+        }
+        root["model"] = .mapping(model)
+        var data = root["data"]?.mapping ?? Node.Mapping([])
+        if data["tokenizer"] == nil || data["tokenizer"]?.string == TokenizerSetting.characterName {
+            guard let tokenizer = TokenizerFile.inModelDirectory(directory) else {
+                throw HuggingFaceError(file: directory, message: "has neither tokenizer.json nor vocab.json + merges.txt; model.init_from needs the model's tokenizer (or set data.tokenizer)")
+            }
+            data["tokenizer"] = Node(tokenizer)
+            root["data"] = .mapping(data)
+        }
+        node = .mapping(root)
+    }
 }
 
 extension ModelSection: Codable {
@@ -82,11 +148,21 @@ extension ModelSection: Codable {
 
 /// The GPT's keys: `layers`, `heads`, `width`, `context_length` (required); `dropout` (embedding,
 /// attention and residual; 0), `vocabulary_size` (0 = the tokenizer's; `loom bench` without a
-/// corpus needs it), `layer_norm_epsilon` (1e-5).
+/// corpus needs it), `layer_norm_epsilon` (1e-5), `init_from` (none).
+///
+/// `init_from: DIR` starts the GPT from a Hugging Face GPT-2 directory (config.json,
+/// model.safetensors, and tokenizer.json or vocab.json + merges.txt) instead of random weights:
+/// the shape keys it leaves out come from config.json (`n_layer`, `n_head`, `n_embd`,
+/// `n_positions`, `vocab_size`, `layer_norm_epsilon`; a `context_length` below `n_positions`
+/// keeps the first rows of the position table), one that disagrees is an error naming both, and
+/// the directory's tokenizer encodes the data (`data.tokenizer` may name another file of the same
+/// vocabulary; `character` means the directory's). `dropout` stays the
+/// config's (default 0). A resumed run continues from its checkpoint, not from `init_from`.
 extension GPTConfig: Codable {
     enum CodingKeys: String, CodingKey {
         case layers, heads, width, dropout
         case contextLength = "context_length", vocabularySize = "vocabulary_size", layerNormEpsilon = "layer_norm_epsilon"
+        case initFrom = "init_from"
     }
 
     public init(from decoder: Decoder) throws {
@@ -96,10 +172,12 @@ extension GPTConfig: Codable {
         try c.read(&vocabularySize, .vocabularySize)
         try c.read(&dropout, .dropout)
         try c.read(&layerNormEpsilon, .layerNormEpsilon)
+        initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
     }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        if encoder.lists(initFrom != nil) { try c.encode(initFrom ?? "", forKey: .initFrom) }
         try c.encode(layers, forKey: .layers)
         try c.encode(heads, forKey: .heads)
         try c.encode(width, forKey: .width)

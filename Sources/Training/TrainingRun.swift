@@ -71,16 +71,21 @@ public final class TrainingRun {
     /// the run directory: nothing is written before everything is validated.
     public init(config: LoomConfig, communicator: Communicator, directory: String, resume: ResumeRequest?,
                 progress: Progress) throws {
-        self.config = config
         self.communicator = communicator
         communicator.setCollectiveTimeout(seconds: config.distributed.timeoutSeconds,
                                           firstStepSeconds: config.distributed.firstStepTimeoutSeconds)
         self.path = directory
         self.progress = progress
         prepared = try PreparedTask(config: config, world: communicator.worldSize)
-        trainer = try Trainer(config: config, task: prepared.task, communicator: communicator, run: nil, progress: progress)
+        // The resolved config states the vocabulary the tokenizer decided (config.yaml, state.json).
+        var resolved = config
+        resolved.model = config.model.withVocabularySize(try config.resolvedVocabulary(tokenizer: prepared.tokenizer.vocabularySize))
+        self.config = resolved
+        trainer = try Trainer(config: resolved, task: prepared.task, communicator: communicator, run: nil, progress: progress)
         if try resumeIfAsked(resume) {
             progress.report(.resumed(step: trainer.state.step, checkpoint: resumedFrom ?? "rank 0's checkpoint"))
+        } else {
+            try initializeFromHuggingFace()
         }
         if communicator.isCoordinator { try openDirectory(replacing: resume == .auto) }
     }
@@ -96,6 +101,23 @@ public final class TrainingRun {
         guard resuming == 1 else { return false }
         try trainer.resume(from: resumedFrom ?? "")
         return true
+    }
+
+    /// `model.init_from`: rank 0 reads the Hugging Face GPT-2 weights over the random ones (an
+    /// error naming the file and tensor leaves the model untouched), every rank receives them.
+    private func initializeFromHuggingFace() throws {
+        guard case let .gpt(shape) = config.model, let directory = shape.initFrom,
+              let gpt = (prepared.task as? LanguageModelTask)?.gpt else { return }
+        var failure: Error?
+        if communicator.isCoordinator {
+            do { try HuggingFaceGPT2.loadWeights(directory: directory, into: gpt) } catch { failure = error }
+        }
+        var loaded: UInt8 = failure == nil ? 1 : 0
+        communicator.broadcast(&loaded, bytes: 1, root: 0)
+        if let failure { throw failure }
+        guard loaded == 1 else { throw HuggingFaceError(file: directory, message: "rank 0 could not read these weights (see its error)") }
+        communicator.broadcast(gpt.parameters.pointer, bytes: gpt.parameters.bytes, root: 0)
+        gpt.parametersDidChange()
     }
 
     /// The checkpoint to continue from, or nil to start fresh (`auto` without one). A damaged

@@ -1,4 +1,4 @@
-// TrainCommand: `loom train CONFIG [--set key=value]… [--run-dir DIR] [--json]`: parses the
+// TrainCommand: `loom train CONFIG [--set key=value]… [--run-dir DIR] [--init-from DIR] [--json]`: parses the
 // arguments, hands the run to Training.TrainingRun and prints its summary as text or JSON. It is
 // not the run itself (TrainingRun) nor the loop (Trainer).
 import ArgumentParser
@@ -23,6 +23,10 @@ struct TrainCommand: ParsableCommand {
     var resume: String?
     @Option(name: .customLong("stop-after"), help: "Stop cleanly after this step, with a checkpoint (continue later with --resume latest).")
     var stopAfter: Int?
+    @Option(name: .customLong("init-from"), help: ArgumentHelp(
+        "Start the GPT from a Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer): the same as --set model.init_from=DIR.",
+        valueName: "DIR"))
+    var initFrom: String?
     @Flag(name: .long, help: "Print only errors and the final summary.") var quiet = false
     @Flag(name: .long, help: "Print JSON lines instead of text: one object per event (log, validation, checkpoint, …) and a final summary.")
     var json = false
@@ -35,7 +39,7 @@ struct TrainCommand: ParsableCommand {
             // The binary, its libraries and the runtime, before anything is read: the memory plan's base.
             let start = ProcessMemory.residentBytes()
             let job = try joinJob()
-            let config = try LoomConfig.load(path: config, overrides: overrides)
+            let config = try LoomConfig.load(path: config, overrides: overrides + (initFrom.map { ["model.init_from=\($0)"] } ?? []))
             let path = try runPath()
             ThreadPool.configure(threads: threadsPerRank(configured: config.training.threads, job: job))
             let progress = Training.Progress(mode: quiet || !job.isCoordinator ? .off : json ? .json : .text)
