@@ -38,8 +38,11 @@ public struct TrainedGPT {
     /// `training.precision` unless `precision` is given.
     public init(path: String, maxBatch: Int, precision: Precision? = nil) throws {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw RunNotFoundError(path: path, expected: "run directory or checkpoint")
+        }
+        guard isDirectory.boolValue else {
+            throw RunReadError(path: path, message: "a file, not a run directory or checkpoint; pass RUN or RUN/checkpoints/step-N")
         }
         let fm = FileManager.default
         let isCheckpoint = fm.fileExists(atPath: path + "/manifest.json")
