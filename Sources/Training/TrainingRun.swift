@@ -101,9 +101,6 @@ public final class TrainingRun {
     public static func chooseCheckpoint(_ resume: ResumeRequest, run: String, keep: Int) throws -> String? {
         switch resume {
         case .latest, .auto:
-            if resume == .latest && !FileManager.default.fileExists(atPath: run) {
-                throw RunNotFoundError(path: run, hint: "check --run-dir, or start without --resume (or use --resume auto)")
-            }
             let store = CheckpointStore(run: run, keep: keep)
             if let found = store.newestValid(warn: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) { return found }
             if resume == .auto { return nil }
