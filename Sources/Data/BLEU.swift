@@ -1,6 +1,6 @@
 // BLEU: corpus-level BLEU as sacreBLEU computes it — the 13a tokenisation of mteval-v13a.pl,
 // clipped 1–4-gram precisions against one or more references, brevity penalty against the closest
-// reference length.
+// reference length, sacreBLEU's smoothing methods and its signature.
 import Foundation
 
 /// A text file that cannot be used, named with the reason.
@@ -11,9 +11,34 @@ public struct TextFileError: Error, CustomStringConvertible {
 }
 
 public enum BLEU {
-    /// Precision smoothing: none (the default; a zero n-gram count gives BLEU 0) or mteval's "exp"
-    /// (sacreBLEU's API default: the k-th zero count becomes 1/2^k).
-    public enum Smoothing: String, Sendable { case none, exp }
+    /// The sacreBLEU release whose `corpus_bleu` Loom reproduces (checked against it on Multi30k,
+    /// docs/benchmarks.md); the signature names it as its `version`.
+    public static let sacreBLEUVersion = "2.6.0"
+
+    /// Precision smoothing, sacreBLEU's four methods (Chen & Cherry 2014): `exp` (the default, as in
+    /// sacreBLEU and mteval-v13a: the k-th zero count gives precision 1/(2^k · total)), `floor` (a
+    /// zero count gives value/total; value 0.1), `add-k` (value, 1, added to the count and total of
+    /// every order from 2 on) and `none` (a zero count gives BLEU 0).
+    public enum Smoothing: String, Sendable, CaseIterable {
+        case none, floor, addK = "add-k", exp
+        /// sacreBLEU's default value (floor 0.1, add-k 1); nil for the methods without one.
+        public var defaultValue: Double? {
+            switch self {
+            case .floor: return 0.1
+            case .addK: return 1
+            case .none, .exp: return nil
+            }
+        }
+    }
+
+    /// sacreBLEU's signature of a corpus score with these settings (13a tokenisation, mixed case,
+    /// no effective order): `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0`; a
+    /// method with a value shows it, `smooth:floor[0.10]`.
+    public static func signature(references: Int, smoothing: Smoothing = .exp, value: Double? = nil) -> String {
+        var smooth = smoothing.rawValue
+        if let v = value ?? smoothing.defaultValue { smooth += String(format: "[%.2f]", v) }
+        return "nrefs:\(references)|case:mixed|eff:no|tok:13a|smooth:\(smooth)|version:\(sacreBLEUVersion)"
+    }
 
     /// The sufficient statistics of a corpus (they add over sentences).
     public struct Statistics: Equatable, Sendable {
@@ -156,8 +181,9 @@ public enum BLEU {
         return st
     }
 
-    /// The score of accumulated statistics: BP · exp(Σ log p_n / 4), BP = exp(1 − r/c) when c < r.
-    public static func score(_ st: Statistics, smoothing: Smoothing = .none) -> Score {
+    /// The score of accumulated statistics: BP · exp(Σ log p_n / 4), BP = exp(1 − r/c) when c < r,
+    /// the precisions smoothed as sacreBLEU's `compute_bleu` does (`value` nil: the method's default).
+    public static func score(_ st: Statistics, smoothing: Smoothing = .exp, value: Double? = nil) -> Score {
         var bp = 1.0
         if st.hypothesisLength < st.referenceLength {
             bp = st.hypothesisLength > 0 ? exp(1 - Double(st.referenceLength) / Double(st.hypothesisLength)) : 0
@@ -166,13 +192,20 @@ public enum BLEU {
         if !st.correct.contains(where: { $0 > 0 }) {
             return Score(score: 0, precisions: precisions, brevityPenalty: bp, statistics: st)
         }
+        let k = value ?? smoothing.defaultValue ?? 0
+        var correct = st.correct.map(Double.init), total = st.total.map(Double.init)
         var smooth = 1.0
         for n in 0..<4 {
-            if st.total[n] == 0 { break }
-            if st.correct[n] == 0 {
-                if smoothing == .exp { smooth *= 2; precisions[n] = 100 / (smooth * Double(st.total[n])) }
+            if smoothing == .addK && n > 0 { correct[n] += k; total[n] += k }
+            if total[n] == 0 { break }
+            if correct[n] == 0 {
+                switch smoothing {
+                case .exp: smooth *= 2; precisions[n] = 100 / (smooth * total[n])
+                case .floor: precisions[n] = 100 * k / total[n]
+                case .none, .addK: break
+                }
             } else {
-                precisions[n] = 100 * Double(st.correct[n]) / Double(st.total[n])
+                precisions[n] = 100 * correct[n] / total[n]
             }
         }
         // sacreBLEU's my_log: log(0) counts as −9999999999.
@@ -181,13 +214,14 @@ public enum BLEU {
     }
 
     /// Corpus BLEU of `hypotheses` against reference sets (each set has one line per hypothesis).
-    public static func corpus(hypotheses: [String], references: [[String]], smoothing: Smoothing = .none) -> Score {
+    public static func corpus(hypotheses: [String], references: [[String]], smoothing: Smoothing = .exp,
+                              value: Double? = nil) -> Score {
         precondition(references.allSatisfy { $0.count == hypotheses.count }, "BLEU.corpus: every reference set needs one line per hypothesis")
         var st = Statistics()
         for (i, h) in hypotheses.enumerated() {
             st += statistics(hypothesis: tokenize13a(h), references: references.map { tokenize13a($0[i]) })
         }
-        return score(st, smoothing: smoothing)
+        return score(st, smoothing: smoothing, value: value)
     }
 
     /// Lines of a UTF-8 text file split at "\n" only (a final newline ends the last line; "\r" is

@@ -35,12 +35,13 @@ public final class RunDirectory {
         clearedTemporaries = Temporaries.clearStale(in: path) + Temporaries.clearStale(in: path + "/checkpoints")
     }
 
-    /// Opens an existing run directory for reading.
+    /// Opens an existing run directory for reading; a missing one is a reader's error
+    /// (`RunNotFoundError`), since nothing is written here.
     public init(existing path: String) throws {
         self.path = path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw FileWriteError(path: path, reason: "no such run directory")
+            throw RunNotFoundError(path: path)
         }
     }
 

@@ -13,6 +13,9 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw RunNotFoundError(path: path, expected: "checkpoint or run directory")
+            }
             var target = path
             let store = CheckpointStore(run: path, keep: 1)
             if !FileManager.default.fileExists(atPath: path + "/manifest.json"), let newest = store.list().last {

@@ -1,5 +1,6 @@
-// TokenizerCommands: `loom tokenizer train …` (learn a byte-level BPE) and `loom tokenize …`
-// (encode text files into memory-mappable shards). Thin shells over Data; not where BPE lives.
+// TokenizerCommands: `loom tokenizer train …` (learn a byte-level BPE), `loom tokenizer encode` /
+// `decode` (text ⇄ ids, line by line) and `loom tokenize …` (encode text files into memory-mappable
+// shards). Thin shells over Data; not where BPE lives.
 import ArgumentParser
 import Foundation
 import Data
@@ -9,7 +10,8 @@ import Support
 
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenizer", abstract: "Tokenizer tools.",
-                                                    subcommands: [TokenizerTrainCommand.self])
+                                                    subcommands: [TokenizerTrainCommand.self, TokenizerEncodeCommand.self,
+                                                                  TokenizerDecodeCommand.self])
 }
 
 struct TokenizerTrainCommand: ParsableCommand {
@@ -45,6 +47,121 @@ struct TokenizerTrainCommand: ParsableCommand {
             print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d merges, vocabulary %d; counting %.2f s, merging %.2f s, total %.2f s; wrote %@",
                          Double(trainer.bytesRead) / 1e6, trainer.uniqueWords, bpe.merges.count, bpe.vocabularySize,
                          counted, total - counted, total, out))
+        }
+    }
+}
+
+/// The bytes of FILE, or of standard input for "-".
+func readInput(_ path: String) throws -> [UInt8] {
+    if path == "-" { return [UInt8](FileHandle.standardInput.readDataToEndOfFile()) }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw TextFileError(path: path, message: FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
+    }
+    return [UInt8](data)
+}
+
+/// Byte ranges of the lines of `bytes`, without their "\n": a final newline ends the last line,
+/// a last line without one counts, empty lines count.
+func lineRanges(_ bytes: [UInt8]) -> [Range<Int>] {
+    var out: [Range<Int>] = [], start = 0
+    for (i, b) in bytes.enumerated() where b == 0x0A { out.append(start..<i); start = i + 1 }
+    if start < bytes.count { out.append(start..<bytes.count) }
+    return out
+}
+
+/// Writes raw bytes to standard output (text a byte-level token decodes to need not be UTF-8).
+func writeStandardOutput(_ bytes: [UInt8]) {
+    bytes.withUnsafeBufferPointer { _ = fwrite($0.baseAddress, 1, $0.count, stdout) }
+}
+
+struct TokenizerEncodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encode", abstract: "Text to token ids, one output line per input line.",
+        discussion: """
+            Each input line is encoded on its own and its ids are printed space-separated on one line (--json: as one \
+            JSON array per line, JSON Lines). A line's ids do not include its newline: the "\\n" that ends it is not \
+            encoded (a "\\r" before it is part of the line). An empty line gives an empty output line ([] with --json); \
+            a final newline does not start another line. Special tokens written in the text (e.g. <|endoftext|>) become \
+            their ids. These are the ids `loom tokenize --source/--target` stores for each line. --document encodes the \
+            whole input as one sequence, newlines included, and prints one line: the ids `loom tokenize FILE` stores for \
+            that file. Text a character tokenizer cannot encode is an error naming the line.
+            """)
+
+    @Option(help: "A tokenizer file (Hugging Face tokenizer.json, GPT-2 vocab.json, or Loom's).") var tokenizer: String
+    @Flag(help: "Print each line's ids as a JSON array.") var json = false
+    @Flag(help: "Encode the whole input as one document (newlines included), as `loom tokenize FILE` does.") var document = false
+    @Argument(help: "The text file; - (the default) reads standard input.") var file: String = "-"
+
+    func run() throws {
+        try reportingErrors {
+            let tok = try TokenizerFile.load(tokenizer)
+            let bytes = try readInput(file)
+            let name = file == "-" ? "(standard input)" : file
+            func line(_ ids: [Int32]) -> String {
+                json ? "[" + ids.map(String.init).joined(separator: ",") + "]" : ids.map(String.init).joined(separator: " ")
+            }
+            if document {
+                let ids = try bytes.withUnsafeBytes { try CorpusTokenizer.encode($0, tokenizer: tok, threads: 1, path: name) }
+                print(line(ids))
+                return
+            }
+            var out = ""
+            for (n, range) in lineRanges(bytes).enumerated() {
+                let ids: [Int32]
+                do { ids = try tok.encode(bytes: Array(bytes[range])) } catch {
+                    throw TextFileError(path: name, message: "line \(n + 1): \(error)")
+                }
+                out += line(ids) + "\n"
+                if out.utf8.count > 1 << 16 { print(out, terminator: ""); out = "" }
+            }
+            print(out, terminator: "")
+        }
+    }
+}
+
+struct TokenizerDecodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode", abstract: "Token ids back to text, one output line per input line.",
+        discussion: """
+            Each input line holds one sequence of ids, space- or comma-separated, or a JSON array (what `loom tokenizer \
+            encode` prints, with or without --json); its text (the bytes the ids stand for, special tokens as their text) \
+            is written followed by a newline. An empty line gives an empty line. --document writes the sequences' bytes \
+            with no newline added, the inverse of `encode --document`. An id outside the vocabulary, or anything not an \
+            id, is an error naming the line and the id; nothing after it is written.
+            """)
+
+    @Option(help: "A tokenizer file (Hugging Face tokenizer.json, GPT-2 vocab.json, or Loom's).") var tokenizer: String
+    @Flag(help: "Add no newline after each sequence (the inverse of `encode --document`).") var document = false
+    @Argument(help: "A file of ids; - (the default) reads standard input.") var file: String = "-"
+
+    func run() throws {
+        try reportingErrors {
+            let tok = try TokenizerFile.load(tokenizer)
+            let bytes = try readInput(file)
+            let name = file == "-" ? "(standard input)" : file
+            let separators: Set<UInt8> = [0x20, 0x09, 0x2C, 0x0D, 0x5B, 0x5D]   // space, tab , \r [ ]
+            var sequences: [[Int32]] = []
+            for (n, range) in lineRanges(bytes).enumerated() {
+                var ids: [Int32] = []
+                for word in bytes[range].split(whereSeparator: { separators.contains($0) }) {
+                    let text = String(decoding: word, as: UTF8.self)
+                    guard let id = Int(text) else {
+                        throw TextFileError(path: name, message: "line \(n + 1): \(String(reflecting: text)) is not a token id")
+                    }
+                    guard id >= 0 && id < tok.vocabularySize else {
+                        throw TextFileError(path: name, message: "line \(n + 1): id \(id) is out of range; the tokenizer \(tokenizer) has ids 0…\(tok.vocabularySize - 1)")
+                    }
+                    ids.append(Int32(id))
+                }
+                sequences.append(ids)
+            }
+            var out: [UInt8] = []
+            for ids in sequences {
+                out += tok.decodeBytes(ids)
+                if !document { out.append(0x0A) }
+            }
+            writeStandardOutput(out)
+            fflush(stdout)
         }
     }
 }

@@ -1,6 +1,6 @@
-// TranslationCommands: `loom translate` (beam search with an encoder-decoder model),
-// `loom eval bleu` (sacreBLEU-compatible corpus BLEU) and `loom average` (checkpoint averaging).
-// Thin shells over Training (SentenceTranslation, CheckpointAverage) and Data (BLEU).
+// TranslationCommands: `loom translate` (beam search with an encoder-decoder model) and
+// `loom average` (checkpoint averaging). Thin shells over Training (SentenceTranslation,
+// CheckpointAverage).
 import ArgumentParser
 import Foundation
 import Training
@@ -8,38 +8,6 @@ import Models
 import Data
 import Kernels
 import Support
-
-struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Score translations.",
-                                                    subcommands: [BLEUCommand.self])
-}
-
-struct BLEUCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bleu", abstract: "Corpus BLEU with sacreBLEU's 13a tokenisation (prints sacreBLEU's text line).")
-
-    @Option(help: "Hypotheses, one sentence per line.") var hypotheses: String
-    @Option(help: "References, line i for hypothesis i (repeat for several reference sets).") var references: [String]
-    @Option(help: "Precision smoothing: none (a zero n-gram count gives 0) or exp (mteval's).") var smooth: String = "none"
-    @Option(help: "Decimals of the score.") var width: Int = 2
-
-    func run() throws {
-        try reportingErrors {
-            guard let smoothing = BLEU.Smoothing(rawValue: smooth) else { throw ValidationError("--smooth must be none or exp, got \(smooth)") }
-            guard !references.isEmpty else { throw ValidationError("give at least one --references file") }
-            let hyps = try BLEU.readLines(hypotheses)
-            let refs = try references.map { path -> [String] in
-                let lines = try BLEU.readLines(path)
-                guard lines.count == hyps.count else {
-                    throw TextFileError(path: path, message: "\(lines.count) lines, but \(hypotheses) has \(hyps.count)")
-                }
-                return lines
-            }
-            guard (0...10).contains(width) else { throw ValidationError("--width must be 0…10") }
-            print(BLEU.corpus(hypotheses: hyps, references: refs, smoothing: smoothing).formatted(width: width))
-        }
-    }
-}
 
 struct AverageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

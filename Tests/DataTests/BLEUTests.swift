@@ -1,5 +1,5 @@
-// BLEU: hand-computed corpus scores (clipping, brevity penalty, smoothing, several references) and
-// the 13a tokeniser's rules one by one.
+// BLEU: hand-computed corpus scores (clipping, brevity penalty, each smoothing method, several
+// references), sacreBLEU's signature, and the 13a tokeniser's rules one by one.
 import Testing
 import Foundation
 import Data
@@ -21,7 +21,7 @@ import Data
         let h = ["the cat sat on the mat"], r = [["the cat is on the mat"]]
         let st = BLEU.statistics(hypothesis: BLEU.tokenize13a(h[0]), references: r.map { BLEU.tokenize13a($0[0]) })
         #expect(st.correct == [5, 3, 1, 0] && st.total == [6, 5, 4, 3])
-        #expect(BLEU.corpus(hypotheses: h, references: r).score == 0)           // no smoothing: a zero precision
+        #expect(BLEU.corpus(hypotheses: h, references: r, smoothing: .none).score == 0)   // no smoothing: a zero precision
         // exp smoothing: p4 = 1/(2·3); BLEU = (5/6 · 3/5 · 1/4 · 1/6)^¼ = (1/48)^¼
         let smoothed = BLEU.corpus(hypotheses: h, references: r, smoothing: .exp)
         #expect(abs(smoothed.score - 100 * pow(1.0 / 48, 0.25)) < 1e-9)
@@ -46,5 +46,36 @@ import Data
         #expect(multi.referenceLength == 2 && multi.correct[0] == 3)
         let tie = BLEU.statistics(hypothesis: ["a", "b", "c"], references: [["a", "b", "c", "d"], ["a", "b"]])
         #expect(tie.referenceLength == 2)
+    }
+
+    /// "the cat sat on the mat" vs "the cat is on the mat" (5/6, 3/5, 1/4, 0/3) under each method,
+    /// computed by hand from sacreBLEU's `compute_bleu`; the default is exp, as sacreBLEU's.
+    @Test func smoothingMethodsAndDefault() {
+        let h = ["the cat sat on the mat"], r = [["the cat is on the mat"]]
+        func score(_ m: BLEU.Smoothing, _ value: Double? = nil) -> BLEU.Score {
+            BLEU.corpus(hypotheses: h, references: r, smoothing: m, value: value)
+        }
+        #expect(BLEU.corpus(hypotheses: h, references: r).score == score(.exp).score)
+        #expect(abs(score(.exp).score - 100 * pow(5.0 / 6 * 3 / 5 * 1 / 4 * 1 / 6, 0.25)) < 1e-9)
+        // floor: the zero 4-gram count becomes 0.1/3.
+        #expect(abs(score(.floor).score - 100 * pow(5.0 / 6 * 3 / 5 * 1 / 4 * 0.1 / 3, 0.25)) < 1e-9)
+        #expect(abs(score(.floor, 0.5).score - 100 * pow(5.0 / 6 * 3 / 5 * 1 / 4 * 0.5 / 3, 0.25)) < 1e-9)
+        // add-k (k = 1) from the bigrams on: 5/6 · 4/6 · 2/5 · 1/4, and the precisions show it.
+        let addK = score(.addK)
+        #expect(abs(addK.score - 100 * pow(5.0 / 6 * 4 / 6 * 2 / 5 * 1 / 4, 0.25)) < 1e-9)
+        #expect(addK.formatted(width: 2).contains("83.3/66.7/40.0/25.0"))
+        #expect(score(.none).score == 0)
+        // No match at all: 0 whatever the method.
+        for m in BLEU.Smoothing.allCases {
+            #expect(BLEU.corpus(hypotheses: ["x y z"], references: [["a b c"]], smoothing: m).score == 0)
+        }
+    }
+
+    @Test func signatureNamesTheSettingsLikeSacreBLEU() {
+        let v = BLEU.sacreBLEUVersion
+        #expect(BLEU.signature(references: 1) == "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:\(v)")
+        #expect(BLEU.signature(references: 2, smoothing: .none) == "nrefs:2|case:mixed|eff:no|tok:13a|smooth:none|version:\(v)")
+        #expect(BLEU.signature(references: 1, smoothing: .floor).contains("|smooth:floor[0.10]|"))
+        #expect(BLEU.signature(references: 1, smoothing: .addK, value: 2).contains("|smooth:add-k[2.00]|"))
     }
 }

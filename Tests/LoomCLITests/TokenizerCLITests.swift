@@ -1,0 +1,110 @@
+// `loom tokenizer encode` / `decode` end to end, for a byte-level BPE and a character tokenizer: the
+// ids equal those `loom tokenize` stores in its shards (per line for a parallel corpus, per file
+// for documents), decode inverts encode byte for byte, and bad input names the line and the id.
+import Testing
+import Foundation
+import Data
+import TestSupport
+
+@Suite(.serialized) struct TokenizerCLITests {
+    /// Lines with an empty line, a special token, a "\r", non-ASCII text and a final line without "\n".
+    static let source = "The cat sat.\n\nA dog <|endoftext|> ran, fast.\r\nZwei Männer  lachen\nend"
+    static let target = "Die Katze saß.\n\nEin Hund lief.\r\nTwo men laugh\nEnde"
+
+    /// A directory with a BPE (tok.json, with <|endoftext|>) and a character tokenizer (char.json)
+    /// of the texts, and the texts as src.txt and tgt.txt.
+    func setUp() throws -> String {
+        let dir = try scratchDirectory()
+        try Self.source.write(toFile: dir + "/src.txt", atomically: true, encoding: .utf8)
+        try Self.target.write(toFile: dir + "/tgt.txt", atomically: true, encoding: .utf8)
+        let train = try loom(["tokenizer", "train", "--vocab-size", "300", "--special", "<|endoftext|>", "--out", "tok.json",
+                              "src.txt", "tgt.txt"], in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        try CharacterTokenizer(corpus: Self.source + Self.target).serialized().write(to: URL(fileURLWithPath: dir + "/char.json"))
+        return dir
+    }
+
+    /// The bytes `loom tokenizer decode …` writes (every text here is UTF-8, so the captured text keeps them).
+    func decodedBytes(_ arguments: [String], in dir: String) throws -> Data {
+        let run = try loom(arguments, in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        return Data(run.stdout.utf8)
+    }
+
+    /// `encode --json` of `file`: one array of ids per line.
+    func encodeJSON(_ arguments: [String], in dir: String) throws -> [[Int32]] {
+        let run = try loom(["tokenizer", "encode", "--json"] + arguments, in: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        return run.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map {
+            (try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [Int]).map(Int32.init)
+        }
+    }
+
+    @Test(arguments: ["tok.json", "char.json"])
+    func encodeEqualsTheShardsOfTokenize(tokenizer: String) throws {
+        let dir = try setUp()
+        // Parallel corpus: each stream is the lines' ids, concatenated in order.
+        let parallel = try loom(["tokenize", "--tokenizer", tokenizer, "--source", "src.txt", "--target", "tgt.txt", "--out", "pairs"], in: dir)
+        #expect(parallel.status == 0, "\(parallel.stderr)")
+        let pairs = try ParallelCorpus(directory: dir + "/pairs")
+        let sourceLines = try encodeJSON(["--tokenizer", tokenizer, "src.txt"], in: dir)
+        let targetLines = try encodeJSON(["--tokenizer", tokenizer, "tgt.txt"], in: dir)
+        #expect(sourceLines.count == 5 && sourceLines[1].isEmpty && pairs.count == 5)
+        #expect(Array(pairs.source) == sourceLines.flatMap { $0 })
+        #expect(Array(pairs.target) == targetLines.flatMap { $0 })
+        for i in 0..<pairs.count { #expect(pairs.pair(i).source == sourceLines[i]) }
+        // Documents: tokenize concatenates its files, each encoded whole (newlines included).
+        let documents = try loom(["tokenize", "--tokenizer", tokenizer, "--out", "docs", "src.txt", "tgt.txt"], in: dir)
+        #expect(documents.status == 0, "\(documents.stderr)")
+        let stream = try ShardCorpus(directory: dir + "/docs").tokens
+        let whole = try encodeJSON(["--tokenizer", tokenizer, "--document", "src.txt"], in: dir)
+            + encodeJSON(["--tokenizer", tokenizer, "--document", "tgt.txt"], in: dir)
+        #expect(whole.count == 2 && Array(stream) == whole.flatMap { $0 })
+        // The special token is one id in both forms.
+        if tokenizer == "tok.json" {
+            let eot = try TokenizerFile.load(dir + "/tok.json").specialTokenID("<|endoftext|>")!
+            #expect(sourceLines[2].filter { $0 == eot }.count == 1 && whole[0].filter { $0 == eot }.count == 1)
+        }
+        // Plain output: the same ids, space-separated.
+        let plain = try loom(["tokenizer", "encode", "--tokenizer", tokenizer, "src.txt"], in: dir)
+        #expect(plain.stdout == sourceLines.map { $0.map(String.init).joined(separator: " ") + "\n" }.joined())
+    }
+
+    @Test(arguments: ["tok.json", "char.json"])
+    func decodeInvertsEncode(tokenizer: String) throws {
+        let dir = try setUp()
+        let original = try Data(contentsOf: URL(fileURLWithPath: dir + "/src.txt"))
+        for (flags, expected) in [([String](), original + Data("\n".utf8)), (["--document"], original)] {
+            let ids = try loom(["tokenizer", "encode", "--tokenizer", tokenizer] + flags + ["src.txt"], in: dir)
+            try ids.stdout.write(toFile: dir + "/ids.txt", atomically: true, encoding: .utf8)
+            let back = try decodedBytes(["tokenizer", "decode", "--tokenizer", tokenizer] + flags + ["ids.txt"], in: dir)
+            // Line mode adds the newline the last line lacked; --document gives the bytes back exactly.
+            #expect(back == expected, "\(flags)")
+        }
+        // --json output decodes too.
+        let json = try loom(["tokenizer", "encode", "--json", "--tokenizer", tokenizer, "src.txt"], in: dir)
+        try json.stdout.write(toFile: dir + "/ids.json", atomically: true, encoding: .utf8)
+        let back = try decodedBytes(["tokenizer", "decode", "--tokenizer", tokenizer, "ids.json"], in: dir)
+        #expect(back == original + Data("\n".utf8))
+    }
+
+    @Test func badInputNamesTheLineAndTheId() throws {
+        let dir = try setUp()
+        let size = try TokenizerFile.load(dir + "/char.json").vocabularySize
+        try "1 2\n\n3 \(size)\n".write(toFile: dir + "/ids.txt", atomically: true, encoding: .utf8)
+        let range = try loom(["tokenizer", "decode", "--tokenizer", "char.json", "ids.txt"], in: dir)
+        #expect(range.status != 0 && range.stdout.isEmpty)
+        #expect(range.stderr.contains("ids.txt: line 3: id \(size) is out of range") && range.stderr.contains("0…\(size - 1)"), "\(range.stderr)")
+        try "4 five\n".write(toFile: dir + "/words.txt", atomically: true, encoding: .utf8)
+        let word = try loom(["tokenizer", "decode", "--tokenizer", "char.json", "words.txt"], in: dir)
+        #expect(word.status != 0 && word.stderr.contains("words.txt: line 1: \"five\" is not a token id"), "\(word.stderr)")
+        try "The cat\nsat on a ☃\n".write(toFile: dir + "/snow.txt", atomically: true, encoding: .utf8)
+        let unknown = try loom(["tokenizer", "encode", "--tokenizer", "char.json", "snow.txt"], in: dir)
+        #expect(unknown.status != 0 && unknown.stderr.contains("snow.txt: line 2: character \"☃\""), "\(unknown.stderr)")
+        // The byte-level BPE encodes any bytes, the snowman included, and gives them back.
+        let bpe = try loom(["tokenizer", "encode", "--tokenizer", "tok.json", "snow.txt"], in: dir)
+        try bpe.stdout.write(toFile: dir + "/snow.ids", atomically: true, encoding: .utf8)
+        let back = try decodedBytes(["tokenizer", "decode", "--tokenizer", "tok.json", "snow.ids"], in: dir)
+        #expect(back == Data("The cat\nsat on a ☃\n".utf8))
+    }
+}
