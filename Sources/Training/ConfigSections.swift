@@ -234,11 +234,15 @@ public struct EvaluationSection: Codable, Equatable {
 public struct LoggingSection: Codable, Equatable {
     /// Steps between metrics lines.
     public var interval = 10
+    /// Also write the metrics as TensorBoard events in `RUN/tensorboard/` (TensorBoardEvents).
+    public var tensorboard = false
 
-    enum CodingKeys: String, CodingKey { case interval }
+    enum CodingKeys: String, CodingKey { case interval, tensorboard }
     init() {}
     public init(from decoder: Decoder) throws {
-        try decoder.container(keyedBy: CodingKeys.self).read(&interval, .interval)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try c.read(&interval, .interval)
+        try c.read(&tensorboard, .tensorboard)
     }
 }
 

@@ -7,6 +7,9 @@ import Support
 public final class RunDirectory {
     public let path: String
     private var metrics: FileHandle?
+    /// Where each metrics record is also written as a TensorBoard event (`logging.tensorboard`);
+    /// nil writes none.
+    public var tensorboard: TensorBoardEvents?
 
     public var configPath: String { path + "/config.yaml" }
     public var tokenizerPath: String { path + "/tokenizer.json" }
@@ -81,8 +84,13 @@ public final class RunDirectory {
         try AtomicFile.write(tokenizerPath, data: try tokenizer.serialized())
     }
 
-    /// Appends one JSON object as a line of metrics.jsonl.
+    /// Appends one JSON object as a line of metrics.jsonl (and an event to `tensorboard`; a
+    /// failed event write is reported on stderr once and ends the events, not the run).
     public func log(_ fields: KeyValuePairs<String, Any>) {
+        do { try tensorboard?.log(fields) } catch {
+            FileHandle.standardError.write(Data("loom train: \(error); no more TensorBoard events are written\n".utf8))
+            tensorboard = nil
+        }
         guard let metrics else { return }
         var line = "{"
         for (i, (key, value)) in fields.enumerated() {
@@ -98,5 +106,8 @@ public final class RunDirectory {
         metrics.write(Data(line.utf8))
     }
 
-    public func close() { try? metrics?.close(); metrics = nil }
+    public func close() {
+        try? metrics?.close(); metrics = nil
+        tensorboard?.close(); tensorboard = nil
+    }
 }

@@ -156,9 +156,11 @@ public final class Trainer {
         public var updated: Bool
         /// Some rank was asked to stop (SIGTERM/SIGINT/SIGUSR1): every rank sees the same answer.
         public var stopRequested: Bool
+        /// The global gradient's L2 norm before clipping (NaN when not finite or not computed).
+        public var gradientNorm: Double
 
-        public init(loss: Double, updated: Bool, stopRequested: Bool) {
-            self.loss = loss; self.updated = updated; self.stopRequested = stopRequested
+        public init(loss: Double, updated: Bool, stopRequested: Bool, gradientNorm: Double = .nan) {
+            self.loss = loss; self.updated = updated; self.stopRequested = stopRequested; self.gradientNorm = gradientNorm
         }
     }
 
@@ -203,14 +205,14 @@ public final class Trainer {
         let stop = reduction[2] > 0
         let norm = Profiler.measure(.optimizer) { GradientClipping.norm(model.gradients) }
         if !loss.isFinite || !norm.isFinite {
-            return StepResult(loss: loss, updated: false, stopRequested: stop)
+            return StepResult(loss: loss, updated: false, stopRequested: stop, gradientNorm: Double(norm))
         }
         Profiler.measure(.optimizer) {
             optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
                            gradientScale: GradientClipping.factor(norm: norm, maxNorm: Float(config.optimizer.gradientClip)))
         }
         model.parametersDidChange()
-        return StepResult(loss: loss, updated: true, stopRequested: stop)
+        return StepResult(loss: loss, updated: true, stopRequested: stop, gradientNorm: Double(norm))
     }
 
     /// The validation loss (the task decides over which batches), the same on every rank.
@@ -304,7 +306,8 @@ public final class Trainer {
             let perSecond = meter.windowRate, meanLoss = meter.windowLoss / Double(meter.windowSteps)
             if communicator.isCoordinator {
                 run?.log(["step": state.step, "train_loss": meanLoss, "lr": rate, "tokens": state.tokensSeen,
-                          "elapsed_s": monotonicSeconds() - meter.start, "tokens_per_s": perSecond])
+                          "elapsed_s": monotonicSeconds() - meter.start, "tokens_per_s": perSecond,
+                          "grad_norm": result.gradientNorm])
                 progress.status(step: state.step, total: total, loss: meanLoss, learningRate: rate, tokensPerSecond: perSecond,
                                 remainingSeconds: remaining / perSecond, line: true)
             }

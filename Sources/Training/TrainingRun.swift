@@ -148,6 +148,10 @@ public final class TrainingRun {
             try run.writeStart(config: config, tokenizer: prepared.tokenizer)
         }
         for leftover in run.clearedTemporaries { progress.report(.removedTemporary(path: leftover)) }
+        if config.logging.tensorboard {
+            run.tensorboard = try TensorBoardEvents(directory: path + "/tensorboard",
+                                                    resumingAt: resumedFrom == nil ? nil : trainer.state.step + 1)
+        }
         trainer.run = run
         trainer.checkpoints = CheckpointStore(run: path, keep: config.checkpoint.keep)
         if let t = prepared.task as? TranslationTask {
