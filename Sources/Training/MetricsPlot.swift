@@ -274,7 +274,9 @@ public enum MetricsPlot {
             lossLow = pow(10, (log10(lossLow) * 20).rounded(.down) / 20)
             lossHigh = pow(10, (log10(lossHigh) * 20).rounded(.up) / 20)
             if lossHigh <= lossLow { lossLow /= 1.1; lossHigh *= 1.1 }
-            lossTicks = logTicks(low: lossLow, high: lossHigh)
+            // Under about half a decade 1–9 × 10ⁿ gives too few ticks: round linear steps instead.
+            let decades = logTicks(low: lossLow, high: lossHigh)
+            lossTicks = decades.count >= 4 ? decades : niceTicks(low: lossLow, high: lossHigh, count: 7)
             lossMap = { log10($0) }
         }
         let rateValues = ratePoints.map(\.value)
@@ -315,10 +317,10 @@ public enum MetricsPlot {
             s += "</g>\n"
         }
         s += "<g class=\"y-ticks\" data-panel=\"loss\">\n"
-        let lossSpacing = lossTicks.count > 1 ? lossTicks[1] - lossTicks[0] : 1
+        let lossSpacing = zip(lossTicks, lossTicks.dropFirst()).map { $1 - $0 }.min() ?? 1
         for t in lossTicks {
             let yp = pyLoss(t)
-            let spacing = lossScale == .log ? t / 10 : lossSpacing
+            let spacing = lossSpacing
             s += "<line x1=\"\(f(left))\" y1=\"\(f(yp))\" x2=\"\(f(right))\" y2=\"\(f(yp))\" stroke=\"#e4e4e4\"/>"
             s += "<text class=\"tick\" x=\"\(f(left - 8))\" y=\"\(f(yp + fontSize * 0.35))\" text-anchor=\"end\">\(label(t, spacing: spacing))</text>\n"
         }

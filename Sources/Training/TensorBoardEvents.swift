@@ -50,8 +50,8 @@ public final class TensorBoardEvents {
         try writeEvent()
         if let step {
             beginEvent(wallTime: wallTime, step: step)
-            // SessionLog{status: START (1)} as Event field 6.
-            Self.appendBytes(field: 6, [0x08, 0x01], to: &event)
+            // SessionLog{status: START (1)} as Event field 7 (`session_log`; 6 is the deprecated `log_message`).
+            Self.appendBytes(field: 7, [0x08, 0x01], to: &event)
             try writeEvent()
         }
     }

@@ -85,7 +85,7 @@ public func decodeEvent(_ data: [UInt8]) throws -> DecodedEvent {
                 }
                 e.values.append((tag, value))
             }
-        case (6, 2): e.sessionStatus = Int(try protoFields(f.bytes).first { $0.field == 1 }?.number ?? 0)
+        case (7, 2): e.sessionStatus = Int(try protoFields(f.bytes).first { $0.field == 1 }?.number ?? 0)
         default: throw EventFileReadError.badProto("unexpected field \(f.field) wire \(f.wire)")
         }
     }
