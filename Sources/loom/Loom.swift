@@ -11,7 +11,8 @@ struct Loom: ParsableCommand {
         abstract: "Data-parallel Transformer training on CPUs.",
         subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self, InspectCommand.self,
                       TokenizerCommand.self, TokenizeCommand.self,
-                      TranslateCommand.self, EvalCommand.self, AverageCommand.self, SystemCommand.self])
+                      TranslateCommand.self, EvalCommand.self, AverageCommand.self, SystemCommand.self,
+                      ExportMarianCommand.self])
 
     /// Checks OpenBLAS's kernels against the CPU before anything else runs (MPI, threads, parsing):
     /// the library chose them when it loaded, so a correction means starting the program over.
