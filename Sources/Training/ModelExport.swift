@@ -83,7 +83,10 @@ public enum ModelExport {
             let written: (files: [String], note: String?)
             switch (format, kind) {
             case (.hf, .gpt): written = try HuggingFaceGPT2.writeExport(source, into: staging)
-            case (.hf, .transformer): throw ExportError(path: source.path, message: "an encoder-decoder (model.kind transformer) cannot be exported yet; export a GPT run")
+            case (.hf, .transformer):
+                let marian = try MarianExport.write(model: source.path, into: staging)
+                let files = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).sorted()
+                written = (files, "MarianMTModel: decoder start \(marian.begin), end \(marian.end); the sinusoid tables are stored and used as loaded")
             }
             note = written.note
             let marker: [String: Any] = ["format": format.rawValue, "kind": kind.rawValue, "source": PathName.absolute(source.path),

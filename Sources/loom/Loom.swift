@@ -12,7 +12,8 @@ struct Loom: ParsableCommand {
         subcommands: [TrainCommand.self, SampleCommand.self, BenchCommand.self, InspectCommand.self,
                       TokenizerCommand.self, TokenizeCommand.self,
                       TranslateCommand.self, EvalCommand.self, AverageCommand.self, SystemCommand.self,
-                      ExportCommand.self, LogitsCommand.self, ScalingCommand.self, PlotCommand.self])
+                      ExportCommand.self, LogitsCommand.self, TranslationLogitsCommand.self, ScalingCommand.self,
+                      PlotCommand.self])
 
     /// Checks OpenBLAS's kernels against the CPU before anything else runs (MPI, threads, parsing):
     /// the library chose them when it loaded, so a correction means starting the program over.

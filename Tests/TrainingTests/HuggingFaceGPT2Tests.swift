@@ -221,7 +221,9 @@ struct HandMadeGPT2 {
 
     /// The dispatch refuses an encoder-decoder run with its typed error (until its writer exists),
     /// and the refused export leaves neither the directory nor its staging directory.
-    @Test func anEncoderDecoderRunIsRefusedAndNothingIsWritten() throws {
+    /// `loom export` hands an encoder-decoder to the Marian writer, which refuses pre-LN before
+    /// writing anything (HuggingFaceMarianTests covers the post-LN export itself).
+    @Test func aPreNormEncoderDecoderRunIsRefusedAndNothingIsWritten() throws {
         let run = try makeScratchDirectory("hf-ed-run-")
         _ = try writeRandomTranslationModel(in: run, seed: 2)
         try """
@@ -230,7 +232,7 @@ struct HandMadeGPT2 {
             """.write(toFile: run + "/config.yaml", atomically: true, encoding: .utf8)
         let parent = try makeScratchDirectory("hf-ed-out-")
         #expect { try ModelExport.export(try ExportSource(run), format: .hf, to: parent + "/out") } throws: { error in
-            (error as? ExportError)?.message.contains("encoder-decoder") == true
+            (error as? MarianExportError)?.message.contains("Marian has no pre-LN") == true
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
     }
