@@ -97,4 +97,27 @@ func parallelScratch() throws -> String {
         #expect(half.status == 0 && rest.status == 0, "\(half.stderr)\(rest.stderr)")
         #expect(try sha256(dir + "/half/model.safetensors") == sha256(dir + "/one/model.safetensors"))
     }
+
+    /// `loom export --format hf` of a trained post-LN encoder-decoder run and of one of its
+    /// checkpoints: a MarianMTModel directory (config, weights, tokenizer, the export marker);
+    /// a pre-LN run is refused and leaves nothing.
+    @Test func exportWritesAMarianDirectoryAndRefusesPreNorm() throws {
+        let dir = try parallelScratch()
+        let train = try loom(["train", "mt.yaml", "--run-dir", "post", "--quiet", "--set", "training.steps=10"], in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        for source in ["post", "post/checkpoints/step-00000010"] {
+            let out = "hf-" + source.replacingOccurrences(of: "/", with: "-")
+            let r = try loom(["export", source, "--format", "hf", "--out", out], in: dir)
+            #expect(r.status == 0, "\(source): \(r.stderr)")
+            let files = Set((try? FileManager.default.contentsOfDirectory(atPath: dir + "/" + out)) ?? [])
+            #expect(files.isSuperset(of: ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "loom-export.json"]), "\(files)")
+            let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + out + "/config.json"))) as? [String: Any]
+            #expect(config?["model_type"] as? String == "marian" && config?["d_model"] as? Int == 32, "\(String(describing: config))")
+        }
+        let pre = try loom(["train", "mt.yaml", "--run-dir", "pre", "--quiet", "--set", "training.steps=2", "--set", "model.norm_placement=pre"], in: dir)
+        #expect(pre.status == 0, "\(pre.stderr)")
+        let refused = try loom(["export", "pre", "--format", "hf", "--out", "hf-pre"], in: dir)
+        #expect(refused.status != 0 && refused.stderr.contains("Marian has no pre-LN"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/hf-pre"))
+    }
 }
