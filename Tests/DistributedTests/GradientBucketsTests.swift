@@ -28,6 +28,15 @@ final class RecordingCommunicator: Communicator {
         return false
     }
     func wait(slot: Int) { completed.insert(slot) }
+    var scattered: [(offset: Int, counts: [Int], slot: Int)] = []
+    func startReduceScatterSum(_ buffer: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>, slot: Int) {
+        #expect(!started.contains { $0.slot == slot && !completed.contains(slot) }, "slot \(slot) reused while in flight")
+        started.append((UnsafePointer(base).distance(to: buffer), counts.reduce(0, +), slot))
+        scattered.append((UnsafePointer(base).distance(to: buffer), counts, slot))
+    }
+    func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {}
+    func gather(_ send: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>?, root: Int) {}
+    func scatter(_ from: UnsafePointer<Float>?, counts: [Int], into: UnsafeMutablePointer<Float>, root: Int) {}
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {}
     func allGather(_ send: UnsafeRawPointer, bytes: Int, into: UnsafeMutableRawPointer) {}
     func barrier() {}
