@@ -103,6 +103,23 @@ func largestRelativeDifference(_ a: [Int: Double], _ b: [Int: Double]) -> Double
         #expect(difference <= 1e-5, "the resumed chain left the reference curve: largest relative difference \(difference)")
     }
 
+    @Test func theKeyDefaultsToUnshardedAndNamesItselfWhenMistyped() throws {
+        let dir = try trainingScratch()
+        #expect(try tinyRunConfig(dir).distributed.shardOptimizer == false)
+        #expect(try tinyRunConfig(dir, ["distributed.shard_optimizer=true"]).distributed.shardOptimizer == true)
+        do {
+            _ = try tinyRunConfig(dir, ["distributed.shard_optimizer=maybe"])
+            Issue.record("distributed.shard_optimizer=maybe was accepted")
+        } catch {
+            #expect("\(error)".contains("distributed.shard_optimizer"), "\(error)")
+        }
+        // One rank: nothing is sharded (the optimizer holds every parameter's moments).
+        let config = try tinyRunConfig(dir, ["distributed.shard_optimizer=true"])
+        let trainer = try Trainer(config: config, data: try PreparedData(config: config), communicator: SingleProcessCommunicator(),
+                                  run: nil, progress: Progress(mode: .off))
+        #expect(trainer.slices == nil && !trainer.optimizer.isSharded && trainer.optimizer.m.count == trainer.model.layout.count)
+    }
+
     @Test func slicesAreAlignedAndTileTheBuffer() {
         for (count, world) in [(1000, 3), (16, 4), (5, 4), (124_475_904, 4), (0, 2)] {
             let s = ParameterSlices(count: count, world: world)
