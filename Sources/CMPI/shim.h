@@ -2,7 +2,7 @@
 // (and so invisible to Swift) wrapped in static inline functions. Only Distributed's MPI files
 // (MPICommunicator.swift, CollectiveWatchdog.swift) import this module.
 #include <mpi.h>
-#include <mpi-ext.h>   // MPIX_Allreduce_init: persistent collectives (MPI-4, an extension in OpenMPI 4.1)
+#include <mpi-ext.h>   // MPIX_Allreduce_init, MPIX_Reduce_scatter_init, MPIX_Allgatherv_init: persistent collectives (MPI-4, an extension in OpenMPI 4.1)
 
 static inline MPI_Comm loom_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Comm loom_mpi_comm_null(void) { return MPI_COMM_NULL; }

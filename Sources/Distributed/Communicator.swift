@@ -21,6 +21,21 @@ public protocol Communicator: AnyObject {
     func test(slot: Int) -> Bool
     /// Blocks until the request in `slot` has completed.
     func wait(slot: Int)
+    /// Starts a sum over all ranks of `buffer[0 ..< counts.sum]` of which each rank receives only
+    /// its part (ZeRO-1's gradient reduce-scatter): rank r's is the `counts[r]` floats from offset
+    /// `counts[..<r].sum`, written to `into`, which must not overlap `buffer`. Shares the slots of
+    /// `startAllReduceSum` (`test`/`wait`); the request is built once per slot, buffers and counts.
+    func startReduceScatterSum(_ buffer: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>, slot: Int)
+    /// In place: rank r's part of `buffer` (the `counts[r]` floats from offset `counts[..<r].sum`)
+    /// copied to every rank (ZeRO-1's parameter all-gather). Blocking; the request is built once
+    /// per buffer and counts.
+    func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Rank `root` receives every rank's `counts[rank]` floats from `send`, concatenated in rank
+    /// order into `into` (`counts.sum` floats; only `root`'s is used, the others may pass nil).
+    func gather(_ send: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>?, root: Int)
+    /// The reverse: rank `root`'s `from` (`counts.sum` floats; nil elsewhere) split in rank order,
+    /// each rank receiving its `counts[rank]` floats into `into`.
+    func scatter(_ from: UnsafePointer<Float>?, counts: [Int], into: UnsafeMutablePointer<Float>, root: Int)
     /// Copies rank `root`'s buffer to every rank.
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int)
     /// Every rank's `bytes` bytes, concatenated in rank order into `into` (worldSize × bytes).
@@ -90,6 +105,16 @@ public final class SingleProcessCommunicator: Communicator {
     public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) {}
     public func test(slot: Int) -> Bool { true }
     public func wait(slot: Int) {}
+    public func startReduceScatterSum(_ buffer: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>, slot: Int) {
+        into.update(from: buffer, count: counts[0])
+    }
+    public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {}
+    public func gather(_ send: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>?, root: Int) {
+        into?.update(from: send, count: counts[0])
+    }
+    public func scatter(_ from: UnsafePointer<Float>?, counts: [Int], into: UnsafeMutablePointer<Float>, root: Int) {
+        if let from { into.update(from: from, count: counts[0]) }
+    }
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {}
     public func allGather(_ send: UnsafeRawPointer, bytes: Int, into: UnsafeMutableRawPointer) {
         into.copyMemory(from: send, byteCount: bytes)

@@ -1,6 +1,7 @@
 // GradientBuckets: splits the flat gradient buffer into contiguous buckets and all-reduces each one
 // as soon as backward has finished it, keeping MPI progressing while backward goes on (the
-// PyTorch-DDP scheme).
+// PyTorch-DDP scheme). With a sharded optimizer (ZeRO-1) each bucket is reduce-scattered instead:
+// every rank receives the sum of the part of the bucket that falls in its slice.
 import Foundation
 import Support
 
@@ -12,6 +13,23 @@ public final class GradientBuckets {
     let gradients: UnsafeMutablePointer<Float>
     /// Start reductions during backward (true) or only after it (false, for measurement).
     public let overlap: Bool
+    /// ZeRO-1: the slices, and this rank's slice of the summed gradients (what every bucket's
+    /// reduce-scatter writes into); nil when every rank all-reduces the whole buffer.
+    public let sharding: Sharding?
+    /// Per bucket, with sharding: how its floats fall into the slices ([world]) and where its part
+    /// of this rank's slice begins there.
+    private let scatterCounts: [[Int]]
+    private let sliceOffsets: [Int]
+
+    /// Where a sharded optimizer's gradients go: `sliceGradients` holds `slices.range(rank)`'s
+    /// summed gradients, offset 0 at the slice's first float.
+    public struct Sharding {
+        public let slices: ParameterSlices
+        public let sliceGradients: UnsafeMutablePointer<Float>
+        public init(slices: ParameterSlices, sliceGradients: UnsafeMutablePointer<Float>) {
+            self.slices = slices; self.sliceGradients = sliceGradients
+        }
+    }
 
     /// Backward has finished everything at and above this offset.
     private var readyFrom = Int.max
@@ -40,8 +58,10 @@ public final class GradientBuckets {
     ///   - bucketBytes: 0 = one bucket per group; otherwise buckets of at most this many bytes.
     ///   - messageBytes: the largest single reduction; bigger buckets go as several messages
     ///     (OpenMPI's shared-memory all-reduce is fastest at 0.5–4 MiB).
+    ///   - sharding: reduce-scatter each bucket into this rank's slice instead of all-reducing it.
     public init(groups: [Range<Int>], bucketBytes: Int, messageBytes: Int = 2 << 20,
-                gradients: UnsafeMutablePointer<Float>, communicator: Communicator, overlap: Bool) {
+                gradients: UnsafeMutablePointer<Float>, communicator: Communicator, overlap: Bool,
+                sharding: Sharding? = nil) {
         var ranges: [Range<Int>] = []
         let floats = MemoryLayout<Float>.stride
         if bucketBytes <= 0 {
@@ -61,6 +81,9 @@ public final class GradientBuckets {
         }
         precondition(ranges.count <= maxPending, "too many gradient buckets (\(ranges.count)); raise distributed.bucket_megabytes")
         buckets = ranges
+        self.sharding = sharding
+        scatterCounts = sharding.map { s in ranges.map { s.slices.counts(of: $0) } } ?? []
+        sliceOffsets = sharding.map { s in ranges.map { s.slices.offsetInSlice(of: $0, rank: communicator.rank) } } ?? []
         self.communicator = communicator
         self.gradients = gradients
         self.overlap = overlap && communicator.worldSize > 1
@@ -108,6 +131,8 @@ public final class GradientBuckets {
                 communicator.wait(slot: nextToComplete)
                 nextToComplete += 1
             }
+        } else if sharding != nil {
+            for b in buckets.indices { start(b); communicator.wait(slot: b) }
         } else {
             for range in buckets {
                 communicator.allReduceSum(gradients + range.lowerBound, count: range.count)
@@ -124,9 +149,19 @@ public final class GradientBuckets {
 
     private func startReadyBuckets() {
         while nextToStart < buckets.count, buckets[nextToStart].lowerBound >= readyFrom {
-            let range = buckets[nextToStart]
-            communicator.startAllReduceSum(gradients + range.lowerBound, count: range.count, slot: nextToStart)
+            start(nextToStart)
             nextToStart += 1
+        }
+    }
+
+    /// Starts bucket `b`'s reduction in slot `b`.
+    private func start(_ b: Int) {
+        let range = buckets[b]
+        if let sharding {
+            communicator.startReduceScatterSum(gradients + range.lowerBound, counts: scatterCounts[b],
+                                               into: sharding.sliceGradients + sliceOffsets[b], slot: b)
+        } else {
+            communicator.startAllReduceSum(gradients + range.lowerBound, count: range.count, slot: b)
         }
     }
 

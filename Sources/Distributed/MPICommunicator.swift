@@ -1,6 +1,6 @@
 // MPICommunicator: the Communicator over OpenMPI — MPI_Init_thread (funneled: only the main thread
 // calls MPI), world and node-local ranks, blocking and nonblocking sums, broadcast, all-gather and
-// abort. Every wait polls, so that the CollectiveWatchdog can end a job whose peers went silent.
+// abort, and ZeRO-1's reduce-scatter, in-place all-gather, gather and scatter of slices. Every wait polls, so that the CollectiveWatchdog can end a job whose peers went silent.
 import CMPI
 import Foundation
 import Support
@@ -27,8 +27,17 @@ public final class MPICommunicator: Communicator {
     /// One persistent request per slot, created on the slot's first use and restarted after:
     /// the reduction schedule and its buffers are built once, not at every step.
     private let requests: UnsafeMutablePointer<MPI_Request?>
-    /// The (buffer, count) each slot's persistent request was built for.
-    private var prepared: [(UnsafeMutablePointer<Float>?, Int)]
+    /// What each slot's persistent request was built for: an all-reduce of (buffer, count), or a
+    /// reduce-scatter of (buffer, counts) into `into`.
+    private var prepared: [PreparedRequest]
+    /// Each reduce-scatter slot's receive counts (MPI reads them while the request lives): [world]
+    /// per slot, allocated when the slot is first built as a reduce-scatter.
+    private var sliceCounts: [UnsafeMutablePointer<Int32>?]
+    /// The persistent in-place all-gather, and its buffer, counts and displacements ([world] each).
+    private var gatherRequest: MPI_Request? = nil
+    private var gatherPrepared: (buffer: UnsafeMutablePointer<Float>?, counts: [Int]) = (nil, [])
+    private let gatherCounts: UnsafeMutablePointer<Int32>
+    private let gatherOffsets: UnsafeMutablePointer<Int32>
     private var finished = false
     /// The request of the collective being waited for by a blocking call.
     private var current: MPI_Request? = nil
@@ -55,11 +64,18 @@ public final class MPICommunicator: Communicator {
         localRank = Int(lr); localSize = Int(ls)
         requests = .allocate(capacity: maxPending)
         requests.initialize(repeating: loom_mpi_request_null(), count: maxPending)
-        prepared = Array(repeating: (nil, 0), count: maxPending)
+        prepared = Array(repeating: PreparedRequest(), count: maxPending)
+        sliceCounts = Array(repeating: nil, count: maxPending)
+        gatherCounts = .allocate(capacity: worldSize)
+        gatherOffsets = .allocate(capacity: worldSize)
         watchdog = CollectiveWatchdog(world: world, rank: rank, worldSize: worldSize)
     }
 
-    deinit { requests.deallocate() }
+    deinit {
+        requests.deallocate()
+        gatherCounts.deallocate(); gatherOffsets.deallocate()
+        for counts in sliceCounts { counts?.deallocate() }
+    }
 
     private func check(_ code: Int32, _ call: StaticString) {
         if code != loom_mpi_success() {
@@ -110,13 +126,73 @@ public final class MPICommunicator: Communicator {
     }
 
     public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) {
-        if prepared[slot].0 != buffer || prepared[slot].1 != count {
-            if prepared[slot].0 != nil { check(MPI_Request_free(requests + slot), "MPI_Request_free") }
+        let wanted = PreparedRequest(buffer: UnsafeRawPointer(buffer), count: count)
+        if prepared[slot] != wanted {
+            free(slot: slot)
             check(MPIX_Allreduce_init(loom_mpi_in_place(), buffer, Int32(count), loom_mpi_float(), loom_mpi_sum(), world,
                                       loom_mpi_info_null(), requests + slot), "MPIX_Allreduce_init")
-            prepared[slot] = (buffer, count)
+            prepared[slot] = wanted
         }
         check(MPI_Start(requests + slot), "MPI_Start")
+    }
+
+    public func startReduceScatterSum(_ buffer: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>, slot: Int) {
+        if !prepared[slot].isReduceScatter(buffer, counts, into) {
+            free(slot: slot)
+            let c = sliceCounts[slot] ?? .allocate(capacity: worldSize)
+            sliceCounts[slot] = c
+            for r in 0..<worldSize { c[r] = Int32(counts[r]) }
+            check(MPIX_Reduce_scatter_init(buffer, into, c, loom_mpi_float(), loom_mpi_sum(), world, loom_mpi_info_null(),
+                                           requests + slot), "MPIX_Reduce_scatter_init")
+            prepared[slot] = PreparedRequest(buffer: UnsafeRawPointer(buffer), count: counts.reduce(0, +),
+                                             into: UnsafeRawPointer(into), counts: counts)
+        }
+        check(MPI_Start(requests + slot), "MPI_Start")
+    }
+
+    /// Frees the persistent request in `slot` (before building another there).
+    private func free(slot: Int) {
+        if prepared[slot].buffer != nil { check(MPI_Request_free(requests + slot), "MPI_Request_free") }
+        prepared[slot] = PreparedRequest()
+    }
+
+    public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        if gatherPrepared.buffer != buffer || gatherPrepared.counts != counts {
+            if gatherPrepared.buffer != nil { check(MPI_Request_free(&gatherRequest), "MPI_Request_free") }
+            var offset = 0
+            for r in 0..<worldSize { gatherCounts[r] = Int32(counts[r]); gatherOffsets[r] = Int32(offset); offset += counts[r] }
+            check(MPIX_Allgatherv_init(loom_mpi_in_place(), 0, loom_mpi_float(), buffer, gatherCounts, gatherOffsets, loom_mpi_float(),
+                                       world, loom_mpi_info_null(), &gatherRequest), "MPIX_Allgatherv_init")
+            gatherPrepared = (buffer, counts)
+        }
+        check(MPI_Start(&gatherRequest), "MPI_Start")
+        complete(&gatherRequest, .parameterGather(count: counts[rank]))
+    }
+
+    /// Runs `body` with the counts and displacements of a gather or scatter, valid until it
+    /// returns (the nonblocking call reads them until it completes). Outside the step loop: it
+    /// allocates.
+    private func withCountsAndOffsets(_ counts: [Int], _ body: (UnsafePointer<Int32>, UnsafePointer<Int32>) -> Void) {
+        var offsets: [Int32] = [], offset = 0
+        for c in counts { offsets.append(Int32(offset)); offset += c }
+        let c32 = counts.map { Int32($0) }
+        c32.withUnsafeBufferPointer { c in offsets.withUnsafeBufferPointer { d in body(c.baseAddress!, d.baseAddress!) } }
+    }
+
+    public func gather(_ send: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>?, root: Int) {
+        withCountsAndOffsets(counts) { c, d in
+            check(MPI_Igatherv(send, c[rank], loom_mpi_float(), rank == root ? into : nil, c, d, loom_mpi_float(), Int32(root),
+                               world, &current), "MPI_Igatherv")
+            complete(&current, .gather(count: counts[rank], root: root))
+        }
+    }
+
+    public func scatter(_ from: UnsafePointer<Float>?, counts: [Int], into: UnsafeMutablePointer<Float>, root: Int) {
+        withCountsAndOffsets(counts) { c, d in
+            check(MPI_Iscatterv(rank == root ? from : nil, c, d, loom_mpi_float(), into, c[rank], loom_mpi_float(), Int32(root),
+                                world, &current), "MPI_Iscatterv")
+            complete(&current, .scatter(count: counts[rank], root: root))
+        }
     }
 
     public func test(slot: Int) -> Bool {
@@ -126,7 +202,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func wait(slot: Int) {
-        complete(requests + slot, .gradientReduction(slot: slot))
+        complete(requests + slot, prepared[slot].into == nil ? .gradientReduction(slot: slot) : .gradientReduceScatter(slot: slot))
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {
@@ -164,7 +240,8 @@ public final class MPICommunicator: Communicator {
     public func finish() {
         guard !finished else { return }
         finished = true
-        for slot in 0..<maxPending where prepared[slot].0 != nil { MPI_Request_free(requests + slot) }
+        for slot in 0..<maxPending where prepared[slot].buffer != nil { MPI_Request_free(requests + slot) }
+        if gatherPrepared.buffer != nil { MPI_Request_free(&gatherRequest) }
         watchdog.close()
         MPI_Finalize()
     }
@@ -175,6 +252,10 @@ public final class MPICommunicator: Communicator {
 enum Collective: CustomStringConvertible {
     case allReduce(count: Int, of: StaticString)
     case gradientReduction(slot: Int)
+    case gradientReduceScatter(slot: Int)
+    case parameterGather(count: Int)
+    case gather(count: Int, root: Int)
+    case scatter(count: Int, root: Int)
     case broadcast(bytes: Int, root: Int)
     case allGather(bytes: Int)
     case barrier
@@ -183,9 +264,27 @@ enum Collective: CustomStringConvertible {
         switch self {
         case .allReduce(let count, let kind): "an all-reduce of \(count) \(kind)"
         case .gradientReduction(let slot): "the gradient all-reduce in slot \(slot)"
+        case .gradientReduceScatter(let slot): "the gradient reduce-scatter in slot \(slot)"
+        case .parameterGather(let count): "the parameter all-gather (\(count) floats from this rank)"
+        case .gather(let count, let root): "a gather to rank \(root) (\(count) floats from this rank)"
+        case .scatter(let count, let root): "a scatter from rank \(root) (\(count) floats to this rank)"
         case .broadcast(let bytes, let root): "a broadcast of \(bytes) bytes from rank \(root)"
         case .allGather(let bytes): "an all-gather of \(bytes) bytes per rank"
         case .barrier: "a barrier"
         }
+    }
+}
+
+/// What a slot's persistent request was built for (an empty one: nothing yet). A reduce-scatter
+/// has a receive buffer and counts; an all-reduce has neither.
+struct PreparedRequest: Equatable {
+    var buffer: UnsafeRawPointer? = nil
+    var count = 0
+    var into: UnsafeRawPointer? = nil
+    var counts: [Int] = []
+
+    /// Compares without building a value (which would retain `counts` into a new struct).
+    func isReduceScatter(_ b: UnsafePointer<Float>, _ c: [Int], _ i: UnsafeMutablePointer<Float>) -> Bool {
+        buffer == UnsafeRawPointer(b) && into == UnsafeRawPointer(i) && counts == c
     }
 }

@@ -1,32 +1,48 @@
 // AdamW: Adam with decoupled weight decay over one flat parameter buffer, plus global-norm gradient
 // clipping. On an AVX-512 CPU (`KernelISA`) the update runs 16 lanes in CVectorKernels with the
-// same operations in the same order (the same bits).
+// same operations in the same order (the same bits). A sharded optimizer (ZeRO-1) owns one slice
+// of the buffer and holds moments for that slice only.
 import Kernels
 import Models
 import CVectorKernels
 import Support
 
 /// Loshchilov & Hutter's AdamW as PyTorch implements it: p ← p − lr·wd·p (decayed tensors only),
-/// then the bias-corrected Adam update. Moments live in two buffers with the parameters' layout.
+/// then the bias-corrected Adam update. Moments live in two buffers with the parameters' layout,
+/// or, sharded, with the layout of the optimizer's slice `range` of it.
 public final class AdamW {
     public var beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
-    public let m: FlatBuffer   // (P) first moment
-    public let v: FlatBuffer   // (P) second moment
+    /// The floats of the flat parameter buffer this optimizer updates: all of them, or (ZeRO-1)
+    /// this rank's slice. Moment index i is parameter `range.lowerBound + i`.
+    public let range: Range<Int>
+    public let m: FlatBuffer   // (range.count) first moment
+    public let v: FlatBuffer   // (range.count) second moment
+    /// True when the optimizer owns only a slice of the parameters.
+    public var isSharded: Bool { range != 0..<layoutCount }
+    private let layoutCount: Int
     /// Updates applied so far (the t of the bias correction); restored on resume.
     public var updates = 0
-    /// Contiguous runs of parameters with the same decay flag.
+    /// Contiguous runs of parameters with the same decay flag, as offsets from `range.lowerBound`.
     private let segments: [(range: Range<Int>, decay: Bool)]
 
-    public init(layout: ParameterLayout, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float) {
+    /// `slice`: the part of the flat buffer to update (nil: all of it).
+    public init(layout: ParameterLayout, slice: Range<Int>? = nil, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float) {
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.weightDecay = weightDecay
-        m = FlatBuffer(count: layout.count)
-        v = FlatBuffer(count: layout.count)
+        let range = slice ?? 0..<layout.count
+        precondition(range.lowerBound >= 0 && range.upperBound <= layout.count, "AdamW: slice \(range) outside 0..<\(layout.count)")
+        self.range = range
+        layoutCount = layout.count
+        m = FlatBuffer(count: range.count)
+        v = FlatBuffer(count: range.count)
         var segments: [(range: Range<Int>, decay: Bool)] = []
         for t in layout.tensors {
-            if let last = segments.last, last.decay == t.decay, last.range.upperBound == t.offset {
-                segments[segments.count - 1].range = last.range.lowerBound..<t.range.upperBound
+            let lo = max(t.range.lowerBound, range.lowerBound), hi = min(t.range.upperBound, range.upperBound)
+            if lo >= hi { continue }
+            let part = (lo - range.lowerBound)..<(hi - range.lowerBound)
+            if let last = segments.last, last.decay == t.decay, last.range.upperBound == part.lowerBound {
+                segments[segments.count - 1].range = last.range.lowerBound..<part.upperBound
             } else {
-                segments.append((t.range, t.decay))
+                segments.append((part, t.decay))
             }
         }
         self.segments = segments
@@ -35,15 +51,25 @@ public final class AdamW {
     /// One update of `parameters` from `gradients` × `gradientScale` at learning rate `lr`.
     /// The scale is gradient clipping's factor (`GradientClipping.factor`), applied as each
     /// gradient is read rather than in a pass of its own; the gradient buffer is left as it is.
+    /// Only `range` of the parameters changes (all of them unless sharded).
     public func step(parameters: FlatBuffer, gradients: FlatBuffer, learningRate lr: Float, gradientScale: Float = 1,
                      isa: KernelISA = KernelISA.selected) {
+        step(parameters: parameters, sliceGradients: gradients.pointer + range.lowerBound, learningRate: lr,
+             gradientScale: gradientScale, isa: isa)
+    }
+
+    /// The update of `range` of `parameters` from the gradients of that range alone
+    /// (`sliceGradients[i]` is parameter `range.lowerBound + i`'s): ZeRO-1's step, after the
+    /// reduce-scatter left each rank the summed gradients of its slice.
+    public func step(parameters: FlatBuffer, sliceGradients: UnsafeMutablePointer<Float>, learningRate lr: Float,
+                     gradientScale: Float = 1, isa: KernelISA = KernelISA.selected) {
         updates += 1
         let correction1 = 1 - Float(Double(beta1).power(updates))
         let correction2 = 1 - Float(Double(beta2).power(updates))
-        let job = Update(p: parameters.pointer, g: gradients.pointer, m: m.pointer, v: v.pointer, segments: segments,
+        let job = Update(p: parameters.pointer + range.lowerBound, g: sliceGradients, m: m.pointer, v: v.pointer, segments: segments,
                          scale: gradientScale, b1: beta1, b2: beta2, eps: epsilon, wd: weightDecay, lr: lr,
                          correction1: correction1, correction2: correction2, isa: isa)
-        ThreadPool.shared.parallelFor(parameters.count, grain: 4096, job)
+        ThreadPool.shared.parallelFor(range.count, grain: 4096, job)
     }
 
     /// The update over one range of the flat buffer, decaying only the segments flagged for it.

@@ -97,6 +97,16 @@ extension TrainingState: Codable {
     public init(encoded data: Data) throws { self = try JSONDecoder().decode(TrainingState.self, from: data) }
 }
 
+/// AdamW's two moment buffers for the whole parameter layout: what optimizer.safetensors holds
+/// (exp_avg., exp_avg_sq.), whether the run that writes or reads it is sharded or not.
+public struct OptimizerMoments {
+    public let m: FlatBuffer   // (P) first moment
+    public let v: FlatBuffer   // (P) second moment
+    public init(m: FlatBuffer, v: FlatBuffer) { self.m = m; self.v = v }
+    /// Zeroed full-size buffers for `count` parameters (a sharded run's gather or load target).
+    public init(count: Int) { m = FlatBuffer(count: count); v = FlatBuffer(count: count) }
+}
+
 /// A checkpoint that must not be loaded, naming the file and what is wrong.
 public struct CheckpointError: Error, CustomStringConvertible {
     public let path: String
@@ -127,10 +137,13 @@ public final class CheckpointStore {
 
     /// Writes a checkpoint of `model`, `optimizer` and `state` atomically and updates `latest`
     /// (and `best` when this one has the best validation loss). On failure nothing is left
-    /// half-written and the previous checkpoints are untouched.
+    /// half-written and the previous checkpoints are untouched. `moments`: the whole buffer's
+    /// AdamW moments when `optimizer` holds only a slice (ZeRO-1 gathers them); nil = its own.
     @discardableResult
-    public func save(model: TrainableModel, optimizer: AdamW, state: TrainingState, config: LoomConfig,
-                     worldSize: Int) throws -> String {
+    public func save(model: TrainableModel, optimizer: AdamW, moments: OptimizerMoments? = nil, state: TrainingState,
+                     config: LoomConfig, worldSize: Int) throws -> String {
+        let moments = moments ?? OptimizerMoments(m: optimizer.m, v: optimizer.v)
+        precondition(moments.m.count == model.layout.count, "CheckpointStore.save: a sharded optimizer's moments must be gathered first")
         let fm = FileManager.default
         let name = Self.name(step: state.step)
         let final = directory + "/" + name
@@ -147,7 +160,7 @@ public final class CheckpointStore {
             try Safetensors.write(temporary + "/model.safetensors", layout: model.layout, buffer: model.parameters,
                                   metadata: ["format": "pt", "loom": model.kind, "step": "\(state.step)"])
             try Safetensors.write(temporary + "/optimizer.safetensors", layout: model.layout,
-                                  buffers: [("exp_avg.", optimizer.m), ("exp_avg_sq.", optimizer.v)],
+                                  buffers: [("exp_avg.", moments.m), ("exp_avg_sq.", moments.v)],
                                   metadata: ["format": "pt", "optimizer": "adamw", "step": "\(optimizer.updates)"])
             let stateJSON = try Self.encode(state: state, config: config, worldSize: worldSize)
             try AtomicFile.write(temporary + "/state.json", data: stateJSON)
@@ -256,10 +269,16 @@ public final class CheckpointStore {
 
     /// Loads a verified checkpoint into the model and optimizer; returns its state.
     public static func load(_ path: String, model: TrainableModel, optimizer: AdamW) throws -> TrainingState {
+        try load(path, model: model, moments: OptimizerMoments(m: optimizer.m, v: optimizer.v))
+    }
+
+    /// Loads a verified checkpoint into the model and into `moments` (the whole buffer's, which
+    /// a sharded run then scatters); returns its state.
+    public static func load(_ path: String, model: TrainableModel, moments: OptimizerMoments) throws -> TrainingState {
         try verify(path)
         try Safetensors.read(path + "/model.safetensors", layout: model.layout, into: model.parameters)
         try Safetensors.read(path + "/optimizer.safetensors", layout: model.layout,
-                             buffers: [("exp_avg.", optimizer.m), ("exp_avg_sq.", optimizer.v)])
+                             buffers: [("exp_avg.", moments.m), ("exp_avg_sq.", moments.v)])
         do {
             return try TrainingState(encoded: Data(contentsOf: URL(fileURLWithPath: path + "/state.json")))
         } catch {

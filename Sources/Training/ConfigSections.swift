@@ -259,10 +259,14 @@ public struct DistributedSection: Codable, Equatable {
     /// The same limit until the first training step has finished: start-up (loading, tokenizing,
     /// the first step's set-up) runs on one rank while the others wait.
     public var firstStepTimeoutSeconds = 1800.0
+    /// ZeRO-1: each rank keeps the AdamW moments of one slice of the parameters and updates only
+    /// that slice; gradients are reduce-scattered and the parameters all-gathered each step. The
+    /// same losses and the same checkpoint files as unsharded; on one rank it changes nothing.
+    public var shardOptimizer = false
 
     enum CodingKeys: String, CodingKey {
         case overlap, bucketMegabytes = "bucket_megabytes", timeoutSeconds = "timeout_seconds"
-        case firstStepTimeoutSeconds = "first_step_timeout_seconds"
+        case firstStepTimeoutSeconds = "first_step_timeout_seconds", shardOptimizer = "shard_optimizer"
     }
     init() {}
     public init(from decoder: Decoder) throws {
@@ -271,6 +275,7 @@ public struct DistributedSection: Codable, Equatable {
         try c.read(&overlap, .overlap)
         try c.read(&timeoutSeconds, .timeoutSeconds)
         try c.read(&firstStepTimeoutSeconds, .firstStepTimeoutSeconds)
+        try c.read(&shardOptimizer, .shardOptimizer)
     }
 }
 

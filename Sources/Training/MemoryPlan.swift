@@ -19,9 +19,16 @@ public struct MemoryPlan {
     /// `extra`: further buffers the command holds at its peak, by name.
     public init(trainer: Trainer, start: Int, tokens: Int, extra: [(String, Int)] = []) {
         let model = trainer.model
-        rows = [("parameters", model.parameters.bytes), ("gradients", model.gradients.bytes),
-                ("AdamW moments (m, v)", trainer.optimizer.m.bytes + trainer.optimizer.v.bytes),
-                ("activations + backward scratch", model.activationBytes),
+        let moments = trainer.optimizer.m.bytes + trainer.optimizer.v.bytes
+        // Sharded (ZeRO-1), the moments are this rank's slice's and the reduce-scatter's target
+        // (the slice's summed gradients) is a buffer of its own.
+        let optimizerRows: [(String, Int)] = trainer.slices.map { slices in
+            [("AdamW moments (m, v; 1/\(slices.world) slice, ZeRO-1)", moments),
+             ("gradient slice (reduce-scatter target)", trainer.sliceGradients?.bytes ?? 0)]
+        } ?? [("AdamW moments (m, v)", moments)]
+        rows = [("parameters", model.parameters.bytes), ("gradients", model.gradients.bytes)]
+            + optimizerRows
+            + [("activations + backward scratch", model.activationBytes),
                 ("thread replicas (gradients, activations)", trainer.task.replicaBytes)]
             + extra
             + [("tokens (training + validation, 4 bytes each)", 4 * tokens),

@@ -84,7 +84,13 @@ public final class Trainer {
     public var run: RunDirectory?
     let progress: Progress
 
-    private var reduction = [Double](repeating: 0, count: 3)
+    /// ZeRO-1 (`distributed.shard_optimizer` on more than one rank): the parameter slices, and this
+    /// rank's slice of the summed gradients, which the buckets reduce-scatter into; nil unsharded.
+    public let slices: ParameterSlices?
+    let sliceGradients: FlatBuffer?   // (slices.range(rank).count) summed gradients of this rank's slice
+
+    /// The step's sums over ranks: loss, tokens, stop requests and (sharded) the squared gradient norm.
+    private var reduction = [Double](repeating: 0, count: 4)
     private var broadcastSlot = [Double](repeating: 0, count: 1)
     /// Step counter, skip counts, plateau and best-validation state (what a checkpoint restores).
     public var state: TrainingState {
@@ -128,13 +134,18 @@ public final class Trainer {
         // bf16 products run on oneDNN primitives whatever the fp32 engine, so bf16 always plans.
         gemm = config.kernels.gemm == .openblas && config.training.precision == .fp32 ? nil
             : GemmPlan(selection: config.kernels.gemm)
-        optimizer = AdamW(layout: model.layout, beta1: Float(o.beta1), beta2: Float(o.beta2),
+        let sharded = config.distributed.shardOptimizer && communicator.worldSize > 1
+        slices = sharded ? ParameterSlices(count: model.layout.count, world: communicator.worldSize) : nil
+        let sliceGradients = slices.map { FlatBuffer(count: $0.counts[communicator.rank]) }
+        self.sliceGradients = sliceGradients
+        optimizer = AdamW(layout: model.layout, slice: slices?.range(communicator.rank), beta1: Float(o.beta1), beta2: Float(o.beta2),
                           epsilon: Float(o.epsilon), weightDecay: Float(o.weightDecay))
         schedule = TrainingSchedule(config: config)
         buckets = GradientBuckets(groups: model.layout.groups.map(\.range),
                                   bucketBytes: Int(config.distributed.bucketMegabytes * 1048576),
                                   gradients: model.gradients.pointer, communicator: communicator,
-                                  overlap: config.distributed.overlap)
+                                  overlap: config.distributed.overlap,
+                                  sharding: slices.map { GradientBuckets.Sharding(slices: $0, sliceGradients: sliceGradients!.pointer) })
         let groupStarts = model.layout.groups.map(\.range.lowerBound)
         model.onGroupReady = { [buckets] group in buckets.ready(from: groupStarts[group]) }
         model.onBackwardProgress = { [buckets] in buckets.progress() }
@@ -199,17 +210,30 @@ public final class Trainer {
         Profiler.measure(.communication) {
             buckets.finish()
             reduction[0] = lossSum; reduction[1] = Double(counted); reduction[2] = stopSignal() ? 1 : 0
-            reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 3) }
+            // Sharded, each rank holds only its slice's gradients: their sums of squares travel with
+            // the loss (a non-finite gradient anywhere makes the sum non-finite on every rank).
+            if let g = sliceGradients { reduction[3] = VectorOps.sumOfSquares(g.pointer, count: g.count) }
+            reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: slices == nil ? 3 : 4) }
         }
         let loss = reduction[0] / max(reduction[1], 1)
         let stop = reduction[2] > 0
-        let norm = Profiler.measure(.optimizer) { GradientClipping.norm(model.gradients) }
+        let norm = slices == nil ? Profiler.measure(.optimizer) { GradientClipping.norm(model.gradients) } : Float(reduction[3].squareRoot())
         if !loss.isFinite || !norm.isFinite {
             return StepResult(loss: loss, updated: false, stopRequested: stop, gradientNorm: Double(norm))
         }
-        Profiler.measure(.optimizer) {
-            optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
-                           gradientScale: GradientClipping.factor(norm: norm, maxNorm: Float(config.optimizer.gradientClip)))
+        let factor = GradientClipping.factor(norm: norm, maxNorm: Float(config.optimizer.gradientClip))
+        if let slices, let sliceGradients {
+            // ZeRO-1: this rank updates its slice, then every rank's slice reaches every rank.
+            Profiler.measure(.optimizer) {
+                optimizer.step(parameters: model.parameters, sliceGradients: sliceGradients.pointer,
+                               learningRate: Float(learningRate), gradientScale: factor)
+            }
+            Profiler.measure(.communication) { communicator.allGatherInPlace(model.parameters.pointer, counts: slices.counts) }
+        } else {
+            Profiler.measure(.optimizer) {
+                optimizer.step(parameters: model.parameters, gradients: model.gradients, learningRate: Float(learningRate),
+                               gradientScale: factor)
+            }
         }
         model.parametersDidChange()
         return StepResult(loss: loss, updated: true, stopRequested: stop, gradientNorm: Double(norm))
@@ -233,20 +257,31 @@ public final class Trainer {
     }
 
     /// Continues from a checkpoint: rank 0 reads and verifies it, every rank receives the weights,
-    /// AdamW moments and state (as its encoded bytes). Shapes that differ from the config are an
-    /// error naming the tensor.
+    /// AdamW moments (sharded: its slice of them) and state (as its encoded bytes). Shapes that
+    /// differ from the config are an error naming the tensor. The file holds the whole buffer's
+    /// moments either way, so a run resumes on any rank count, sharded or not.
     public func resume(from path: String) throws {
         var saved: Data?, failure: Error?
+        // Sharded, rank 0 reads the moments into full-size buffers for the time of the scatter.
+        let whole = slices != nil && communicator.isCoordinator ? OptimizerMoments(count: model.layout.count) : nil
         if communicator.isCoordinator {
-            do { saved = try CheckpointStore.load(path, model: model, optimizer: optimizer).encoded() } catch { failure = error }
+            do {
+                saved = try CheckpointStore.load(path, model: model, moments: whole ?? OptimizerMoments(m: optimizer.m, v: optimizer.v)).encoded()
+            } catch { failure = error }
         }
         let received = ReplicaCheck.broadcastFromCoordinator(saved, communicator: communicator)
         if let failure { throw failure }
         guard let received else {
             throw CheckpointError(path: path, message: "rank 0 could not load this checkpoint (see its error)")
         }
-        for buffer in [model.parameters, optimizer.m, optimizer.v] {
-            communicator.broadcast(buffer.pointer, bytes: buffer.bytes, root: 0)
+        if let slices {
+            communicator.broadcast(model.parameters.pointer, bytes: model.parameters.bytes, root: 0)
+            communicator.scatter(whole?.m.pointer, counts: slices.counts, into: optimizer.m.pointer, root: 0)
+            communicator.scatter(whole?.v.pointer, counts: slices.counts, into: optimizer.v.pointer, root: 0)
+        } else {
+            for buffer in [model.parameters, optimizer.m, optimizer.v] {
+                communicator.broadcast(buffer.pointer, bytes: buffer.bytes, root: 0)
+            }
         }
         model.parametersDidChange()
         state = state.continuing(from: try TrainingState(encoded: received))
@@ -257,12 +292,28 @@ public final class Trainer {
     @discardableResult
     func saveCheckpoint() throws -> String? {
         schedule.willSave()
+        let moments = gatherMoments()
         guard communicator.isCoordinator, let checkpoints else { return nil }
         state.optimizerUpdates = optimizer.updates
-        let path = try checkpoints.save(model: model, optimizer: optimizer, state: state, config: config,
+        let path = try checkpoints.save(model: model, optimizer: optimizer, moments: moments, state: state, config: config,
                                         worldSize: communicator.worldSize)
         progress.report(.checkpoint(step: state.step, path: path))
         return path
+    }
+
+    /// Sharded, every rank's slice of the AdamW moments, gathered into full-size buffers on the
+    /// coordinator when it is about to save (they live until the checkpoint is written); nil
+    /// unsharded, on other ranks, and when the coordinator has no checkpoint store. Every rank
+    /// calls it at the same step: rank 0 says whether it saves.
+    func gatherMoments() -> OptimizerMoments? {
+        guard let slices else { return nil }
+        var saving: UInt8 = communicator.isCoordinator && checkpoints != nil ? 1 : 0
+        communicator.broadcast(&saving, bytes: 1, root: 0)
+        guard saving == 1 else { return nil }
+        let whole = communicator.isCoordinator ? OptimizerMoments(count: model.layout.count) : nil
+        communicator.gather(optimizer.m.pointer, counts: slices.counts, into: whole?.m.pointer, root: 0)
+        communicator.gather(optimizer.v.pointer, counts: slices.counts, into: whole?.v.pointer, root: 0)
+        return whole
     }
 
     /// Under a bare `mpirun`, a SIGTERM to mpirun reaches the ranks `odls_base_sigkill_timeout`

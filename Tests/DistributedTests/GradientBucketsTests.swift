@@ -28,6 +28,17 @@ final class RecordingCommunicator: Communicator {
         return false
     }
     func wait(slot: Int) { completed.insert(slot) }
+    var scattered: [(offset: Int, counts: [Int], slot: Int)] = []
+    var intos: [UnsafeMutablePointer<Float>] = []
+    func startReduceScatterSum(_ buffer: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>, slot: Int) {
+        #expect(!started.contains { $0.slot == slot && !completed.contains(slot) }, "slot \(slot) reused while in flight")
+        started.append((UnsafePointer(base).distance(to: buffer), counts.reduce(0, +), slot))
+        scattered.append((UnsafePointer(base).distance(to: buffer), counts, slot))
+        intos.append(into)
+    }
+    func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {}
+    func gather(_ send: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>?, root: Int) {}
+    func scatter(_ from: UnsafePointer<Float>?, counts: [Int], into: UnsafeMutablePointer<Float>, root: Int) {}
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {}
     func allGather(_ send: UnsafeRawPointer, bytes: Int, into: UnsafeMutableRawPointer) {}
     func barrier() {}
@@ -107,5 +118,31 @@ struct GradientBucketsTests {
         buckets.finish()
         #expect(comm.blocking.map(\.offset) == [600, 350, 100, 0])
         #expect(comm.blocking.map(\.count).reduce(0, +) == 870)
+    }
+
+    @Test func shardedBucketsReduceScatterIntoTheirPartOfThisRanksSlice() {
+        let grads = UnsafeMutablePointer<Float>.allocate(capacity: 870)
+        let slice = UnsafeMutablePointer<Float>.allocate(capacity: 448)
+        defer { grads.deallocate(); slice.deallocate() }
+        // Rank 0 of 2 (the recording communicator's): slices 0..<448 and 448..<870.
+        let slices = ParameterSlices(count: 870, world: 2)
+        #expect(slices.counts == [448, 422])
+        for overlap in [true, false] {
+            let comm = RecordingCommunicator(base: grads, testsToComplete: 1)
+            let buckets = GradientBuckets(groups: groups, bucketBytes: 0, gradients: grads, communicator: comm, overlap: overlap,
+                                          sharding: .init(slices: slices, sliceGradients: slice))
+            buckets.arm()
+            buckets.ready(from: 600)
+            #expect(comm.scattered.map(\.offset) == (overlap ? [600] : []))
+            buckets.finish()
+            #expect(comm.blocking.isEmpty, "a sharded run all-reduced a bucket")
+            #expect(comm.scattered.map(\.offset) == [600, 350, 100, 0])
+            // Each bucket's parts in rank order: the last block falls in rank 1's slice, h.1 straddles
+            // the boundary at 448, h.0 and the embeddings fall in rank 0's; rank 0 receives each
+            // part at its place in its slice.
+            #expect(comm.scattered.map(\.counts) == [[0, 270], [98, 152], [250, 0], [100, 0]])
+            #expect(comm.intos.map { slice.distance(to: $0) } == [448, 350, 100, 0])
+            #expect(comm.completed == [0, 1, 2, 3])
+        }
     }
 }

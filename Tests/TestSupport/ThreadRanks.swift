@@ -91,6 +91,44 @@ final class ThreadRank: Communicator {
     func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, slot: Int) { sum(buffer, count: count) }
     func test(slot: Int) -> Bool { true }
     func wait(slot: Int) {}
+    /// Sums in rank order, like `sum`, and keeps this rank's part.
+    func startReduceScatterSum(_ buffer: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>, slot: Int) {
+        let offset = counts[..<rank].reduce(0, +), n = counts[rank]
+        var total = [Float](repeating: 0, count: n)
+        exchange(buffer) { all in
+            for b in all { let p = b.assumingMemoryBound(to: Float.self) + offset; for i in 0..<n { total[i] += p[i] } }
+        }
+        for i in 0..<n { into[i] = total[i] }
+    }
+    func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        let total = counts.reduce(0, +)
+        var whole = [Float](repeating: 0, count: total)
+        exchange(buffer) { all in
+            var offset = 0
+            for (r, b) in all.enumerated() {
+                let p = b.assumingMemoryBound(to: Float.self)
+                for i in offset..<(offset + counts[r]) { whole[i] = p[i] }
+                offset += counts[r]
+            }
+        }
+        for i in 0..<total { buffer[i] = whole[i] }
+    }
+    func gather(_ send: UnsafePointer<Float>, counts: [Int], into: UnsafeMutablePointer<Float>?, root: Int) {
+        exchange(send) { all in
+            guard rank == root, let into else { return }
+            var offset = 0
+            for (r, b) in all.enumerated() {
+                (into + offset).update(from: b.assumingMemoryBound(to: Float.self), count: counts[r])
+                offset += counts[r]
+            }
+        }
+    }
+    func scatter(_ from: UnsafePointer<Float>?, counts: [Int], into: UnsafeMutablePointer<Float>, root: Int) {
+        let offset = counts[..<rank].reduce(0, +)
+        exchange(UnsafeRawPointer(from ?? UnsafePointer(into))) { all in
+            into.update(from: all[root].assumingMemoryBound(to: Float.self) + offset, count: counts[rank])
+        }
+    }
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) {
         var copy = [UInt8](repeating: 0, count: bytes)
         exchange(buffer) { all in copy.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: all[root], byteCount: bytes) } }
