@@ -20,13 +20,16 @@ public struct LinkFit: Equatable {
 
     public init(latency: Double, bandwidth: Double) { self.latency = latency; self.bandwidth = bandwidth }
 
-    /// Fits T = a + b·n to the timings (at least two distinct sizes), then α = a/2, β = 1/b.
+    /// Fits T = a + b·n to the timings (at least two distinct sizes), then α = a/2, β = 1/b. The
+    /// fit weighs each timing by 1/T² (it minimises relative errors), so the small messages, which
+    /// measure the latency, count as much as the large ones, which measure the bandwidth.
     public init(twoHostAllReduce timings: [CollectiveTiming]) throws {
         let xs = timings.map { Double($0.bytes) }, ys = timings.map(\.seconds)
         guard Set(xs).count >= 2 else { throw ScalingModelError("need all-reduce timings at two or more message sizes, got \(timings.count)") }
-        let n = Double(xs.count), mx = xs.reduce(0, +) / n, my = ys.reduce(0, +) / n
-        let sxy = zip(xs, ys).reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) }
-        let sxx = xs.reduce(0) { $0 + ($1 - mx) * ($1 - mx) }
+        let ws = ys.map { 1 / max($0 * $0, 1e-30) }, wsum = ws.reduce(0, +)
+        let mx = zip(ws, xs).reduce(0) { $0 + $1.0 * $1.1 } / wsum, my = zip(ws, ys).reduce(0) { $0 + $1.0 * $1.1 } / wsum
+        let sxy = zip(ws, zip(xs, ys)).reduce(0) { $0 + $1.0 * ($1.1.0 - mx) * ($1.1.1 - my) }
+        let sxx = zip(ws, xs).reduce(0) { $0 + $1.0 * ($1.1 - mx) * ($1.1 - mx) }
         let slope = sxy / sxx
         guard slope > 0 else { throw ScalingModelError("the all-reduce timings do not grow with the message size (slope \(slope) s/byte)") }
         latency = max(0, (my - slope * mx) / 2)
