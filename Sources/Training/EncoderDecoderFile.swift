@@ -10,6 +10,23 @@ import Support
 /// `model-config.json`: the model's shape plus the tokens that begin and end a sentence.
 public struct EncoderDecoderFile: Equatable, Codable {
     public static let fileName = "model-config.json"
+
+    /// Where a model's files are: `model` is a model.safetensors file, a directory holding it, a
+    /// run directory or RUN/checkpoints/step-N; its model-config.json and tokenizer.json are the
+    /// ones beside the weights, else the run's two levels up; `config` and `tokenizer` override
+    /// them. Nil when `model` does not exist.
+    public static func locate(model: String, config: String?, tokenizer: String?) -> (weights: String, config: String, tokenizer: String)? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) else { return nil }
+        let weights = isDirectory.boolValue ? model + "/model.safetensors" : model
+        let here = PathName.absolute(isDirectory.boolValue ? model : PathName.directory(of: model))
+        let run = PathName.directory(of: PathName.directory(of: here))
+        func find(_ name: String) -> String {
+            let candidates = [here + "/" + name, run + "/" + name]
+            return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
+        }
+        return (weights, config ?? find(fileName), tokenizer ?? find("tokenizer.json"))
+    }
     public var config: EncoderDecoderConfig
     /// Token texts (looked up in the tokenizer): the decoder's first input, and the end of a sentence
     /// (appended to every source, predicted last in every target). nil: `<s>`/`</s>` if the

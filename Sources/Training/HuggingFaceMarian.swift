@@ -55,19 +55,10 @@ public enum MarianExport {
     /// or RUN/checkpoints/step-N): model-config.json and tokenizer.json from the weights' directory,
     /// else from the run two levels up; `config` and `tokenizer` override them.
     public static func resolve(model: String, config: String? = nil, tokenizer: String? = nil) throws -> Source {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) else {
+        guard let files = EncoderDecoderFile.locate(model: model, config: config, tokenizer: tokenizer) else {
             throw MarianExportError(path: model, message: "no such file or directory (give a run, a checkpoint or a model.safetensors)")
         }
-        let weights = isDirectory.boolValue ? model + "/model.safetensors" : model
-        let here = PathName.absolute(isDirectory.boolValue ? model : PathName.directory(of: model))
-        let run = PathName.directory(of: PathName.directory(of: here))
-        func find(_ name: String) -> String {
-            let candidates = [here + "/" + name, run + "/" + name]
-            return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
-        }
-        return Source(weights: weights, config: config ?? find(EncoderDecoderFile.fileName),
-                      tokenizer: tokenizer ?? find("tokenizer.json"))
+        return Source(weights: files.weights, config: files.config, tokenizer: files.tokenizer)
     }
 
     /// Reads the model at `model` (see `resolve`) and writes the Marian directory into `directory`

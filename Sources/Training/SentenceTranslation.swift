@@ -30,20 +30,12 @@ public final class SentenceTranslation {
     /// the weights, then to the run's.
     public init(model: String, config: String?, tokenizer tokenizerPath: String?, batch: Int, beamSize: Int,
                 lengthPenalty: Float, extraLength: Int) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) else {
+        guard let files = EncoderDecoderFile.locate(model: model, config: config, tokenizer: tokenizerPath) else {
             throw TranslationSetupError(path: model, message: "no such file or directory")
         }
-        let weights = isDirectory.boolValue ? model + "/model.safetensors" : model
-        let here = PathName.absolute(isDirectory.boolValue ? model : PathName.directory(of: model))
-        let run = PathName.directory(of: PathName.directory(of: here))
-        func find(_ name: String) -> String {
-            let candidates = [here + "/" + name, run + "/" + name]
-            return candidates.first { FileManager.default.fileExists(atPath: $0) } ?? candidates[0]
-        }
-        let configPath = config ?? find(EncoderDecoderFile.fileName)
+        let weights = files.weights, configPath = files.config
         file = try EncoderDecoderFile.load(configPath)
-        let tokenizerPath = tokenizerPath ?? find("tokenizer.json")
+        let tokenizerPath = files.tokenizer
         tokenizer = try TokenizerFile.load(tokenizerPath)
         guard tokenizer.vocabularySize <= file.config.vocabularySize else {
             throw TranslationSetupError(path: tokenizerPath, message: "\(tokenizer.vocabularySize) tokens, but \(configPath) has vocabulary_size \(file.config.vocabularySize)")
