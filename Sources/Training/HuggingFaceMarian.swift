@@ -94,15 +94,7 @@ public enum MarianExport {
         guard tokenizer.vocabularySize <= c.vocabularySize else {
             throw MarianExportError(path: tokenizerPath, message: "\(tokenizer.vocabularySize) tokens, but \(configPath) has vocabulary_size \(c.vocabularySize)")
         }
-        let begin: Int32, end: Int32
-        do {
-            begin = try SentenceTranslation.token(file.beginToken, ["<s>", "<|endoftext|>"], key: "begin_token", tokenizer: tokenizer,
-                                                  tokenizerPath: tokenizerPath, configPath: configPath)
-            end = try SentenceTranslation.token(file.endToken, ["</s>", "<|endoftext|>"], key: "end_token", tokenizer: tokenizer,
-                                                tokenizerPath: tokenizerPath, configPath: configPath)
-        } catch let error as TranslationSetupError {
-            throw MarianExportError(path: error.path, message: error.message)
-        }
+        let (begin, end) = try tokens(file, tokenizer: tokenizer, tokenizerPath: tokenizerPath, configPath: configPath)
         let beginText = text(of: begin, in: tokenizerJSON), endText = text(of: end, in: tokenizerJSON)
         guard let beginText, let endText else {
             throw MarianExportError(path: tokenizerPath, message: "the begin/end tokens \(begin)/\(end) are not in added_tokens")
@@ -121,6 +113,20 @@ public enum MarianExport {
         try writeJSON(withEndToken(tokenizerJSON, endText: endText, end: end), to: directory + "/tokenizer.json")
         try writeJSON(tokenizerConfigJSON(c, beginText: beginText, endText: endText), to: directory + "/tokenizer_config.json")
         return Summary(begin: begin, end: end, tensors: marian.tensors.count, parameters: marian.count)
+    }
+
+    /// The begin (decoder start) and end tokens, chosen as `loom translate` chooses them.
+    public static func tokens(_ file: EncoderDecoderFile, tokenizer: Tokenizer, tokenizerPath: String,
+                              configPath: String) throws -> (begin: Int32, end: Int32) {
+        do {
+            let begin = try SentenceTranslation.token(file.beginToken, ["<s>", "<|endoftext|>"], key: "begin_token", tokenizer: tokenizer,
+                                                      tokenizerPath: tokenizerPath, configPath: configPath)
+            let end = try SentenceTranslation.token(file.endToken, ["</s>", "<|endoftext|>"], key: "end_token", tokenizer: tokenizer,
+                                                    tokenizerPath: tokenizerPath, configPath: configPath)
+            return (begin, end)
+        } catch let error as TranslationSetupError {
+            throw MarianExportError(path: error.path, message: error.message)
+        }
     }
 
     /// Refuses what Marian cannot express: pre-LN and a LayerNorm ε other than 1e-5.

@@ -22,21 +22,17 @@ struct TranslationLogitsCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let staging = try FileManager.default.url(for: .itemReplacementDirectory, in: .userDomainMask,
-                                                      appropriateFor: URL(fileURLWithPath: FileManager.default.currentDirectoryPath), create: true).path
-            defer { try? FileManager.default.removeItem(atPath: staging) }
-            // The export's own begin and end tokens, so both sides feed the same ids.
-            let summary = try MarianExport.write(model: model, config: config, tokenizer: tokenizer, into: staging)
-            try writeLogits(pairs: pairs, begin: summary.begin, end: summary.end, prefix: out)
+            try writeLogits(pairs: pairs, prefix: out)
         }
     }
 
     /// Loom's forward on the pairs of `pairs` as one batch (sources padded and masked): the source
-    /// is its tokens + end, the decoder input begin + target tokens.
-    func writeLogits(pairs path: String, begin: Int32, end: Int32, prefix: String) throws {
+    /// is its tokens + end, the decoder input begin + target tokens (the export's tokens).
+    func writeLogits(pairs path: String, prefix: String) throws {
         let source = try MarianExport.resolve(model: model, config: config, tokenizer: tokenizer)
         let file = try EncoderDecoderFile.load(source.config)
         let tok = try TokenizerFile.load(source.tokenizer)
+        let (begin, end) = try MarianExport.tokens(file, tokenizer: tok, tokenizerPath: source.tokenizer, configPath: source.config)
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
         let pairs = try lines.map { line -> ([Int32], [Int32]) in
             let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
