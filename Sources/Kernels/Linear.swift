@@ -5,14 +5,15 @@ import Support
 
 /// Shapes: N rows (B·T), I input features, O output features.
 public enum Linear {
-    /// out(N,O) = inp(N,I) · weight(I,O) + bias(O); with `gelu`, also gelu(N,O) = GELU(out), the
-    /// MLP's activation, done by each thread on its rows right after its sgemm (one parallel job,
+    /// out(N,O) = inp(N,I) · weight(I,O) + bias(O); with `gelu`, also gelu(N,O) = GELU(out) in
+    /// `geluForm` (tanh or erf), the MLP's activation, done by each thread on its rows right after its sgemm (one parallel job,
     /// the rows still in cache; `bench --profile` counts that GELU time as the layer's).
     /// With `bf16`, each thread first rounds its rows of `inp` to bf16 and multiplies them by the
     /// weight's bf16 copy; the output, bias and GELU stay fp32.
     public static func forward(
         out: UnsafeMutablePointer<Float>,      // (N, O)
         gelu: UnsafeMutablePointer<Float>? = nil, // (N, O) GELU(out), when given
+        geluForm: GELU.Form = .tanh,
         inp: UnsafePointer<Float>,             // (N, I)
         weight: UnsafePointer<Float>,          // (I, O)
         bias: UnsafePointer<Float>?,           // (O)
@@ -24,8 +25,8 @@ public enum Linear {
         // thread (one pool thread, or inside a GPT thread replica), where it is the whole layer.
         if N >= O || ThreadPool.shared.runsSerially {
             Profiler.measure(.linear) {
-                ThreadPool.shared.parallelFor(N, grain: 16, ForwardRows(out: out, gelu: gelu, inp: inp, weight: weight,
-                                                                        bias: bias, I: I, O: O, low: low))
+                ThreadPool.shared.parallelFor(N, grain: 16, ForwardRows(out: out, gelu: gelu, form: geluForm, inp: inp,
+                                                                        weight: weight, bias: bias, I: I, O: O, low: low))
             }
             return
         }
@@ -40,7 +41,7 @@ public enum Linear {
                               beta: bias == nil ? 0 : 1, c: out, ldc: O)
             }
         }
-        if let gelu { GELU.forward(out: gelu, inp: out, count: N * O) }
+        if let gelu { GELU.forward(out: gelu, inp: out, count: N * O, form: geluForm) }
     }
 
     /// The bf16 operands of one layer's products: its weight's bf16 copy and the scratch its
@@ -60,8 +61,8 @@ public enum Linear {
     /// One thread's rows of the forward: bias rows, sgemm (or rounding its rows to bf16 and a
     /// bf16 product), GELU.
     struct ForwardRows: ParallelLoop {
-        let out: UnsafeMutablePointer<Float>, gelu: UnsafeMutablePointer<Float>?, inp: UnsafePointer<Float>
-        let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, I: Int, O: Int
+        let out: UnsafeMutablePointer<Float>, gelu: UnsafeMutablePointer<Float>?, form: GELU.Form
+        let inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, I: Int, O: Int
         let low: LowPrecision?
         func run(_ rows: Range<Int>) {
             if let bias { RowFill(out: out, row: bias, columns: O).run(rows) }
@@ -74,7 +75,7 @@ public enum Linear {
                             beta: bias == nil ? 0 : 1, c: out + rows.lowerBound * O, ldc: O)
             }
             if let gelu {
-                GELU.Forward(out: gelu, inp: UnsafePointer(out)).run(rows.lowerBound * O..<rows.upperBound * O)
+                GELU.Forward(out: gelu, inp: UnsafePointer(out), form: form).run(rows.lowerBound * O..<rows.upperBound * O)
             }
         }
     }
@@ -82,7 +83,8 @@ public enum Linear {
     /// dweight(I,O) += inpᵀ · dout; dbias(O) += Σ_rows dout; dinp(N,I) = dout · weightᵀ
     /// (overwritten, or added to when `accumulateInput`, e.g. an encoder output read by many layers).
     /// With `geluInput` (`inp` was GELU(geluInput)), dinp is the gradient with respect to geluInput:
-    /// (dout · weightᵀ) ⊙ GELU′(geluInput), each thread's rows done right after its sgemm.
+    /// (dout · weightᵀ) ⊙ GELU′(geluInput) (GELU in `geluForm`), each thread's rows done right after
+    /// its sgemm.
     /// With `bf16`, `dout` and `inp` are first rounded to bf16 (one parallel pass) and both
     /// products take them with the weight's bf16 copy; dweight, dbias and dinp stay fp32.
     public static func backward(
@@ -93,13 +95,14 @@ public enum Linear {
         inp: UnsafePointer<Float>,             // (N, I)
         weight: UnsafePointer<Float>,          // (I, O)
         geluInput: UnsafePointer<Float>? = nil, // (N, I) pre-activation, when inp = GELU(it)
+        geluForm: GELU.Form = .tanh,
         rows N: Int, inputs I: Int, outputs O: Int, accumulateInput: Bool = false,
         bf16: BF16Operands? = nil
     ) {
         precondition(geluInput == nil || !accumulateInput, "Linear.backward: geluInput with accumulateInput")
         let low = bf16.map { LowPrecision(operands: $0, weight: weight, rows: N, inputs: I, outputs: O) }
         let job = BackwardParts(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
-                                geluInput: geluInput, N: N, I: I, O: O, beta: accumulateInput ? 1 : 0,
+                                geluInput: geluInput, geluForm: geluForm, N: N, I: I, O: O, beta: accumulateInput ? 1 : 0,
                                 parts: ThreadPool.shared.runsSerially ? 1 : ThreadPool.shared.threads, low: low)
         if let low {
             Profiler.measure(.conversion) {
@@ -127,7 +130,7 @@ public enum Linear {
     struct BackwardParts: ParallelLoop {
         let dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>
         let dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>
-        let weight: UnsafePointer<Float>, geluInput: UnsafePointer<Float>?
+        let weight: UnsafePointer<Float>, geluInput: UnsafePointer<Float>?, geluForm: GELU.Form
         let N: Int, I: Int, O: Int, beta: Float, parts: Int
         let low: LowPrecision?
 
@@ -136,7 +139,7 @@ public enum Linear {
                 if let dinp {
                     // Fewer rows than inputs (a tiny batch): part 0 does all of dinp.
                     let rows = N >= I ? ThreadPool.part(p, of: parts, count: N, grain: 16) : p == 0 ? 0..<N : 0..<0
-                    InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput,
+                    InputGradientRows(dinp: dinp, dout: dout, weight: weight, geluInput: geluInput, geluForm: geluForm,
                                       I: I, O: O, beta: beta, low: low).run(rows)
                 }
                 if I >= O {
@@ -171,7 +174,7 @@ public enum Linear {
     /// One thread's rows of dinp: sgemm (or the bf16 product), then the GELU derivative in place.
     struct InputGradientRows: ParallelLoop {
         let dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>
-        let geluInput: UnsafePointer<Float>?, I: Int, O: Int, beta: Float
+        let geluInput: UnsafePointer<Float>?, geluForm: GELU.Form, I: Int, O: Int, beta: Float
         let low: LowPrecision?
         func run(_ rows: Range<Int>) {
             if let low {
@@ -182,7 +185,7 @@ public enum Linear {
                             b: weight, ldb: O, beta: beta, c: dinp + rows.lowerBound * I, ldc: I)
             }
             if let geluInput {
-                GELU.Backward(dinp: dinp, inp: geluInput, dout: UnsafePointer(dinp))
+                GELU.Backward(dinp: dinp, inp: geluInput, dout: UnsafePointer(dinp), form: geluForm)
                     .run(rows.lowerBound * I..<rows.upperBound * I)
             }
         }

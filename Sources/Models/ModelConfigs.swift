@@ -1,4 +1,4 @@
-// ModelConfigs: the shapes of Loom's two model families (GPT and the encoder-decoder) and the
+// ModelConfigs: the shapes of Loom's model families (GPT, the encoder-decoder and BERT) and the
 // closed sets they are built from, as plain data. Training reads and writes them (YAML and JSON).
 import Kernels
 
@@ -81,6 +81,53 @@ public struct EncoderDecoderConfig: Equatable, Sendable {
         if width % 2 != 0 { return "width \(width) must be even (sin and cos halves of the position signal)" }
         if ffnWidth < 1 { return "ffn_width must be ≥ 1" }
         if !(0..<1).contains(dropout) || !(0..<1).contains(attentionDropout) { return "dropout must be in [0, 1)" }
+        return nil
+    }
+}
+
+/// BERT's shape (Hugging Face `BertConfig` names in the comments). Plain data; Training reads and
+/// writes it.
+public struct BERTConfig: Equatable, Sendable {
+    public var vocabularySize: Int
+    /// Rows of the position table (`max_position_embeddings`): the longest sequence.
+    public var contextLength: Int
+    public var layers: Int
+    public var heads: Int
+    public var width: Int
+    /// The feed-forward width (`intermediate_size`).
+    public var ffnWidth: Int
+    /// Rows of the segment (token type) table (`type_vocab_size`).
+    public var typeVocabularySize: Int
+    /// Hidden dropout (`hidden_dropout_prob`): on the embeddings and every sub-layer's output.
+    public var dropout: Float
+    /// Dropout on the attention probabilities (`attention_probs_dropout_prob`).
+    public var attentionDropout: Float
+    /// BERT's post-LN, or pre-LN with a final LayerNorm after the stack. The embeddings have their
+    /// LayerNorm in both.
+    public var normPlacement: NormPlacement
+    /// Every LayerNorm's ε (`layer_norm_eps`).
+    public var layerNormEpsilon: Float
+
+    /// `ffnWidth` nil is 4·width.
+    public init(vocabularySize: Int, contextLength: Int, layers: Int, heads: Int, width: Int, ffnWidth: Int? = nil,
+                typeVocabularySize: Int = 2, dropout: Float = 0, attentionDropout: Float = 0,
+                normPlacement: NormPlacement = .post, layerNormEpsilon: Float = 1e-12) {
+        self.vocabularySize = vocabularySize; self.contextLength = contextLength; self.layers = layers
+        self.heads = heads; self.width = width; self.ffnWidth = ffnWidth ?? 4 * width
+        self.typeVocabularySize = typeVocabularySize; self.dropout = dropout; self.attentionDropout = attentionDropout
+        self.normPlacement = normPlacement; self.layerNormEpsilon = layerNormEpsilon
+    }
+
+    /// Why the shape is impossible, or nil.
+    public var problem: String? {
+        if vocabularySize < 1 { return "vocabulary_size must be ≥ 1" }
+        if contextLength < 1 { return "context_length must be ≥ 1" }
+        if layers < 1 { return "layers must be ≥ 1" }
+        if heads < 1 || width % heads != 0 { return "width \(width) must be divisible by heads \(heads)" }
+        if ffnWidth < 1 { return "ffn_width must be ≥ 1" }
+        if typeVocabularySize < 1 { return "type_vocabulary_size must be ≥ 1" }
+        if !(0..<1).contains(dropout) || !(0..<1).contains(attentionDropout) { return "dropout must be in [0, 1)" }
+        if !(layerNormEpsilon > 0) { return "layer_norm_epsilon must be > 0" }
         return nil
     }
 }

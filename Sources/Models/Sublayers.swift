@@ -1,6 +1,6 @@
 // Sublayers: the pieces a Transformer block is made of — a residual wrapper with its LayerNorm
 // before or after (NormPlacement), multi-head attention (self or cross; causal or padded), and a
-// feed-forward layer (GELU or ReLU) — each with forward, backward (adds into parameter gradients)
+// feed-forward layer (GELU, tanh or erf form, or ReLU) — each with forward, backward (adds into parameter gradients)
 // and a cached decoding step. Each declares its tensors and activations once, through
 // ModelBuilder, and keeps the handles; GPT and EncoderDecoder compose them (TransformerBlock).
 //
@@ -256,7 +256,18 @@ struct AttentionSublayer {
 
 /// Two Linear layers with an activation between: (C,F), GELU or ReLU, (F,C).
 struct FeedForwardSublayer {
-    enum Activation { case gelu, relu }
+    /// `gelu`: GPT-2's tanh form; `geluExact`: the erf form (BERT's); `relu`.
+    enum Activation {
+        case gelu, geluExact, relu
+        /// The GELU form, or nil for ReLU.
+        var geluForm: GELU.Form? {
+            switch self {
+            case .gelu: .tanh
+            case .geluExact: .erf
+            case .relu: nil
+            }
+        }
+    }
 
     let activation: Activation
     let fc1, fc2: Affine             // (C,F), (F); (F,C), (C)
@@ -269,14 +280,14 @@ struct FeedForwardSublayer {
     init(_ b: inout ModelBuilder, fc1: String, fc2: String, activation: Activation, rows N: Int, width C: Int, hidden F: Int) {
         self.activation = activation; width = C; hiddenWidth = F
         self.fc1 = b.linear(fc1, inputs: C, outputs: F); self.fc2 = b.linear(fc2, inputs: F, outputs: C)
-        hidden = b.buffer(N * F); activated = activation == .gelu ? b.buffer(N * F) : nil; output = b.buffer(N * C)
+        hidden = b.buffer(N * F); activated = activation == .relu ? nil : b.buffer(N * F); output = b.buffer(N * C)
     }
 
     /// fc2(act(fc1(inp))) (B,T,C); GELU is fused into fc1's product.
     func forward(_ inp: UnsafePointer<Float>, _ s: Pass) -> UnsafeMutablePointer<Float> {
         let a = s.a, p = s.p, C = width, F = hiddenWidth, rows = s.rows
-        Linear.forward(out: a[hidden], gelu: a[optional: activated], inp: inp, weight: p[fc1.weight], bias: p[fc1.bias], rows: rows,
-                       inputs: C, outputs: F, bf16: s.bf16)
+        Linear.forward(out: a[hidden], gelu: a[optional: activated], geluForm: activation.geluForm ?? .tanh, inp: inp,
+                       weight: p[fc1.weight], bias: p[fc1.bias], rows: rows, inputs: C, outputs: F, bf16: s.bf16)
         if activation == .relu { ReLU.forward(out: a[hidden], inp: a[hidden], count: rows * F) }
         Linear.forward(out: a[output], inp: a[optional: activated] ?? a[hidden], weight: p[fc2.weight], bias: p[fc2.bias],
                        rows: rows, inputs: F, outputs: C, bf16: s.bf16)
@@ -290,7 +301,7 @@ struct FeedForwardSublayer {
         // With GELU the gradient goes through GELU′ straight into dhidden, fused into the product.
         Linear.backward(dinp: a[t.dhidden], dweight: g[fc2.weight], dbias: g[fc2.bias], dout: branch,
                         inp: a[optional: activated] ?? a[hidden], weight: p[fc2.weight],
-                        geluInput: activation == .gelu ? UnsafePointer(a[hidden]) : nil,
+                        geluInput: activation == .relu ? nil : UnsafePointer(a[hidden]), geluForm: activation.geluForm ?? .tanh,
                         rows: rows, inputs: F, outputs: C, bf16: s.bf16)
         s.progress?()
         var dhidden = UnsafePointer(a[t.dhidden])
@@ -307,10 +318,8 @@ struct FeedForwardSublayer {
     func step(_ inp: UnsafePointer<Float>, _ s: DecodeStep) {
         let a = s.a, x = s.scratch, p = s.p, C = width, F = hiddenWidth, N = s.rows
         Linear.forward(out: a[x.hidden], inp: inp, weight: p[fc1.weight], bias: p[fc1.bias], rows: N, inputs: C, outputs: F)
-        switch activation {
-        case .gelu: GELU.forward(out: a[x.activated], inp: a[x.hidden], count: N * F)
-        case .relu: ReLU.forward(out: a[x.activated], inp: a[x.hidden], count: N * F)
-        }
+        if let form = activation.geluForm { GELU.forward(out: a[x.activated], inp: a[x.hidden], count: N * F, form: form) }
+        else { ReLU.forward(out: a[x.activated], inp: a[x.hidden], count: N * F) }
         Linear.forward(out: a[x.projected], inp: a[x.activated], weight: p[fc2.weight], bias: p[fc2.bias], rows: N,
                        inputs: F, outputs: C)
     }

@@ -19,9 +19,10 @@ public protocol TrainableModel: AnyObject {
     /// Call after anything but `initialize` changed `parameters` (an optimizer update, a loaded
     /// checkpoint, a broadcast): refreshes the bf16 copy of the weights; no-op in fp32.
     func parametersDidChange()
-    /// A short name written into saved files ("gpt", "transformer").
+    /// A short name written into saved files ("gpt", "transformer", "bert").
     var kind: String { get }
 }
 
 extension GPT: TrainableModel { public var kind: String { "gpt" } }
 extension EncoderDecoder: TrainableModel { public var kind: String { "transformer" } }
+extension BERT: TrainableModel { public var kind: String { "bert" } }
