@@ -79,7 +79,7 @@ public enum TokenizerFile {
             return try CharacterTokenizer(huggingFace: object, path: path)
         }
         if let model = object["model"] as? [String: Any], model["type"] as? String == "WordPiece" {
-            return try WordPiece(huggingFace: object, path: path)
+            return try WordPiece(huggingFace: object, path: path, json: data)
         }
         if object["model"] is [String: Any] {
             return try ByteLevelBPE(huggingFace: object, path: path)

@@ -479,11 +479,19 @@ extension WordPiece {
     /// `tokenizers` / transformers' BertTokenizerFast (bert-base-uncased's layout). The normalizer
     /// must be BertNormalizer (or null), the pre-tokenizer BertPreTokenizer, the decoder WordPiece
     /// (or null); the post-processor is not applied (`encode` adds no [CLS]/[SEP]).
-    public convenience init(huggingFace object: [String: Any], path: String) throws {
+    /// `json`, the file's bytes, lets the vocabulary be read byte-exactly: a Swift dictionary (what
+    /// JSONSerialization gives) keeps one of two canonically equivalent tokens, such as "é" and
+    /// "e\u{301}", which `tokenizers` keeps apart.
+    public convenience init(huggingFace object: [String: Any], path: String, json: Data? = nil) throws {
         func fail(_ key: String, _ reason: String) -> TokenizerError { .unreadable(path: path, reason: "key '\(key)': \(reason)") }
         guard let model = object["model"] as? [String: Any] else { throw fail("model", "missing") }
         guard model["type"] as? String == "WordPiece" else { throw fail("model.type", "is \(model["type"] ?? "missing"); expected WordPiece") }
-        guard let vocab = model["vocab"] as? [String: Int] else { throw fail("model.vocab", "missing or not a map of token → id") }
+        guard model["vocab"] is [String: Int] else { throw fail("model.vocab", "missing or not a map of token → id") }
+        var vocab: [(String, Int)] = (model["vocab"] as! [String: Int]).map { ($0.key, $0.value) }
+        if let json {
+            guard let exact = ExactJSON.vocabulary(json) else { throw fail("model.vocab", "cannot be read as a map of token → id") }
+            vocab = exact
+        }
         var tokens = [String?](repeating: nil, count: vocab.count)
         for (token, id) in vocab {
             guard (0..<vocab.count).contains(id), tokens[id] == nil else {
@@ -539,5 +547,134 @@ extension WordPiece {
                       handleChineseChars: chinese, normalizes: normalizes, unknownToken: unk,
                       continuingSubwordPrefix: prefix, maxInputCharsPerWord: maxChars, addedTokens: added,
                       decoderCleanup: cleanup, path: path)
+    }
+}
+
+/// Just enough of a JSON reader to take `model.vocab` out of a tokenizer.json with its keys as
+/// written (in file order, none merged): the rest of the file is read with JSONSerialization.
+enum ExactJSON {
+    indirect enum Value {
+        case object([(String, Value)]), array([Value]), string(String), number(String), bool(Bool), null
+    }
+
+    /// The (token, id) pairs of `model.vocab`, or nil when the file has none or is not JSON.
+    static func vocabulary(_ data: Data) -> [(String, Int)]? {
+        let bytes = [UInt8](data)
+        var reader = Reader(bytes: bytes)
+        guard let root = reader.value(), case let .object(top) = root,
+              case let .object(model)? = top.last(where: { $0.0 == "model" })?.1,
+              case let .object(vocab)? = model.last(where: { $0.0 == "vocab" })?.1 else { return nil }
+        var out: [(String, Int)] = []
+        for (token, value) in vocab {
+            guard case let .number(text) = value, let id = Int(text) else { return nil }
+            out.append((token, id))
+        }
+        return out
+    }
+
+    struct Reader {
+        let bytes: [UInt8]
+        var i = 0
+
+        mutating func skipSpace() {
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+        }
+
+        mutating func literal(_ word: String, _ v: Value) -> Value? {
+            let w = Array(word.utf8)
+            guard i + w.count <= bytes.count, Array(bytes[i ..< i + w.count]) == w else { return nil }
+            i += w.count
+            return v
+        }
+
+        mutating func value() -> Value? {
+            skipSpace()
+            guard i < bytes.count else { return nil }
+            switch bytes[i] {
+            case UInt8(ascii: "{"):
+                i += 1
+                var members: [(String, Value)] = []
+                skipSpace()
+                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+                while true {
+                    skipSpace()
+                    guard let key = string() else { return nil }
+                    skipSpace()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
+                    i += 1
+                    guard let v = value() else { return nil }
+                    members.append((key, v))
+                    skipSpace()
+                    guard i < bytes.count else { return nil }
+                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
+                    return nil
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                var items: [Value] = []
+                skipSpace()
+                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                while true {
+                    guard let v = value() else { return nil }
+                    items.append(v)
+                    skipSpace()
+                    guard i < bytes.count else { return nil }
+                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
+                    return nil
+                }
+            case UInt8(ascii: "\""): return string().map(Value.string)
+            case UInt8(ascii: "t"): return literal("true", .bool(true))
+            case UInt8(ascii: "f"): return literal("false", .bool(false))
+            case UInt8(ascii: "n"): return literal("null", .null)
+            default:
+                let start = i
+                while i < bytes.count, let c = Optional(bytes[i]),
+                      (0x30...0x39).contains(c) || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".")
+                        || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") { i += 1 }
+                return i > start ? .number(String(decoding: bytes[start ..< i], as: UTF8.self)) : nil
+            }
+        }
+
+        /// A string literal at `i`, escapes resolved (\uXXXX surrogate pairs joined).
+        mutating func string() -> String? {
+            guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
+            i += 1
+            var out: [UInt8] = []
+            while i < bytes.count {
+                let c = bytes[i]
+                if c == UInt8(ascii: "\"") { i += 1; return String(validating: out, as: UTF8.self) }
+                if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+                guard i + 1 < bytes.count else { return nil }
+                let e = bytes[i + 1]
+                i += 2
+                switch e {
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "u"):
+                    guard var v = hex4() else { return nil }
+                    if (0xD800...0xDBFF).contains(v) {
+                        guard i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else { return nil }
+                        i += 2
+                        guard let low = hex4(), (0xDC00...0xDFFF).contains(low) else { return nil }
+                        v = 0x10000 + (v - 0xD800) << 10 + (low - 0xDC00)
+                    }
+                    guard Unicode.Scalar(v) != nil else { return nil }
+                    BertPipeline.appendUTF8([v][...], to: &out)
+                default: out.append(e)   // \" \\ \/
+                }
+            }
+            return nil
+        }
+
+        mutating func hex4() -> UInt32? {
+            guard i + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[i ..< i + 4], as: UTF8.self), radix: 16) else { return nil }
+            i += 4
+            return v
+        }
     }
 }
