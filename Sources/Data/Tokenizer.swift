@@ -62,8 +62,8 @@ public enum TokenizerError: Error, CustomStringConvertible {
 
 public enum TokenizerFile {
     /// Loads whichever tokenizer `path` holds: Loom's character tokenizer (or its Hugging Face
-    /// WordLevel form), a Hugging Face `tokenizer.json` with a byte-level BPE model, or GPT-2's `vocab.json` (with `merges.txt`
-    /// beside it).
+    /// WordLevel form), a Hugging Face `tokenizer.json` with a WordPiece (BERT) or byte-level BPE
+    /// model, or GPT-2's `vocab.json` (with `merges.txt` beside it).
     public static func load(_ path: String) throws -> Tokenizer {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -77,6 +77,9 @@ public enum TokenizerFile {
         }
         if let model = object["model"] as? [String: Any], model["type"] as? String == "WordLevel" {
             return try CharacterTokenizer(huggingFace: object, path: path)
+        }
+        if let model = object["model"] as? [String: Any], model["type"] as? String == "WordPiece" {
+            return try WordPiece(huggingFace: object, path: path, json: data)
         }
         if object["model"] is [String: Any] {
             return try ByteLevelBPE(huggingFace: object, path: path)

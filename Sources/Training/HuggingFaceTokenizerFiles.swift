@@ -1,6 +1,7 @@
 // HuggingFaceTokenizerFiles: a run's tokenizer as transformers' AutoTokenizer loads it —
 // tokenizer.json, tokenizer_config.json and special_tokens_map.json, plus GPT-2's vocab.json and
-// merges.txt for the byte-level BPE; the character vocabulary as a `tokenizers` WordLevel model.
+// merges.txt for the byte-level BPE, BERT's vocab.txt for WordPiece; the character vocabulary as a
+// `tokenizers` WordLevel model.
 import Foundation
 import Data
 import Support
@@ -29,6 +30,22 @@ public enum HuggingFaceTokenizerFiles {
             try AtomicFile.write(directory + "/tokenizer_config.json", data: try json(config))
             try AtomicFile.write(directory + "/special_tokens_map.json", data: try json(specials))
             return (["tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"], nil)
+        case let wordPiece as WordPiece:
+            try AtomicFile.write(directory + "/tokenizer.json", data: try wordPiece.serialized())
+            try AtomicFile.write(directory + "/vocab.txt", text: wordPiece.vocabularyText)
+            // BertTokenizer's settings; the slow (Python) tokenizer reads vocab.txt and these.
+            var config: [String: Any] = ["tokenizer_class": "BertTokenizer", "model_max_length": modelMaxLength,
+                                         "do_lower_case": wordPiece.lowercase, "strip_accents": wordPiece.stripAccents,
+                                         "tokenize_chinese_chars": wordPiece.handleChineseChars, "do_basic_tokenize": true,
+                                         "clean_up_tokenization_spaces": true]
+            var specials: [String: Any] = [:]
+            for (key, token) in [("pad_token", "[PAD]"), ("unk_token", wordPiece.unknownToken), ("cls_token", "[CLS]"),
+                                 ("sep_token", "[SEP]"), ("mask_token", "[MASK]")] where token == wordPiece.unknownToken || wordPiece.specialTokenID(token) != nil {
+                config[key] = token; specials[key] = token
+            }
+            try AtomicFile.write(directory + "/tokenizer_config.json", data: try json(config))
+            try AtomicFile.write(directory + "/special_tokens_map.json", data: try json(specials))
+            return (["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"], nil)
         case let characters as CharacterTokenizer:
             try AtomicFile.write(directory + "/tokenizer.json", data: try characterTokenizerJSON(characters))
             let config: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": modelMaxLength,

@@ -1,6 +1,6 @@
-// TokenizerCommands: `loom tokenizer train …` (learn a byte-level BPE), `loom tokenizer encode` /
-// `decode` (text ⇄ ids, line by line) and `loom tokenize …` (encode text files into memory-mappable
-// shards). Thin shells over Data; not where BPE lives.
+// TokenizerCommands: `loom tokenizer train …` (learn a byte-level BPE or a WordPiece vocabulary),
+// `loom tokenizer encode` / `decode` (text ⇄ ids, line by line) and `loom tokenize …` (encode text
+// files into memory-mappable shards). Thin shells over Data; not where the tokenizers live.
 import ArgumentParser
 import Foundation
 import Data
@@ -11,43 +11,90 @@ import Support
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenizer", abstract: "Tokenizer tools.",
                                                     subcommands: [TokenizerTrainCommand.self, TokenizerEncodeCommand.self,
-                                                                  TokenizerDecodeCommand.self])
+                                                                  TokenizerDecodeCommand.self, TokenizerExportCommand.self])
 }
 
 struct TokenizerTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Learn a byte-level BPE (GPT-2 scheme) and save it as a Hugging Face tokenizer.json.")
+        commandName: "train", abstract: "Learn a byte-level BPE (GPT-2 scheme) or a WordPiece vocabulary (BERT scheme) and save it as a Hugging Face tokenizer.json.",
+        discussion: """
+            --kind bpe (the default): 256 bytes, then merges by frequency, then the --special tokens. --kind wordpiece: \
+            [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0-4), the characters of the text (word-initial and ## forms), then \
+            merges by WordPiece's score count(ab)/(count(a)*count(b)); the text is lowercased and its accents stripped \
+            unless --cased. WordPiece's special tokens are fixed (no --special).
+            """)
 
-    @Option(name: .customLong("vocab-size"), help: "Vocabulary size: 256 bytes + merges + special tokens.") var vocabSize: Int
-    @Option(name: .customLong("special"), help: "A special token, e.g. <|endoftext|> (repeatable).") var specials: [String] = []
+    enum Kind: String, ExpressibleByArgument, CaseIterable { case bpe, wordpiece }
+
+    @Option(help: "What to learn: bpe or wordpiece.") var kind: Kind = .bpe
+    @Option(name: .customLong("vocab-size"), help: "Vocabulary size (bpe: 256 bytes + merges + special tokens; wordpiece: the 5 special tokens + characters + merges).") var vocabSize: Int
+    @Option(name: .customLong("special"), help: "bpe: a special token, e.g. <|endoftext|> (repeatable).") var specials: [String] = []
+    @Flag(help: "wordpiece: keep case and accents (BERT's cased setting); the default lowercases and strips accents.") var cased = false
     @Option(help: "Where to write the tokenizer.") var out: String = "tokenizer.json"
-    @Argument(help: "UTF-8 (or any) text files to learn from.") var files: [String]
+    @Argument(help: "UTF-8 (or, for bpe, any) text files to learn from.") var files: [String]
 
     func run() throws {
         try reportingErrors {
-            guard vocabSize >= 256 + specials.count else {
-                throw ValidationError("--vocab-size must be at least 256 (the bytes) + \(specials.count) special token(s), got \(vocabSize)")
-            }
             guard !files.isEmpty else { throw ValidationError("give at least one text file") }
-            let t0 = monotonicSeconds()
-            var trainer = BPETrainer(specials: specials)
+            var inputs: [(path: String, data: Data)] = []
             for path in files {
                 guard let data = FileManager.default.contents(atPath: path) else {
                     throw ValidationError("\(path): input file not found or unreadable")
                 }
                 guard !data.isEmpty else { throw ValidationError("\(path): the input file is empty; remove it from the list") }
-                data.withUnsafeBytes { trainer.add($0) }
+                inputs.append((path, data))
             }
-            let counted = monotonicSeconds() - t0
-            let bpe = try trainer.train(vocabularySize: vocabSize, specials: specials)
-            let total = monotonicSeconds() - t0
-            let directory = PathName.directory(of: out)
-            if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            try AtomicFile.write(out, data: try bpe.serialized())
-            print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d merges, vocabulary %d; counting %.2f s, merging %.2f s, total %.2f s; wrote %@",
-                         Double(trainer.bytesRead) / 1e6, trainer.uniqueWords, bpe.merges.count, bpe.vocabularySize,
-                         counted, total - counted, total, out))
+            switch kind {
+            case .bpe: try trainBPE(inputs)
+            case .wordpiece: try trainWordPiece(inputs)
+            }
         }
+    }
+
+    func write(_ data: Data) throws {
+        let directory = PathName.directory(of: out)
+        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        try AtomicFile.write(out, data: data)
+    }
+
+    func trainBPE(_ inputs: [(path: String, data: Data)]) throws {
+        guard !cased else { throw ValidationError("--cased is for --kind wordpiece; a byte-level BPE always keeps the text as it is") }
+        guard vocabSize >= 256 + specials.count else {
+            throw ValidationError("--vocab-size must be at least 256 (the bytes) + \(specials.count) special token(s), got \(vocabSize)")
+        }
+        let t0 = monotonicSeconds()
+        var trainer = BPETrainer(specials: specials)
+        for input in inputs { input.data.withUnsafeBytes { trainer.add($0) } }
+        let counted = monotonicSeconds() - t0
+        let bpe = try trainer.train(vocabularySize: vocabSize, specials: specials)
+        let total = monotonicSeconds() - t0
+        try write(try bpe.serialized())
+        print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d merges, vocabulary %d; counting %.2f s, merging %.2f s, total %.2f s; wrote %@",
+                     Double(trainer.bytesRead) / 1e6, trainer.uniqueWords, bpe.merges.count, bpe.vocabularySize,
+                     counted, total - counted, total, out))
+    }
+
+    func trainWordPiece(_ inputs: [(path: String, data: Data)]) throws {
+        guard specials.isEmpty else {
+            throw ValidationError("--special is for --kind bpe; a WordPiece vocabulary's special tokens are fixed: \(WordPiece.defaultSpecials.joined(separator: " ")) (ids 0-4)")
+        }
+        let t0 = monotonicSeconds()
+        var trainer = WordPieceTrainer(lowercase: !cased)
+        for input in inputs {
+            do { try input.data.withUnsafeBytes { try trainer.add($0) } } catch {
+                throw ValidationError("\(input.path): \(error)")
+            }
+        }
+        let counted = monotonicSeconds() - t0
+        let trained: WordPieceTrainer.Trained
+        do { trained = try trainer.train(vocabularySize: vocabSize) } catch {
+            throw ValidationError("--vocab-size: \(error)")
+        }
+        let total = monotonicSeconds() - t0
+        try write(try trained.tokenizer.serialized())
+        print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d characters, %d merges, vocabulary %d (WordPiece, %@); counting %.2f s, merging %.2f s, total %.2f s; wrote %@",
+                     Double(trainer.bytesRead) / 1e6, trainer.uniqueWords, trained.alphabetSize, trained.merges,
+                     trained.tokenizer.vocabularySize, cased ? "cased" : "uncased", counted, total - counted, total, out))
     }
 }
 
@@ -84,10 +131,12 @@ struct TokenizerEncodeCommand: ParsableCommand {
             a final newline does not start another line. Special tokens written in the text (e.g. <|endoftext|>) become \
             their ids. These are the ids `loom tokenize --source/--target` stores for each line. --document encodes the \
             whole input as one sequence, newlines included, and prints one line: the ids `loom tokenize FILE` stores for \
-            that file. Text a character tokenizer cannot encode is an error naming the line.
+            that file. Text a character tokenizer cannot encode is an error naming the line. A WordPiece tokenizer \
+            gives the ids without [CLS]/[SEP] (Hugging Face's add_special_tokens=False) and [UNK] for what its \
+            vocabulary lacks.
             """)
 
-    @Option(help: "A tokenizer file (Hugging Face tokenizer.json, GPT-2 vocab.json, or Loom's).") var tokenizer: String
+    @Option(help: "A tokenizer file (Hugging Face tokenizer.json with a BPE or WordPiece model, GPT-2 vocab.json, or Loom's).") var tokenizer: String
     @Flag(help: "Print each line's ids as a JSON array.") var json = false
     @Flag(help: "Encode the whole input as one document (newlines included), as `loom tokenize FILE` does.") var document = false
     @Argument(help: "The text file; - (the default) reads standard input.") var file: String = "-"
@@ -126,11 +175,13 @@ struct TokenizerDecodeCommand: ParsableCommand {
             Each input line holds one sequence of ids, space- or comma-separated, or a JSON array (what `loom tokenizer \
             encode` prints, with or without --json); its text (the bytes the ids stand for, special tokens as their text) \
             is written followed by a newline. An empty line gives an empty line. --document writes the sequences' bytes \
-            with no newline added, the inverse of `encode --document`. An id outside the vocabulary, or anything not an \
+            with no newline added, the inverse of `encode --document`. A WordPiece tokenizer decodes as Hugging Face's \
+            WordPiece decoder does (tokens joined by spaces, ## continuations attached, " ." → "." and the like; \
+            special tokens kept): normalised text, not the original bytes. An id outside the vocabulary, or anything not an \
             id, is an error naming the line and the id; nothing after it is written.
             """)
 
-    @Option(help: "A tokenizer file (Hugging Face tokenizer.json, GPT-2 vocab.json, or Loom's).") var tokenizer: String
+    @Option(help: "A tokenizer file (Hugging Face tokenizer.json with a BPE or WordPiece model, GPT-2 vocab.json, or Loom's).") var tokenizer: String
     @Flag(help: "Add no newline after each sequence (the inverse of `encode --document`).") var document = false
     @Argument(help: "A file of ids; - (the default) reads standard input.") var file: String = "-"
 
@@ -166,11 +217,35 @@ struct TokenizerDecodeCommand: ParsableCommand {
     }
 }
 
+struct TokenizerExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write a tokenizer's files for transformers' AutoTokenizer into a directory.",
+        discussion: """
+            The files a model export writes beside the weights (tokenizer.json, tokenizer_config.json, \
+            special_tokens_map.json, and vocab.txt for WordPiece or vocab.json + merges.txt for a byte-level BPE), \
+            so that AutoTokenizer.from_pretrained(DIR) gives the ids Loom gives.
+            """)
+
+    @Option(help: "A tokenizer file (Hugging Face tokenizer.json with a BPE or WordPiece model, GPT-2 vocab.json, or Loom's).") var tokenizer: String
+    @Option(help: "The directory to write into (created if missing).") var out: String
+    @Option(name: .customLong("model-max-length"), help: "transformers' model_max_length: the model's context.") var modelMaxLength: Int = 512
+
+    func run() throws {
+        try reportingErrors {
+            guard modelMaxLength > 0 else { throw ValidationError("--model-max-length must be positive") }
+            let tok = try TokenizerFile.load(tokenizer)
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let written = try HuggingFaceTokenizerFiles.write(tok, modelMaxLength: modelMaxLength, into: out)
+            print("loom tokenizer export: wrote \(written.files.joined(separator: ", ")) in \(out)" + (written.note.map { "; \($0)" } ?? ""))
+        }
+    }
+}
+
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize", abstract: "Encode text files into token shards (+ index.json) for training.")
 
-    @Option(help: "A tokenizer file (Hugging Face tokenizer.json, GPT-2 vocab.json, or Loom's).") var tokenizer: String
+    @Option(help: "A tokenizer file (Hugging Face tokenizer.json with a BPE or WordPiece model, GPT-2 vocab.json, or Loom's).") var tokenizer: String
     @Option(help: "Output directory.") var out: String
     @Option(name: .customLong("shard-tokens"), help: "Tokens per shard.") var shardTokens: Int = 1 << 24
     @Option(help: "Encoding threads (0 = all cores).") var threads: Int = 0
