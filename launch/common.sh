@@ -27,6 +27,19 @@ ensure_swift() {
     fi
 }
 
+# Writes the World English Bible (Debian's sword-text-web, one verse per line, without the
+# "Book c:v: " references) to $1 unless it is already there; needs diatheke and sword-text-web.
+ensure_bible_corpus() {
+    local corpus="$1"
+    [ -s "$corpus" ] && return 0
+    mkdir -p "$(dirname "$corpus")"
+    echo "launch: extracting the World English Bible to $corpus" >&2
+    diatheke -b engWEB2015eb -f plain -k "Gen 1:1-Rev 22:21" \
+        | sed -E 's/^([1-3] )?[A-Z][A-Za-z ]* [0-9]+:[0-9]+: //' \
+        | grep -v '^(engWEB2015eb)$' > "$corpus.tmp"
+    mv "$corpus.tmp" "$corpus"
+}
+
 # The packages every Loom build needs.
 LOOM_BUILD_PACKAGES=(libopenblas-dev libdnnl-dev libopenmpi-dev openmpi-bin pkg-config)
 

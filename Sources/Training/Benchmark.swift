@@ -302,6 +302,37 @@ public enum AllReduceCost {
         }
     }
 
+    /// One reduce-scatter of each size (floats, at most the gradient's, rounded down to a multiple
+    /// of the ranks) from the gradient buffer, each rank receiving an equal part (ZeRO-1's gradient
+    /// step), best of 5 after a warm-up, the slowest rank's best. Uses the last request slot, which
+    /// the gradient buckets never take.
+    public static func reduceScatterTimings(trainer: Trainer, job: Communicator, sizes: [Int]) -> [CollectiveTiming] {
+        let g = trainer.model.gradients, W = job.worldSize
+        let part = FlatBuffer(count: max(g.count / W, 1))     // (n / W) this rank's summed part
+        return sizes.map { size in
+            let count = max(min(size, g.count) / W, 1)
+            let counts = [Int](repeating: count, count: W)
+            var best = Double.infinity
+            for round in 0..<6 {
+                job.barrier()
+                let t0 = monotonicSeconds()
+                job.startReduceScatterSum(g.pointer, counts: counts, into: part.pointer, slot: maxPending - 1)
+                job.wait(slot: maxPending - 1)
+                if round > 0 { best = min(best, monotonicSeconds() - t0) }
+            }
+            var all = [Double](repeating: 0, count: W)
+            withUnsafeBytes(of: &best) { b in all.withUnsafeMutableBytes { job.allGather(b.baseAddress!, bytes: 8, into: $0.baseAddress!) } }
+            return CollectiveTiming(bytes: count * W * 4, seconds: all.max()!)
+        }
+    }
+
+    /// Bus bandwidth of an all-reduce of `bytes` in `seconds` on `ranks` ranks: 2(W−1)/W · bytes / time
+    /// (NCCL's convention: what each link carries); a reduce-scatter's is half of that traffic.
+    public static func busBandwidth(bytes: Int, seconds: Double, ranks: Int, reduceScatter: Bool = false) -> Double {
+        let W = Double(ranks)
+        return (reduceScatter ? 1 : 2) * (W - 1) / W * Double(bytes) / seconds
+    }
+
     /// Mean over the last `steps` rounds of the wait after backward of whichever rank ended
     /// backward last (ranks on one node share the monotonic clock).
     public static func lastRankWait(_ buckets: GradientBuckets, steps: Int, job: Communicator) -> Double {

@@ -5,6 +5,7 @@ import Foundation
 import Yams
 import Kernels
 import Models
+import Data
 
 /// Everything a run needs, as plain data. Only `model` and `data` are required; an absent
 /// section or key takes its default.
@@ -215,6 +216,16 @@ extension LoomConfig {
         if !(0..<1).contains(m.dropout) { throw fail("model.dropout", "must be in [0, 1), got \(m.dropout)") }
         if m.vocabularySize < 0 { throw fail("model.vocabulary_size", "must be ≥ 0 (0 = the tokenizer's)") }
         if !(m.shape.layerNormEpsilon > 0) { throw fail("model.layer_norm_epsilon", "must be positive") }
+        if case let .bert(shape, masking) = m {
+            if shape.ffnWidth <= 0 { throw fail("model.ffn_width", "must be positive (omit it for 4 × width)") }
+            if shape.typeVocabularySize < 1 { throw fail("model.type_vocabulary_size", "must be ≥ 1 (BERT's is 2)") }
+            if shape.contextLength < 3 { throw fail("model.context_length", "must be ≥ 3 ([CLS], a token, [SEP])") }
+            if !(0..<1).contains(shape.attentionDropout) {
+                throw fail("model.attention_dropout", "must be in [0, 1), got \(shape.attentionDropout)")
+            }
+            if let problem = masking.problem { throw fail("model.masking", problem) }
+            return
+        }
         guard case let .transformer(shape) = m else { return }
         if shape.encoderLayers <= 0 { throw fail("model.encoder_layers", "must be positive") }
         if shape.ffnWidth <= 0 { throw fail("model.ffn_width", "must be positive (omit it for 4 × width)") }
@@ -238,6 +249,13 @@ extension LoomConfig {
         guard case var .transformer(shape) = model else { throw wrongKind(.transformer) }
         shape.vocabularySize = try resolvedVocabulary(tokenizer: vocabularySize)
         return shape
+    }
+
+    /// BERT's shape for a tokenizer of `vocabularySize` tokens (unless the config fixes one) and its masking.
+    public func bertConfig(vocabularySize: Int) throws -> (shape: BERTConfig, masking: MaskingPolicy) {
+        guard case .bert(var shape, let masking) = model else { throw wrongKind(.bert) }
+        shape.vocabularySize = try resolvedVocabulary(tokenizer: vocabularySize)
+        return (shape, masking)
     }
 
     /// `model.vocabulary_size`, or the tokenizer's when it is 0; never fewer rows than the tokenizer has ids.

@@ -83,6 +83,7 @@ public enum ModelExport {
             let written: (files: [String], note: String?)
             switch (format, kind) {
             case (.hf, .gpt): written = try HuggingFaceGPT2.writeExport(source, into: staging)
+            case (.hf, .bert): written = try HuggingFaceBERT.writeExport(source, into: staging)
             case (.hf, .transformer):
                 let marian = try MarianExport.write(model: source.path, into: staging)
                 let files = ((try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []).sorted()

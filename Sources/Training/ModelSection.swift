@@ -12,6 +12,8 @@ public enum ModelKind: String, Codable, CaseIterable, Sendable {
     case gpt
     /// The encoder-decoder of "Attention Is All You Need" (`encoder_layers` + `layers` decoder blocks).
     case transformer
+    /// BERT's encoder-only Transformer, pre-trained by masked language modelling.
+    case bert
 }
 
 /// What a run reads of either model's shape.
@@ -35,21 +37,27 @@ extension EncoderDecoderConfig: ModelShape {
     public var contextLength: Int { maxLength }
 }
 
+extension BERTConfig: ModelShape {}
+
 /// The model: `kind: gpt` (default) or `kind: transformer`, with the keys of that kind's shape.
 public enum ModelSection: Equatable {
     case gpt(GPTConfig)
     case transformer(EncoderDecoderConfig)
+    /// BERT's shape and how its inputs are masked (`masking:` inside the model section).
+    case bert(BERTConfig, MaskingPolicy)
 
     public var kind: ModelKind {
         switch self {
         case .gpt: return .gpt
         case .transformer: return .transformer
+        case .bert: return .bert
         }
     }
     public var shape: any ModelShape {
         switch self {
         case let .gpt(shape): return shape
         case let .transformer(shape): return shape
+        case let .bert(shape, _): return shape
         }
     }
     public var layers: Int { shape.layers }
@@ -65,6 +73,7 @@ public enum ModelSection: Equatable {
         switch self {
         case var .gpt(shape): shape.vocabularySize = rows; return .gpt(shape)
         case var .transformer(shape): shape.vocabularySize = rows; return .transformer(shape)
+        case .bert(var shape, let masking): shape.vocabularySize = rows; return .bert(shape, masking)
         }
     }
 }
@@ -133,6 +142,11 @@ extension ModelSection: Codable {
         switch kind {
         case .gpt: self = .gpt(try GPTConfig(from: decoder))
         case .transformer: self = .transformer(try EncoderDecoderConfig(from: decoder))
+        case .bert:
+            let c = try decoder.container(keyedBy: BERTConfig.CodingKeys.self)
+            var masking = MaskingPolicy()
+            try c.read(&masking, .masking)
+            self = .bert(try BERTConfig(from: decoder), masking)
         }
     }
 
@@ -142,6 +156,10 @@ extension ModelSection: Codable {
         switch self {
         case let .gpt(shape): try shape.encode(to: encoder)
         case let .transformer(shape): try shape.encode(to: encoder)
+        case let .bert(shape, masking):
+            try shape.encode(to: encoder)
+            var b = encoder.container(keyedBy: BERTConfig.CodingKeys.self)
+            try b.encode(masking, forKey: .masking)
         }
     }
 }
@@ -230,5 +248,70 @@ extension EncoderDecoderConfig: Codable {
         try c.encode(decimal: attentionDropout, forKey: .attentionDropout)
         try c.encode(normPlacement, forKey: .normPlacement)
         try c.encode(decimal: layerNormEpsilon, forKey: .layerNormEpsilon)
+    }
+}
+
+/// BERT's keys: `layers`, `heads`, `width`, `context_length` (max_position_embeddings) are
+/// required; `ffn_width` (intermediate_size, 4 × width), `type_vocabulary_size` (segment
+/// embeddings, 2), `dropout` (hidden dropout, 0), `attention_dropout` (0), `norm_placement`
+/// (`post`, BERT's, or `pre`), `layer_norm_epsilon` (1e-12, BERT's), `vocabulary_size` (0 = the
+/// tokenizer's), and `masking` (see MaskingPolicy's keys).
+extension BERTConfig: Codable {
+    enum CodingKeys: String, CodingKey {
+        case layers, heads, width, dropout, masking
+        case contextLength = "context_length", ffnWidth = "ffn_width", typeVocabularySize = "type_vocabulary_size"
+        case attentionDropout = "attention_dropout", normPlacement = "norm_placement"
+        case layerNormEpsilon = "layer_norm_epsilon", vocabularySize = "vocabulary_size"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vocabularySize: 0, contextLength: try c.integer(.contextLength), layers: try c.integer(.layers),
+                  heads: try c.integer(.heads), width: try c.integer(.width))
+        try c.read(&vocabularySize, .vocabularySize)
+        try c.read(&ffnWidth, .ffnWidth)
+        try c.read(&typeVocabularySize, .typeVocabularySize)
+        try c.read(&dropout, .dropout)
+        try c.read(&attentionDropout, .attentionDropout)
+        try c.read(&normPlacement, .normPlacement)
+        try c.read(&layerNormEpsilon, .layerNormEpsilon)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        if encoder.lists(vocabularySize != 0) { try c.encode(vocabularySize, forKey: .vocabularySize) }
+        try c.encode(layers, forKey: .layers)
+        try c.encode(heads, forKey: .heads)
+        try c.encode(width, forKey: .width)
+        try c.encode(ffnWidth, forKey: .ffnWidth)
+        try c.encode(contextLength, forKey: .contextLength)
+        try c.encode(typeVocabularySize, forKey: .typeVocabularySize)
+        try c.encode(decimal: dropout, forKey: .dropout)
+        try c.encode(decimal: attentionDropout, forKey: .attentionDropout)
+        try c.encode(normPlacement, forKey: .normPlacement)
+        try c.encode(decimal: layerNormEpsilon, forKey: .layerNormEpsilon)
+    }
+}
+
+/// `model.masking` (kind bert): `probability` of a non-special token being chosen (0.15),
+/// `replace_with_mask` (0.8) and `replace_with_random` (0.1) shares of the chosen; the rest stay.
+extension MaskingPolicy: Codable {
+    enum CodingKeys: String, CodingKey {
+        case probability, replaceWithMask = "replace_with_mask", replaceWithRandom = "replace_with_random"
+    }
+
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        try c.read(&probability, .probability)
+        try c.read(&replaceWithMask, .replaceWithMask)
+        try c.read(&replaceWithRandom, .replaceWithRandom)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(probability, forKey: .probability)
+        try c.encode(replaceWithMask, forKey: .replaceWithMask)
+        try c.encode(replaceWithRandom, forKey: .replaceWithRandom)
     }
 }

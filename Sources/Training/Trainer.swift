@@ -239,13 +239,18 @@ public final class Trainer {
         return StepResult(loss: loss, updated: true, stopRequested: stop, gradientNorm: Double(norm))
     }
 
+    /// The accuracy of the last `evaluate` (masked-token accuracy for BERT), the same on every
+    /// rank; nil for tasks that measure none.
+    public private(set) var lastValidationAccuracy: Double?
+
     /// The validation loss (the task decides over which batches), the same on every rank.
     public func evaluate(batches: Int) -> Double {
         if Gemm.plan !== gemm { Gemm.plan = gemm }
         defer { gemm?.planUnplanned() }
         let part = task.validationPart(batches: batches, rank: communicator.rank, world: communicator.worldSize)
-        reduction[0] = part.sum; reduction[1] = part.count; reduction[2] = 0
+        reduction[0] = part.sum; reduction[1] = part.count; reduction[2] = task.lastValidationCorrect ?? 0
         reduction.withUnsafeMutableBufferPointer { communicator.allReduceSum($0.baseAddress!, count: 3) }
+        lastValidationAccuracy = task.lastValidationCorrect == nil ? nil : reduction[2] / max(reduction[1], 1)
         return reduction[0] / max(reduction[1], 1)
     }
 
@@ -332,7 +337,7 @@ public final class Trainer {
         schedule.begin()
         var meter = RunMeter(firstTokens: state.tokensSeen)
         while schedule.keepGoing {
-            let step = state.step, tokens = task.globalTokens(step: step)
+            let step = state.step, tokens = task.inputTokens(step: step)
             communicator.beginStep(step)
             let rate = learningRate(at: step)
             let result = meter.time { trainStep(step, learningRate: rate, stopSignal: stopSignal) }
@@ -377,10 +382,16 @@ public final class Trainer {
         let lowered = schedule.validated(loss: loss)
         if communicator.isCoordinator {
             if lowered { progress.report(.plateau(step: state.step, scale: state.plateau.scale)) }
-            run?.log(["step": state.step, "train_loss": lastLoss, "lr": rate, "tokens": state.tokensSeen,
-                      "elapsed_s": monotonicSeconds() - meter.start, "tokens_per_s": meter.tokensPerSecond(state),
-                      "val_loss": loss])
-            progress.report(.validation(step: state.step, loss: loss, covers: task.validationDescription(batches: config.evaluation.batches)))
+            let elapsed = monotonicSeconds() - meter.start, perSecond = meter.tokensPerSecond(state)
+            if let accuracy = lastValidationAccuracy {
+                run?.log(["step": state.step, "train_loss": lastLoss, "lr": rate, "tokens": state.tokensSeen, "elapsed_s": elapsed,
+                          "tokens_per_s": perSecond, "val_loss": loss, "val_accuracy": accuracy])
+            } else {
+                run?.log(["step": state.step, "train_loss": lastLoss, "lr": rate, "tokens": state.tokensSeen, "elapsed_s": elapsed,
+                          "tokens_per_s": perSecond, "val_loss": loss])
+            }
+            progress.report(.validation(step: state.step, loss: loss, accuracy: lastValidationAccuracy,
+                                        covers: task.validationDescription(batches: config.evaluation.batches)))
         }
         meter.windowStart = monotonicSeconds()
     }

@@ -6,7 +6,8 @@ import Foundation
 public enum TrainingEvent {
     /// Every `logging.interval` steps: the mean loss over the steps since the last log line.
     case log(step: Int, totalSteps: Int, loss: Double, learningRate: Double, tokensPerSecond: Double, remainingSeconds: Double)
-    case validation(step: Int, loss: Double, covers: String)
+    /// A validation pass: the loss, and the accuracy for tasks that measure one (BERT's masked tokens).
+    case validation(step: Int, loss: Double, accuracy: Double?, covers: String)
     case checkpoint(step: Int, path: String)
     /// A step whose loss or gradient was not finite: its update was skipped.
     case skipped(step: Int, inARow: Int)
@@ -27,7 +28,9 @@ public enum TrainingEvent {
         case let .log(step, total, loss, rate, perSecond, remaining):
             return String(format: "step %d/%d | loss %.4f | lr %.2e | %.0f tok/s | ETA %@",
                           step, total, loss, rate, perSecond, Progress.duration(remaining))
-        case let .validation(step, loss, covers): return String(format: "step %d: val loss %.4f (%@)", step, loss, covers)
+        case let .validation(step, loss, accuracy?, covers):
+            return String(format: "step %d: val loss %.4f, masked accuracy %.2f %% (%@)", step, loss, 100 * accuracy, covers)
+        case let .validation(step, loss, nil, covers): return String(format: "step %d: val loss %.4f (%@)", step, loss, covers)
         case let .checkpoint(_, path): return "checkpoint: \(path)"
         case let .skipped(step, inARow): return "step \(step): non-finite loss or gradient, update skipped (\(inARow) in a row)"
         case let .plateau(_, scale): return String(format: "validation loss stopped improving: learning rate × %.3g", scale)
@@ -50,7 +53,10 @@ public enum TrainingEvent {
         case let .log(step, total, loss, rate, perSecond, remaining):
             return ["event": "log", "step": step, "total_steps": total, "train_loss": finite(loss), "lr": rate,
                     "tokens_per_s": finite(perSecond), "remaining_s": finite(remaining)]
-        case let .validation(step, loss, covers): return ["event": "validation", "step": step, "val_loss": finite(loss), "covers": covers]
+        case let .validation(step, loss, accuracy, covers):
+            var fields: [String: Any] = ["event": "validation", "step": step, "val_loss": finite(loss), "covers": covers]
+            if let accuracy { fields["val_accuracy"] = accuracy }
+            return fields
         case let .checkpoint(step, path): return ["event": "checkpoint", "step": step, "path": path]
         case let .skipped(step, inARow): return ["event": "skipped", "step": step, "nonfinite_in_a_row": inARow]
         case let .plateau(step, scale): return ["event": "plateau", "step": step, "lr_scale": scale]

@@ -39,7 +39,8 @@ public struct PreparedTask {
     /// Tokens held in memory for a language model (training + validation); 0 for translation.
     public let tokenCount: Int
 
-    /// GPT on a corpus, or the encoder-decoder on parallel shards (`model.kind: transformer`).
+    /// GPT on a corpus, BERT on the same kind of corpus (`model.kind: bert`), or the encoder-decoder
+    /// on parallel shards (`model.kind: transformer`).
     public init(config: LoomConfig, world: Int) throws {
         if config.trainsTranslation {
             let data = try PreparedTranslationData(config: config)
@@ -51,7 +52,8 @@ public struct PreparedTask {
             let data = try PreparedData(config: config)
             tokenizer = data.tokenizer
             tokenCount = data.tokenCount
-            task = try LanguageModelTask(config: config, data: data, world: world)
+            task = config.model.kind == .bert ? try MaskedLanguageModelTask(config: config, data: data, world: world)
+                : try LanguageModelTask(config: config, data: data, world: world)
         }
     }
 }

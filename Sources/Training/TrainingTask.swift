@@ -1,6 +1,6 @@
-// TrainingTask: what the one trainer loop trains — a model and the data that feeds it — as two
-// implementations: LanguageModelTask (GPT on token windows) and TranslationTask (the encoder-
-// decoder on token-count batches of sentence pairs). The loop splits each global batch across ranks
+// TrainingTask: what the one trainer loop trains — a model and the data that feeds it — as
+// LanguageModelTask (GPT on token windows), TranslationTask (the encoder-decoder on token-count
+// batches of sentence pairs) and MaskedLanguageModelTask (BERT, in its own file). The loop splits each global batch across ranks
 // and micro-steps by asking the task.
 import Foundation
 import Kernels
@@ -25,10 +25,18 @@ public protocol TrainingTask: AnyObject {
     func validationDescription(batches: Int) -> String
     /// Bytes held beside the model for thread replicas (their gradients and activations).
     var replicaBytes: Int { get }
+    /// Tokens the global batch of `step` feeds the model (the throughput's count): `globalTokens`
+    /// for a language model, every position of every sequence for masked language modelling.
+    func inputTokens(step: Int) -> Int
+    /// Predictions the last `validationPart` got right on this rank (its share of an accuracy over
+    /// the same denominator as the loss); nil for a task that measures no accuracy.
+    var lastValidationCorrect: Double? { get }
 }
 
 extension TrainingTask {
     public var replicaBytes: Int { 0 }
+    public func inputTokens(step: Int) -> Int { globalTokens(step: step) }
+    public var lastValidationCorrect: Double? { nil }
 
     /// `training.precision: bf16` on a CPU that cannot run bf16 products stops here, before the
     /// model is built, with the CPU named.

@@ -67,19 +67,28 @@ struct BenchCommand: ParsableCommand {
             }
             let bench = try LanguageModelBenchmark(trainer: trainer, data: data, options: options, counter: Self.counter, start: start)
             let timings = collectives && job.worldSize > 1 ? AllReduceCost.timings(trainer: trainer, job: job, sizes: collectiveSizes(trainer)) : []
+            let scatters = collectives && job.worldSize > 1
+                ? AllReduceCost.reduceScatterTimings(trainer: trainer, job: job, sizes: collectiveSizes(trainer)) : []
             let kernels = BLASStartup.BenchReport(job)
             guard job.isCoordinator else { job.finish(); return }
             defer { job.finish() }
             if json {
                 try printJSON(fields(bench).merging(kernels.fields) { a, _ in a }.merging(bench.memory.fields) { a, _ in a }
                     .merging(GemmReport.fields(trainer.gemm)) { a, _ in a }
-                    .merging(timings.isEmpty ? [:] : ["collectives": timings.map { ["bytes": $0.bytes, "seconds": $0.seconds] }]) { a, _ in a }
+                    .merging(timings.isEmpty ? [:] : ["collectives": timings.map { ["bytes": $0.bytes, "seconds": $0.seconds] },
+                                                      "reduce_scatter": scatters.map { ["bytes": $0.bytes, "seconds": $0.seconds] }]) { a, _ in a }
                     .merging(profile ? ["profile_ms_per_step": profileFields()] : [:]) { a, _ in a })
                 return
             }
             print(bench, kernels: kernels, threads: threads)
+            let W = job.worldSize
             for t in timings {
-                Swift.print(String(format: "  all-reduce %10d bytes  %.3f ms", t.bytes, t.seconds * 1e3))
+                Swift.print(String(format: "  all-reduce     %10d bytes  %8.3f ms  bus %6.2f GB/s", t.bytes, t.seconds * 1e3,
+                                   AllReduceCost.busBandwidth(bytes: t.bytes, seconds: t.seconds, ranks: W) / 1e9))
+            }
+            for t in scatters {
+                Swift.print(String(format: "  reduce-scatter %10d bytes  %8.3f ms  bus %6.2f GB/s", t.bytes, t.seconds * 1e3,
+                                   AllReduceCost.busBandwidth(bytes: t.bytes, seconds: t.seconds, ranks: W, reduceScatter: true) / 1e9))
             }
         }
     }

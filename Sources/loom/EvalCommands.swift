@@ -10,8 +10,8 @@ import Kernels
 import Support
 
 struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Score translations (BLEU) or a language model (loss).",
-                                                    subcommands: [BLEUCommand.self, LossCommand.self])
+    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Score translations (BLEU), a language model (loss) or a masked language model (mlm).",
+                                                    subcommands: [BLEUCommand.self, LossCommand.self, MaskedLanguageModelEvalCommand.self])
 }
 
 struct BLEUCommand: ParsableCommand {

@@ -13,7 +13,7 @@ struct Loom: ParsableCommand {
                       TokenizerCommand.self, TokenizeCommand.self,
                       TranslateCommand.self, EvalCommand.self, AverageCommand.self, SystemCommand.self,
                       ExportCommand.self, LogitsCommand.self, TranslationLogitsCommand.self, ScalingCommand.self,
-                      PlotCommand.self])
+                      PlotCommand.self, FillMaskCommand.self])
 
     /// Checks OpenBLAS's kernels against the CPU before anything else runs (MPI, threads, parsing):
     /// the library chose them when it loaded, so a correction means starting the program over.

@@ -48,6 +48,10 @@ struct ScalingCommand: ParsableCommand {
                 guard let g = Double(s), g > 0 else { throw ValidationError("--links: '\(s)' is not a speed in Gbit/s") }
                 return g
             }
+            let scatters = (two["reduce_scatter"] as? [[String: Any]] ?? []).compactMap { t -> CollectiveTiming? in
+                guard let b = t["bytes"] as? Int, let s = t["seconds"] as? Double else { return nil }
+                return CollectiveTiming(bytes: b, seconds: s)
+            }
             let check = ScalingModel.predict(inputs, hosts: 2, mode: .overlapped, link: inputs.fit)
             let error = check.stepSeconds * 1e3 / measured - 1
             if json {
@@ -55,12 +59,28 @@ struct ScalingCommand: ParsableCommand {
                     "compute_ms": compute, "optimizer_share": optimizerShare, "backward_share": inputs.backwardShare,
                     "gradient_bytes": gradient, "latency_us": inputs.fit.latency * 1e6, "bandwidth_gbs": inputs.fit.bandwidth / 1e9,
                     "two_host_predicted_ms": check.stepSeconds * 1e3, "two_host_measured_ms": measured, "two_host_error": error]
+                    .merging(scatters.max(by: { $0.bytes < $1.bytes }).map { t in
+                        ["reduce_scatter_ms": t.seconds * 1e3,
+                         "reduce_scatter_bus_gbs": AllReduceCost.busBandwidth(bytes: t.bytes, seconds: t.seconds, ranks: 2, reduceScatter: true) / 1e9]
+                    } ?? [:]) { a, _ in a }
                 let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
             print("loom scaling: \(oneHost) (one host), \(twoHosts) (two hosts)")
             print("  all-reduce timings on two hosts: " + timings.map { String(format: "%d B %.3f ms", $0.bytes, $0.seconds * 1e3) }.joined(separator: ", "))
+            func bus(_ t: CollectiveTiming, scatter: Bool) -> String {
+                String(format: "%.2f GB/s bus", AllReduceCost.busBandwidth(bytes: t.bytes, seconds: t.seconds, ranks: 2, reduceScatter: scatter) / 1e9)
+            }
+            if let whole = timings.max(by: { $0.bytes < $1.bytes }) {
+                print(String(format: "  all-reduce of the gradient (%d B): %.3f ms, %@", whole.bytes, whole.seconds * 1e3, bus(whole, scatter: false)))
+            }
+            if let whole = scatters.max(by: { $0.bytes < $1.bytes }) {
+                let modelled = inputs.fit.reduceScatter(bytes: Double(whole.bytes), hosts: 2)
+                print(String(format: "  reduce-scatter of the gradient (%d B): %.3f ms, %@ (the fit predicts %.3f ms: %+.1f %%)",
+                             whole.bytes, whole.seconds * 1e3, bus(whole, scatter: true), modelled * 1e3,
+                             100 * (modelled / whole.seconds - 1)))
+            }
             print(ScalingModel.report(inputs, hosts: hostCounts, linksGigabits: linkSpeeds))
             print("")
             print(String(format: "check: two hosts, overlapped, as measured: predicted %.2f ms per step, measured %.2f ms (%+.1f %%)",
