@@ -162,6 +162,26 @@ public struct TranslationBenchmark {
     }
 }
 
+/// BERT's figures: masked sequences of the real corpus, every position of every sequence counted
+/// as a token (the MLM head runs only on the chosen ones).
+public struct MaskedLanguageModelBenchmark {
+    public let trainer: Trainer
+    public let task: MaskedLanguageModelTask
+    public let steps: TimedSteps
+    public let tokensPerStep: Int
+    public var tokensPerSecond: Double { Double(tokensPerStep) / steps.median }
+    public let memory: MemoryPlan
+
+    public init(trainer: Trainer, task: MaskedLanguageModelTask, data: PreparedData, options o: BenchmarkOptions,
+                counter: AllocationCounter, start: Int) {
+        self.trainer = trainer
+        self.task = task
+        tokensPerStep = task.inputTokens(step: 0)
+        steps = Benchmark.timedSteps(trainer, measured: o.warmup..<(o.warmup + o.steps), warmup: 0, profile: o.profile, counter: counter)
+        memory = MemoryPlan(trainer: trainer, start: start, tokens: data.tokenCount)
+    }
+}
+
 /// `bench --against`: the same steps on two trainers, alternating blocks of 10 steps so a noisy
 /// machine's speed swings hit both alike; each side's block throughputs and the ratio of
 /// adjacent blocks (second / first).

@@ -54,6 +54,13 @@ struct BenchCommand: ParsableCommand {
                 try benchTranslation(config: loaded, start: start)
                 return
             }
+            if loaded.model.kind == .bert {
+                guard against.isEmpty && againstKernelsISA == nil && !collectives else {
+                    throw ValidationError("loom bench --against and --collectives: only for GPT configs (\(self.config) is a bert)")
+                }
+                try benchMaskedLanguageModel(config: loaded, start: start)
+                return
+            }
             let (data, missing) = try Benchmark.languageModelData(config: loaded)
             if let missing, !json { Swift.print("loom bench: \(missing) does not exist: measuring on random tokens of the model's vocabulary") }
             let job = try joinJob()
@@ -268,6 +275,43 @@ struct BenchCommand: ParsableCommand {
             return
         }
         print(bench, kernels: kernels, threads: threads)
+    }
+
+    func benchMaskedLanguageModel(config loaded: LoomConfig, start: Int) throws {
+        let job = try joinJob()
+        let config = Benchmark.config(loaded, ranks: job.worldSize, batchPerRank: batchPerRank)
+        let data = try PreparedData(config: config)
+        let threads = threadsPerRank(configured: config.training.threads, job: job)
+        ThreadPool.configure(threads: threads)
+        let task = try MaskedLanguageModelTask(config: config, data: data, world: job.worldSize)
+        let trainer = try Trainer(config: config, task: task, communicator: job, run: nil, progress: Progress(enabled: false))
+        let bench = MaskedLanguageModelBenchmark(trainer: trainer, task: task, data: data, options: options, counter: Self.counter,
+                                                 start: start)
+        let kernels = BLASStartup.BenchReport(job)
+        guard job.isCoordinator else { job.finish(); return }
+        defer { job.finish() }
+        let c = task.bert.config
+        if json {
+            let fields: [String: Any] = [
+                "ranks": job.worldSize, "threads": threads, "tokens_per_s": bench.tokensPerSecond.rounded(),
+                "step_ms": bench.steps.median * 1e3, "allocations_in_measured_steps": bench.steps.allocations,
+                "onednn_allocations_in_measured_steps": bench.steps.oneDNNAllocations, "parameters": task.bert.layout.count]
+            try printJSON(fields.merging(kernels.fields) { a, _ in a }.merging(bench.memory.fields) { a, _ in a }
+                .merging(GemmReport.fields(trainer.gemm)) { a, _ in a }
+                .merging(profile ? ["profile_ms_per_step": profileFields()] : [:]) { a, _ in a })
+            return
+        }
+        Swift.print("loom bench \(self.config): bert \(c.layers) layers, heads \(c.heads), width \(c.width), ffn \(c.ffnWidth), "
+              + "vocabulary \(c.vocabularySize), \(config.training.batchSize) sequences of \(c.contextLength) "
+              + "(micro \(config.training.microBatchSize)), \(job.worldSize) rank(s) × \(threads) thread(s)")
+        kernels.print()
+        GemmReport.print(trainer.gemm)
+        Swift.print(String(format: "  step time        %.2f ms (median of %d, after %d warm-up)", bench.steps.median * 1e3, steps, warmup))
+        Swift.print(String(format: "  throughput       %.0f tokens/s (every position; %.0f %% of them predicted)",
+                           bench.tokensPerSecond, 100 * Double(task.globalTokens(step: warmup)) / Double(bench.tokensPerStep)))
+        bench.memory.print()
+        Swift.print(allocationLine(bench.steps, ranks: job.worldSize))
+        if profile { printProfile(total: bench.steps.total) }
     }
 
     /// The encoder-decoder benchmark's table.
