@@ -217,6 +217,71 @@ AVX512 void loom_avx512_gelu_backward(float *dinp, const float *inp, const float
     FOR_VECTORS(n, GELU_BACKWARD);
 }
 
+// erf form: GELU.swift's erfParts, onePlusErf, exactValue and exactDerivative, operation for operation.
+
+/// erf(u) by the polynomial (|u| ≤ 1), erfc(|u|) by the tail (|u| ≥ 1), and e^(−u²).
+INLINE void erf_parts16(__m512 u, __m512 *small, __m512 *tail, __m512 *gaussian) {
+    __m512 u2 = _mm512_mul_ps(u, u);
+    __m512 p = _mm512_set1_ps(-0.0005625396152026951f);
+    p = _mm512_fmadd_ps(p, u2, _mm512_set1_ps(0.004916023463010788f));
+    p = _mm512_fmadd_ps(p, u2, _mm512_set1_ps(-0.02670994959771633f));
+    p = _mm512_fmadd_ps(p, u2, _mm512_set1_ps(0.11280130594968796f));
+    p = _mm512_fmadd_ps(p, u2, _mm512_set1_ps(-0.37612318992614746f));
+    p = _mm512_fmadd_ps(p, u2, _mm512_set1_ps(1.1283791065216064f));
+    __m512 a = _mm512_min_ps(_mm512_abs_ps(u), _mm512_set1_ps(4.0f));
+    __m512 v = _mm512_mul_ps(_mm512_sub_ps(a, _mm512_set1_ps(2.5f)), _mm512_set1_ps(1.0f / 1.5f));
+    __m512 q = _mm512_set1_ps(-3.317872324259952e-05f);
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(9.565718210069463e-05f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(-0.00015413262008223683f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(0.00036971690133213997f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(-0.0010070913704112172f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(0.002424290170893073f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(-0.0055716331116855145f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(0.0124845951795578f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(-0.02700497768819332f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(0.056110888719558716f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(-0.11152104288339615f));
+    q = _mm512_fmadd_ps(q, v, _mm512_set1_ps(0.21080635488033295f));
+    *gaussian = exp16(_mm512_sub_ps(_mm512_setzero_ps(), u2));
+    *small = _mm512_mul_ps(u, p);
+    *tail = _mm512_mul_ps(*gaussian, q);
+}
+
+/// 1 + erf(u) (and e^(−u²) in *gaussian).
+INLINE __m512 one_plus_erf16(__m512 u, __m512 *gaussian) {
+    __m512 small, tail;
+    erf_parts16(u, &small, &tail, gaussian);
+    __mmask16 negative = _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_LT_OQ);
+    __mmask16 outside = _mm512_cmp_ps_mask(u, _mm512_set1_ps(1.0f), _CMP_GT_OQ)
+                      | _mm512_cmp_ps_mask(u, _mm512_set1_ps(-1.0f), _CMP_LT_OQ);
+    __m512 large = _mm512_mask_blend_ps(negative, _mm512_sub_ps(_mm512_set1_ps(2.0f), tail), tail);
+    return _mm512_mask_blend_ps(outside, _mm512_add_ps(_mm512_set1_ps(1.0f), small), large);
+}
+
+INLINE __m512 gelu_erf16(__m512 x) {
+    __m512 gaussian;
+    __m512 value = one_plus_erf16(_mm512_mul_ps(x, _mm512_set1_ps(0.7071067811865476f)), &gaussian);
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), value);
+}
+
+INLINE __m512 gelu_erf_derivative16(__m512 x) {
+    __m512 gaussian;
+    __m512 value = one_plus_erf16(_mm512_mul_ps(x, _mm512_set1_ps(0.7071067811865476f)), &gaussian);
+    return _mm512_fmadd_ps(x, _mm512_mul_ps(gaussian, _mm512_set1_ps(0.3989422804014327f)),
+                           _mm512_mul_ps(_mm512_set1_ps(0.5f), value));
+}
+
+AVX512 void loom_avx512_gelu_erf_forward(float *out, const float *inp, long n) {
+#define GELU_ERF(i, k, masked) store(out + i, gelu_erf16(load(inp + i, k, masked)), k, masked)
+    FOR_VECTORS(n, GELU_ERF);
+}
+
+AVX512 void loom_avx512_gelu_erf_backward(float *dinp, const float *inp, const float *dout, long n) {
+#define GELU_ERF_BACKWARD(i, k, masked) \
+    store(dinp + i, _mm512_mul_ps(gelu_erf_derivative16(load(inp + i, k, masked)), load(dout + i, k, masked)), k, masked)
+    FOR_VECTORS(n, GELU_ERF_BACKWARD);
+}
+
 // MARK: LayerNorm
 
 AVX512 void loom_avx512_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
@@ -328,6 +393,8 @@ float loom_avx512_maximum(const float *p, long n) { abort(); }
 void loom_avx512_softmax_backward_row(const float *p, float *d, long limit, long count, float alpha) { abort(); }
 void loom_avx512_gelu_forward(float *out, const float *inp, long n) { abort(); }
 void loom_avx512_gelu_backward(float *dinp, const float *inp, const float *dout, long n) { abort(); }
+void loom_avx512_gelu_erf_forward(float *out, const float *inp, long n) { abort(); }
+void loom_avx512_gelu_erf_backward(float *dinp, const float *inp, const float *dout, long n) { abort(); }
 void loom_avx512_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                                    const float *bias, long row0, long row1, long C, float epsilon) { abort(); }
 void loom_avx512_layernorm_backward_rows(float *dinp, const float *dout, const float *inp, const float *weight,

@@ -1,7 +1,7 @@
 // GELU in two forms — the tanh approximation GPT-2 uses and the exact x·Φ(x) with erf that BERT
 // uses — forward and backward, vectorised, with the vectorised erf; and ReLU, the
-// encoder-decoder's activation. On an AVX-512 CPU (`KernelISA`) the tanh form runs 16 lanes in
-// CVectorKernels, the same operations in the same order (the same values); the erf form runs 8.
+// encoder-decoder's activation. On an AVX-512 CPU (`KernelISA`) both forms run 16 lanes in
+// CVectorKernels, the same operations in the same order (the same values).
 import CVectorKernels
 import Support
 
@@ -42,9 +42,10 @@ public enum GELU {
     // next to 1). P (degree 5) and Q (degree 11) are relative least-squares fits on Chebyshev
     // nodes; with fused multiply-adds erf's absolute error is ≈ 1e-7 (Tests/KernelsTests/GELUErfTests.swift).
 
-    /// erf(u) by the polynomial (valid for |u| ≤ 1) and erfc(|u|) by the tail (valid for |u| ≥ 1).
+    /// erf(u) by the polynomial (valid for |u| ≤ 1), erfc(|u|) by the tail (valid for |u| ≥ 1),
+    /// and the Gaussian e^(−u²) the tail is made of.
     @inline(__always)
-    static func erfParts(_ u: Float8) -> (small: Float8, tail: Float8) {
+    static func erfParts(_ u: Float8) -> (small: Float8, tail: Float8, gaussian: Float8) {
         let u2 = u * u
         var p = Float8(repeating: -0.0005625396152026951)
         p = FastMath.multiplyAdd(p, u2, Float8(repeating: 0.004916023463010788))
@@ -66,23 +67,25 @@ public enum GELU {
         q = FastMath.multiplyAdd(q, v, Float8(repeating: 0.056110888719558716))
         q = FastMath.multiplyAdd(q, v, Float8(repeating: -0.11152104288339615))
         q = FastMath.multiplyAdd(q, v, Float8(repeating: 0.21080635488033295))
-        return (u * p, FastMath.exp(-u2) * q)
+        let gaussian = FastMath.exp(-u2)
+        return (u * p, gaussian * q, gaussian)
     }
 
     /// erf(u) for 8 lanes, absolute error ≈ 1e-7.
     @inline(__always)
     public static func erf(_ u: Float8) -> Float8 {
-        let (small, tail) = erfParts(u)
+        let (small, tail, _) = erfParts(u)
         let large = (1 - tail).replacing(with: tail - 1, where: u .< Float8())
         return small.replacing(with: large, where: u .> Float8(repeating: 1) .| u .< Float8(repeating: -1))
     }
 
-    /// 1 + erf(u), without the cancellation of adding 1 to erf ≈ −1 in the left tail.
+    /// 1 + erf(u), without the cancellation of adding 1 to erf ≈ −1 in the left tail; and e^(−u²).
     @inline(__always)
-    static func onePlusErf(_ u: Float8) -> Float8 {
-        let (small, tail) = erfParts(u)
+    static func onePlusErf(_ u: Float8) -> (value: Float8, gaussian: Float8) {
+        let (small, tail, gaussian) = erfParts(u)
         let large = (2 - tail).replacing(with: tail, where: u .< Float8())
-        return (1 + small).replacing(with: large, where: u .> Float8(repeating: 1) .| u .< Float8(repeating: -1))
+        let value = (1 + small).replacing(with: large, where: u .> Float8(repeating: 1) .| u .< Float8(repeating: -1))
+        return (value, gaussian)
     }
 
     static let invSqrt2: Float = 0.7071067811865476        // 1/√2
@@ -91,14 +94,14 @@ public enum GELU {
     /// ½·x·(1 + erf(x/√2)) = x·Φ(x).
     @inline(__always)
     static func exactValue(_ x: Float8) -> Float8 {
-        0.5 * x * onePlusErf(x * invSqrt2)
+        0.5 * x * onePlusErf(x * invSqrt2).value
     }
 
-    /// dy/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+    /// dy/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π) (the Gaussian of erf's tail at u = x/√2).
     @inline(__always)
     static func exactDerivative(_ x: Float8) -> Float8 {
-        let phi: Float8 = FastMath.exp(-0.5 * x * x) * invSqrt2Pi
-        return FastMath.multiplyAdd(x, phi, 0.5 * onePlusErf(x * invSqrt2))
+        let (value, gaussian) = onePlusErf(x * invSqrt2)
+        return FastMath.multiplyAdd(x, gaussian * invSqrt2Pi, 0.5 * value)
     }
 
     /// erf of one value (tests, scalar tails).
@@ -119,6 +122,10 @@ public enum GELU {
         var isa = KernelISA.selected
         func run(_ range: Range<Int>) {
             if form == .erf {
+                if isa == .avx512 {
+                    loom_avx512_gelu_erf_forward(out + range.lowerBound, inp + range.lowerBound, range.count)
+                    return
+                }
                 var i = range.lowerBound
                 while i + 8 <= range.upperBound { out.store8(i, exactValue(inp.load8(i))); i += 8 }
                 while i < range.upperBound { out[i] = exactValue(Float8(repeating: inp[i]))[0]; i += 1 }
@@ -140,6 +147,11 @@ public enum GELU {
         var isa = KernelISA.selected
         func run(_ range: Range<Int>) {
             if form == .erf {
+                if isa == .avx512 {
+                    let o = range.lowerBound
+                    loom_avx512_gelu_erf_backward(dinp + o, inp + o, dout + o, range.count)
+                    return
+                }
                 var i = range.lowerBound
                 while i + 8 <= range.upperBound { dinp.store8(i, exactDerivative(inp.load8(i)) * dout.load8(i)); i += 8 }
                 while i < range.upperBound { dinp[i] = exactDerivative(Float8(repeating: inp[i]))[0] * dout[i]; i += 1 }

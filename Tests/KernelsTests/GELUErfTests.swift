@@ -79,6 +79,30 @@ import Support
         }
     }
 
+    /// The 8-lane (Swift) and 16-lane (CVectorKernels, where the CPU has AVX-512) paths run the
+    /// same operations in the same order: the same values bit for bit, tails and edge values included.
+    @Test func erfPathsGiveTheSameValues() {
+        let x = randomFloats(4099, seed: 13, scale: 9) + [0, -0.0, 1e-30, 1, -1, 4, -4, 5.7, -5.7, 87, -87, 300, -300]
+        let dout = randomFloats(x.count, seed: 14)
+        var results: [KernelISA: ([Float], [Float])] = [:]
+        for isa in KernelISA.available {
+            var y = [Float](repeating: .nan, count: x.count), dx = y
+            GELU.forward(out: &y, inp: x, count: x.count, form: .erf, isa: isa)
+            GELU.backward(dinp: &dx, inp: x, dout: dout, count: x.count, form: .erf, isa: isa)
+            results[isa] = (y, dx)
+        }
+        let (y, dx) = results[.avx2]!
+        for i in x.indices {
+            #expect(abs(Double(y[i]) - Self.reference(Double(x[i]))) < 2e-7 * max(1, abs(Double(x[i]))), "x \(x[i])")
+        }
+        if let (wide, dwide) = results[.avx512] {
+            #expect(wide == y, "forward differs at \(x.indices.filter { wide[$0] != y[$0] }.prefix(5).map { x[$0] })")
+            #expect(dwide == dx, "backward differs at \(x.indices.filter { dwide[$0] != dx[$0] }.prefix(5).map { x[$0] })")
+        } else {
+            print("erf GELU: no AVX-512 on this CPU, only the 8-lane path checked")
+        }
+    }
+
     /// Linear's fused erf GELU (forward) and GELU′ (backward) equal the separate layers.
     @Test(arguments: [(40, 24, 20), (5, 24, 20)])
     func fusedErfGELUMatchesTheSeparateLayers(_ shape: (N: Int, I: Int, O: Int)) {

@@ -35,6 +35,9 @@ void loom_avx512_softmax_backward_row(const float *p, float *d, long limit, long
 /// GELU (tanh form) over n values: out = gelu(inp); and dinp = gelu′(inp)·dout.
 void loom_avx512_gelu_forward(float *out, const float *inp, long n);
 void loom_avx512_gelu_backward(float *dinp, const float *inp, const float *dout, long n);
+/// GELU (erf form, x·Φ(x)) over n values: out = gelu(inp); and dinp = gelu′(inp)·dout.
+void loom_avx512_gelu_erf_forward(float *out, const float *inp, long n);
+void loom_avx512_gelu_erf_backward(float *dinp, const float *inp, const float *dout, long n);
 
 /// LayerNorm forward of rows [row0, row1) of (N, C): out, mean (N), rstd (N).
 void loom_avx512_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
