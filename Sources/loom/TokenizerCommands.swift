@@ -251,7 +251,7 @@ struct TokenizeCommand: ParsableCommand {
     @Option(help: "Encoding threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Parallel corpus: the source-language file (line i pairs with line i of --target).") var source: String?
     @Option(help: "Parallel corpus: the target-language file.") var target: String?
-    @Argument(help: "Text files; each is one document (also split after <|endoftext|>). Under `mpirun -np W`, rank r encodes files i with i mod W = r.")
+    @Argument(help: "Text files; each is one document (also split after <|endoftext|> when the tokenizer has it). Under `mpirun -np W`, rank r encodes files i with i mod W = r.")
     var files: [String] = []
 
     func run() throws {
