@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # hf-check-wordpiece: Loom's WordPiece tokenizer against Hugging Face, line by line. Trains Loom
-# WordPiece vocabularies (uncased and cased) on the shipped corpora (or takes --tokenizer FILE), then
+# WordPiece vocabularies (uncased, cased, uncased with frequency merges) on the shipped corpora (or takes --tokenizer FILE), then
 # compares the ids of `loom tokenizer encode --json` with
 #   - tokenizers.Tokenizer.from_file(...).encode(line, add_special_tokens=False).ids,
 #   - transformers.AutoTokenizer on the files `loom tokenizer export` writes (the default, and
@@ -12,6 +12,10 @@
 #
 #   tools/hf-check-wordpiece.py [--loom .build/release/loom] [--vocab-size 8000] [--tokenizer FILE]
 #                               [--extra FILE ...] [--work DIR]
+#
+# It also trains on a 60 kB sample and compares the vocabulary with a plain Python implementation of
+# the training rule (every pair recounted at every merge), and reads the vocabularies back as
+# transformers' BertTokenizer writes them (bert-base-uncased's tokenizer.json layout).
 import argparse
 import json
 import os
@@ -78,6 +82,66 @@ def loom_ids(loom, tokenizer, path):
     return [json.loads(line) for line in out.split("\n")[:-1]]
 
 
+def reference_vocabulary(text, size):
+    """The training rule written out plainly (as the Hugging Face course describes WordPiece), every
+    pair recounted at every merge: words from tokenizers' BertNormalizer and BertPreTokenizer, the
+    special tokens, the characters (## forms too, except for punctuation and CJK ideographs), then
+    the pair with the best count(ab) / (count(a) count(b)), ties to the smaller (a, b) in UTF-8 order."""
+    import collections
+    import unicodedata
+    from tokenizers import normalizers, pre_tokenizers
+    normalized = normalizers.BertNormalizer(lowercase=True).normalize_str(text)
+    counts = collections.Counter(w for w, _ in pre_tokenizers.BertPreTokenizer().pre_tokenize_str(normalized))
+    words = {w: c for w, c in counts.items() if len(w) <= 100}
+
+    def isolated(ch):
+        v = ord(ch)
+        return (33 <= v <= 47 or 58 <= v <= 64 or 91 <= v <= 96 or 123 <= v <= 126
+                or unicodedata.category(ch).startswith("P")
+                or any(a <= v <= b for a, b in [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+                                                (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]))
+    alphabet = []
+    for ch in sorted(set("".join(words))):
+        alphabet += [ch] if isolated(ch) else [ch, "##" + ch]
+    alphabet.sort(key=lambda s: s.encode())
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + alphabet
+    known = set(vocab)
+    splits = {w: [w[0]] + ["##" + c for c in w[1:]] for w in words}
+    while len(vocab) < size:
+        token_count, pair_count = collections.Counter(), collections.Counter()
+        for w, c in words.items():
+            s = splits[w]
+            for t in s:
+                token_count[t] += c
+            for a, b in zip(s, s[1:]):
+                pair_count[(a, b)] += c
+        if not pair_count:
+            break
+        a, b = min(pair_count, key=lambda p: (-(pair_count[p] / (token_count[p[0]] * token_count[p[1]])),
+                                               p[0].encode(), p[1].encode()))
+        new = a + b[2:]
+        if new not in known:
+            vocab.append(new)
+            known.add(new)
+        for w, s in splits.items():
+            out, i = [], 0
+            while i < len(s):
+                if i + 1 < len(s) and s[i] == a and s[i + 1] == b:
+                    out.append(new)
+                    i += 2
+                else:
+                    out.append(s[i])
+                    i += 1
+            splits[w] = out
+    return vocab
+
+
+def fast_vocab_pairs(path):
+    """(token, id) of a tokenizer.json's vocabulary, in id order."""
+    vocab = tokenizers.Tokenizer.from_file(path).get_vocab(with_added_tokens=True)
+    return sorted(vocab.items(), key=lambda kv: kv[1])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loom", default=".build/release/loom")
@@ -87,6 +151,7 @@ def main():
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
 
+    global tokenizers
     import tokenizers
     import transformers
     from transformers import AutoTokenizer
@@ -106,14 +171,41 @@ def main():
 
     tokenizer_files = args.tokenizer or []
     if not tokenizer_files:
-        for cased in (False, True):
-            out = os.path.join(work, "wordpiece-cased.json" if cased else "wordpiece-uncased.json")
+        for name, flags in [("uncased", []), ("cased", ["--cased"]), ("uncased-frequency", ["--merge-score", "frequency"])]:
+            out = os.path.join(work, f"wordpiece-{name}.json")
             cmd = [args.loom, "tokenizer", "train", "--kind", "wordpiece", "--vocab-size", str(args.vocab_size),
-                   "--out", out] + (["--cased"] if cased else []) + corpora
+                   "--out", out] + flags + corpora
             print(run(cmd).decode().strip())
             tokenizer_files.append(out)
 
+    # The trainer against the plain full-recount rule, on the first 60 kB of The Time Machine.
     failures = 0
+    sample = os.path.join(work, "trainer-sample.txt")
+    with open(corpora[1] if len(corpora) > 1 else corpora[0], "rb") as f:
+        data = f.read(60000)
+    with open(sample, "wb") as f:
+        f.write(data[: data.rfind(b"\n") + 1])
+    sample_tok = os.path.join(work, "trainer-sample.json")
+    print(run([args.loom, "tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "900", "--out", sample_tok, sample]).decode().strip())
+    ours = [t for t, _ in fast_vocab_pairs(sample_tok)]
+    theirs = reference_vocabulary(open(sample, encoding="utf-8").read(), 900)
+    same = sum(1 for x, y in zip(ours, theirs) if x == y) if len(ours) == len(theirs) else 0
+    failures += 0 if ours == theirs else 1
+    print(f"  trainer vs full-recount reference: {same}/{len(theirs)} tokens identical, in order")
+
+    # The same vocabularies written by transformers' BertTokenizer (tokenizers' own tokenizer.json
+    # layout, bert-base-uncased's), read back by Loom.
+    for tok_path in list(tokenizer_files):
+        spec = json.load(open(tok_path, encoding="utf-8"))
+        normalizer = spec["normalizer"]
+        vocab = dict(fast_vocab_pairs(tok_path))
+        hf = transformers.BertTokenizer(vocab=vocab, do_lower_case=normalizer["lowercase"],
+                                        strip_accents=None if normalizer["strip_accents"] == normalizer["lowercase"]
+                                        else normalizer["strip_accents"])
+        out = tok_path + ".written-by-transformers"
+        hf.save_pretrained(out)
+        tokenizer_files.append(os.path.join(out, "tokenizer.json"))
+
     for tok_path in tokenizer_files:
         export = tok_path + ".hf"
         print(run([args.loom, "tokenizer", "export", "--tokenizer", tok_path, "--out", export]).decode().strip())

@@ -1,7 +1,7 @@
 // WordPieceTrainer: learns a WordPiece vocabulary from text — counts BERT-pre-tokenised words once,
 // then repeatedly merges the adjacent pair with the highest likelihood score
-// count(ab) / (count(a)·count(b)), updating counts only in the words that hold the pair and
-// re-scoring only the pairs whose counts changed.
+// count(ab) / (count(a)·count(b)) (or, optionally, the most frequent pair), updating counts only in
+// the words that hold the pair and re-scoring only the pairs whose counts changed.
 import Foundation
 
 public struct WordPieceTrainingError: Error, CustomStringConvertible {
@@ -19,8 +19,20 @@ public struct WordPieceTrainer {
         public let merges: Int
     }
 
+    /// How a pair is chosen for merging.
+    public enum Score: String, CaseIterable, Sendable {
+        /// WordPiece's likelihood score count(ab) / (count(a)·count(b)) (as the Hugging Face course
+        /// describes it): favours pairs whose parts are rare on their own, so rare whole words
+        /// become tokens before frequent ones.
+        case likelihood
+        /// count(ab), as BPE and `tokenizers`' WordPieceTrainer merge: frequent words first,
+        /// fewer tokens per text.
+        case frequency
+    }
+
     public let lowercase: Bool
     public let stripAccents: Bool
+    public let score: Score
     /// Longer words are not learnt from: the tokenizer encodes them as [UNK] whatever the vocabulary.
     public let maxInputCharsPerWord = 100
     let pipeline: BertPipeline
@@ -31,8 +43,9 @@ public struct WordPieceTrainer {
     private let specials = WordPiece.defaultSpecials.map { Array($0.utf8) }
 
     /// `stripAccents` follows `lowercase` when nil (BERT's uncased and cased settings).
-    public init(lowercase: Bool = true, stripAccents: Bool? = nil) {
+    public init(lowercase: Bool = true, stripAccents: Bool? = nil, score: Score = .likelihood) {
         self.lowercase = lowercase
+        self.score = score
         self.stripAccents = stripAccents ?? lowercase
         pipeline = BertPipeline(cleanText: true, handleChineseChars: true, stripAccents: self.stripAccents, lowercase: lowercase)
     }
@@ -79,7 +92,7 @@ public struct WordPieceTrainer {
     /// Learns a vocabulary of `vocabularySize` tokens: [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0–4),
     /// then the characters seen, sorted by code point (each word-initial, and as a "##"
     /// continuation unless the pre-tokenizer always isolates it: punctuation and CJK ideographs),
-    /// then one token per merge, best score first. Equal scores go to the pair whose left token,
+    /// then one token per merge, best `score` first. Equal scores go to the pair whose left token,
     /// then right token, comes first in byte order. Stops early when no pair is left.
     public func train(vocabularySize: Int) throws -> Trained {
         let prefix = Array("##".utf8)
@@ -137,8 +150,9 @@ public struct WordPieceTrainer {
         }
         for k in pairCount.keys { pairsOf[Int(left(k))].insert(k); pairsOf[Int(right(k))].insert(k) }
 
+        let likelihood = self.score == .likelihood
         func score(_ k: UInt64, _ c: Int) -> Double {
-            Double(c) / (Double(tokenCount[Int(left(k))]) * Double(tokenCount[Int(right(k))]))
+            likelihood ? Double(c) / (Double(tokenCount[Int(left(k))]) * Double(tokenCount[Int(right(k))])) : Double(c)
         }
         var heap = ScoreHeap()
         heap.reserve(pairCount.count)
@@ -196,7 +210,7 @@ public struct WordPieceTrainer {
                 }
             }
             // Every pair of a token whose count changed has a new score.
-            for t in Set([a, b, new]) { rescore.formUnion(pairsOf[Int(t)]) }
+            if likelihood { for t in Set([a, b, new]) { rescore.formUnion(pairsOf[Int(t)]) } }
             for k in rescore { if let c = pairCount[k] { heap.push(.init(score: score(k, c), pair: k), tokenBytes) } }
             if heap.items.count > 4 * pairCount.count + (1 << 16) {
                 heap.items.removeAll(keepingCapacity: true)

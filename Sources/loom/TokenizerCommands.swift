@@ -8,6 +8,8 @@ import Distributed
 import Training
 import Support
 
+extension WordPieceTrainer.Score: ExpressibleByArgument {}
+
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenizer", abstract: "Tokenizer tools.",
                                                     subcommands: [TokenizerTrainCommand.self, TokenizerEncodeCommand.self,
@@ -20,8 +22,8 @@ struct TokenizerTrainCommand: ParsableCommand {
         discussion: """
             --kind bpe (the default): 256 bytes, then merges by frequency, then the --special tokens. --kind wordpiece: \
             [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0-4), the characters of the text (word-initial and ## forms), then \
-            merges by WordPiece's score count(ab)/(count(a)*count(b)); the text is lowercased and its accents stripped \
-            unless --cased. WordPiece's special tokens are fixed (no --special).
+            merges by WordPiece's score count(ab)/(count(a)*count(b)) (--merge-score frequency: by count(ab)); the text \
+            is lowercased and its accents stripped unless --cased. WordPiece's special tokens are fixed (no --special).
             """)
 
     enum Kind: String, ExpressibleByArgument, CaseIterable { case bpe, wordpiece }
@@ -30,6 +32,8 @@ struct TokenizerTrainCommand: ParsableCommand {
     @Option(name: .customLong("vocab-size"), help: "Vocabulary size (bpe: 256 bytes + merges + special tokens; wordpiece: the 5 special tokens + characters + merges).") var vocabSize: Int
     @Option(name: .customLong("special"), help: "bpe: a special token, e.g. <|endoftext|> (repeatable).") var specials: [String] = []
     @Flag(help: "wordpiece: keep case and accents (BERT's cased setting); the default lowercases and strips accents.") var cased = false
+    @Option(name: .customLong("merge-score"), help: "wordpiece: likelihood (count(ab)/(count(a)*count(b)), the default) or frequency (count(ab), as BPE and tokenizers' WordPieceTrainer: fewer tokens per text).")
+    var mergeScore: WordPieceTrainer.Score = .likelihood
     @Option(help: "Where to write the tokenizer.") var out: String = "tokenizer.json"
     @Argument(help: "UTF-8 (or, for bpe, any) text files to learn from.") var files: [String]
 
@@ -59,6 +63,7 @@ struct TokenizerTrainCommand: ParsableCommand {
 
     func trainBPE(_ inputs: [(path: String, data: Data)]) throws {
         guard !cased else { throw ValidationError("--cased is for --kind wordpiece; a byte-level BPE always keeps the text as it is") }
+        guard mergeScore == .likelihood else { throw ValidationError("--merge-score is for --kind wordpiece; a byte-level BPE merges the most frequent pair") }
         guard vocabSize >= 256 + specials.count else {
             throw ValidationError("--vocab-size must be at least 256 (the bytes) + \(specials.count) special token(s), got \(vocabSize)")
         }
@@ -79,7 +84,7 @@ struct TokenizerTrainCommand: ParsableCommand {
             throw ValidationError("--special is for --kind bpe; a WordPiece vocabulary's special tokens are fixed: \(WordPiece.defaultSpecials.joined(separator: " ")) (ids 0-4)")
         }
         let t0 = monotonicSeconds()
-        var trainer = WordPieceTrainer(lowercase: !cased)
+        var trainer = WordPieceTrainer(lowercase: !cased, score: mergeScore)
         for input in inputs {
             do { try input.data.withUnsafeBytes { try trainer.add($0) } } catch {
                 throw ValidationError("\(input.path): \(error)")
@@ -92,9 +97,9 @@ struct TokenizerTrainCommand: ParsableCommand {
         }
         let total = monotonicSeconds() - t0
         try write(try trained.tokenizer.serialized())
-        print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d characters, %d merges, vocabulary %d (WordPiece, %@); counting %.2f s, merging %.2f s, total %.2f s; wrote %@",
+        print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d characters, %d merges, vocabulary %d (WordPiece, %@, %@ merges); counting %.2f s, merging %.2f s, total %.2f s; wrote %@",
                      Double(trainer.bytesRead) / 1e6, trainer.uniqueWords, trained.alphabetSize, trained.merges,
-                     trained.tokenizer.vocabularySize, cased ? "cased" : "uncased", counted, total - counted, total, out))
+                     trained.tokenizer.vocabularySize, cased ? "cased" : "uncased", mergeScore.rawValue, counted, total - counted, total, out))
     }
 }
 
@@ -251,7 +256,7 @@ struct TokenizeCommand: ParsableCommand {
     @Option(help: "Encoding threads (0 = all cores).") var threads: Int = 0
     @Option(help: "Parallel corpus: the source-language file (line i pairs with line i of --target).") var source: String?
     @Option(help: "Parallel corpus: the target-language file.") var target: String?
-    @Argument(help: "Text files; each is one document (also split after <|endoftext|>). Under `mpirun -np W`, rank r encodes files i with i mod W = r.")
+    @Argument(help: "Text files; each is one document (also split after <|endoftext|> when the tokenizer has it). Under `mpirun -np W`, rank r encodes files i with i mod W = r.")
     var files: [String] = []
 
     func run() throws {

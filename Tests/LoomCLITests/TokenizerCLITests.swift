@@ -1,6 +1,8 @@
 // `loom tokenizer encode` / `decode` end to end, for a byte-level BPE and a character tokenizer: the
 // ids equal those `loom tokenize` stores in its shards (per line for a parallel corpus, per file
-// for documents), decode inverts encode byte for byte, and bad input names the line and the id.
+// for documents), decode inverts encode byte for byte, and bad input names the line and the id;
+// `loom tokenizer train --kind wordpiece`, and a WordPiece tokenizer through encode, decode,
+// tokenize and export.
 import Testing
 import Foundation
 import Data
@@ -106,5 +108,64 @@ import TestSupport
         try bpe.stdout.write(toFile: dir + "/snow.ids", atomically: true, encoding: .utf8)
         let back = try decodedBytes(["tokenizer", "decode", "--tokenizer", "tok.json", "snow.ids"], in: dir)
         #expect(back == Data("The cat\nsat on a ☃\n".utf8))
+    }
+
+    @Test func wordPieceTrainEncodeDecodeTokenizeAndExport() throws {
+        let dir = try scratchDirectory()
+        let text = "The [MASK] sat on the mat.\nA cat and a dog met; the cat ran, the dog ran... Ran? Yes!\n\n"
+            + "Café au lait, naïve résumé — 你好 world\thugging hugs huggable huggers.\r\nend"
+        try text.write(toFile: dir + "/text.txt", atomically: true, encoding: .utf8)
+        let train = try loom(["tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "80", "--out", "wp/tokenizer.json", "text.txt"], in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("vocabulary 80 (WordPiece, uncased, likelihood merges)") && train.stdout.contains("unique words"), "\(train.stdout)")
+        let tok = try #require(try TokenizerFile.load(dir + "/wp/tokenizer.json") as? WordPiece)
+        #expect(tok.vocabularySize == 80 && tok.lowercase)
+
+        // encode --json: each line's ids, as the library gives them; [MASK] is its id; the empty line is [].
+        // (Split on the scalar: "\r\n" is one Character.)
+        let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
+        let encoded = try encodeJSON(["--tokenizer", "wp/tokenizer.json", "text.txt"], in: dir)
+        #expect(encoded == lines.map { tok.encode($0) })
+        #expect(lines.count == 5 && encoded[0].filter { $0 == 4 }.count == 1 && encoded[2].isEmpty && !encoded.flatMap { $0 }.contains(1))
+        // decode: Hugging Face's WordPiece decoder, line by line.
+        let ids = try loom(["tokenizer", "encode", "--tokenizer", "wp/tokenizer.json", "text.txt"], in: dir)
+        try ids.stdout.write(toFile: dir + "/ids.txt", atomically: true, encoding: .utf8)
+        let decoded = try loom(["tokenizer", "decode", "--tokenizer", "wp/tokenizer.json", "ids.txt"], in: dir)
+        #expect(decoded.status == 0 && decoded.stdout == encoded.map { tok.decode($0) + "\n" }.joined(), "\(decoded.stderr)")
+        #expect(decoded.stdout.hasPrefix("the [MASK] sat on the mat.\n"), "\(decoded.stdout)")
+
+        // tokenize: the shards hold encode --document's ids, and their tokenizer.json is the WordPiece.
+        let shards = try loom(["tokenize", "--tokenizer", "wp/tokenizer.json", "--out", "shards", "text.txt"], in: dir)
+        #expect(shards.status == 0, "\(shards.stderr)")
+        let corpus = try ShardCorpus(directory: dir + "/shards")
+        #expect(try Array(corpus.tokens) == encodeJSON(["--tokenizer", "wp/tokenizer.json", "--document", "text.txt"], in: dir)[0])
+        #expect((corpus.tokenizer as? WordPiece)?.tokens == tok.tokens)
+
+        // export: the files transformers' BertTokenizer reads.
+        let export = try loom(["tokenizer", "export", "--tokenizer", "wp/tokenizer.json", "--out", "hf"], in: dir)
+        #expect(export.status == 0, "\(export.stderr)")
+        let vocab = try String(contentsOfFile: dir + "/hf/vocab.txt", encoding: .utf8)
+        #expect(vocab == tok.vocabularyText)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/hf/tokenizer_config.json"))) as! [String: Any]
+        #expect(config["tokenizer_class"] as? String == "BertTokenizer" && config["do_lower_case"] as? Bool == true
+                && config["mask_token"] as? String == "[MASK]" && config["model_max_length"] as? Int == 512)
+        #expect(FileManager.default.fileExists(atPath: dir + "/hf/special_tokens_map.json"))
+
+        // --cased keeps case; --special is refused with the reason; a vocabulary below the alphabet says what it needs.
+        let cased = try loom(["tokenizer", "train", "--kind", "wordpiece", "--cased", "--vocab-size", "90", "--out", "cased.json", "text.txt"], in: dir)
+        #expect(cased.status == 0 && cased.stdout.contains("(WordPiece, cased, likelihood merges)"), "\(cased.stderr)")
+        #expect(try (TokenizerFile.load(dir + "/cased.json") as? WordPiece)?.lowercase == false)
+        // --merge-score frequency: another vocabulary of the same size; the option is refused for a BPE.
+        let frequent = try loom(["tokenizer", "train", "--kind", "wordpiece", "--merge-score", "frequency", "--vocab-size", "80",
+                                 "--out", "frequent.json", "text.txt"], in: dir)
+        #expect(frequent.status == 0 && frequent.stdout.contains("vocabulary 80 (WordPiece, uncased, frequency merges)"), "\(frequent.stderr)")
+        let frequentTokens = try #require(try TokenizerFile.load(dir + "/frequent.json") as? WordPiece).tokens
+        #expect(frequentTokens.count == 80 && frequentTokens != tok.tokens)
+        let bpeScore = try loom(["tokenizer", "train", "--merge-score", "frequency", "--vocab-size", "300", "text.txt"], in: dir)
+        #expect(bpeScore.status != 0 && bpeScore.stderr.contains("--merge-score is for --kind wordpiece"), "\(bpeScore.stderr)")
+        let special = try loom(["tokenizer", "train", "--kind", "wordpiece", "--special", "<s>", "--vocab-size", "80", "text.txt"], in: dir)
+        #expect(special.status != 0 && special.stderr.contains("--special is for --kind bpe") && special.stderr.contains("[PAD] [UNK] [CLS] [SEP] [MASK]"), "\(special.stderr)")
+        let small = try loom(["tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "8", "text.txt"], in: dir)
+        #expect(small.status != 0 && small.stderr.contains("--vocab-size") && small.stderr.contains("too small"), "\(small.stderr)")
     }
 }
