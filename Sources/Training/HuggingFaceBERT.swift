@@ -45,27 +45,10 @@ public enum HuggingFaceBERT {
     static func fill(_ out: UnsafeMutablePointer<Float>, hf: ParameterLayout, from p: UnsafePointer<Float>,
                      loom: ParameterLayout, config c: BERTConfig) {
         let C = c.width
-        func spec(_ l: ParameterLayout, _ name: String) -> TensorSpec {
-            guard let s = l.spec(name) else { preconditionFailure("HuggingFaceBERT: no tensor \(name)") }
-            return s
-        }
-        func copy(_ name: String, _ from: String? = nil) {
-            let t = spec(hf, name), f = spec(loom, from ?? name)
-            precondition(t.count == f.count, "HuggingFaceBERT: \(name) and \(from ?? name) differ in size")
-            (out + t.offset).update(from: p + f.offset, count: t.count)
-        }
-        func norm(_ name: String) { copy(name + ".weight"); copy(name + ".bias") }
-        /// BERT's [out, in] weight `to` ← columns first ..< first + out of Loom's (in, width) `from`; its bias likewise.
-        func linear(_ to: String, _ from: String? = nil, columns first: Int = 0) {
-            let from = from ?? to
-            let w = spec(hf, to + ".weight"), b = spec(hf, to + ".bias")
-            let fw = spec(loom, from + ".weight"), fb = spec(loom, from + ".bias")
-            let outputs = w.shape[0], inputs = w.shape[1], width = fw.shape[1]
-            precondition(fw.shape[0] == inputs && first + outputs <= width, "HuggingFaceBERT: \(from) does not fit \(to)")
-            let dst = out + w.offset, src = p + fw.offset
-            for o in 0..<outputs { for i in 0..<inputs { dst[o * inputs + i] = src[i * width + first + o] } }
-            (out + b.offset).update(from: p + fb.offset + first, count: outputs)
-        }
+        let map = TensorMapping(target: out, layout: hf, source: p, loom: loom, who: "HuggingFaceBERT")
+        func copy(_ name: String) { map.copy(name) }
+        func norm(_ name: String) { map.copy(name + ".weight"); map.copy(name + ".bias") }
+        func linear(_ to: String, _ from: String? = nil, columns first: Int = 0) { map.linear(to, from, columns: first) }
         for name in ["word_embeddings", "position_embeddings", "token_type_embeddings"] {
             copy("bert.embeddings.\(name).weight")
         }

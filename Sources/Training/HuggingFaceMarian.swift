@@ -171,30 +171,13 @@ public enum MarianExport {
     static func fill(_ out: UnsafeMutablePointer<Float>, marian: ParameterLayout, from p: UnsafePointer<Float>,
                      loom: ParameterLayout, config c: EncoderDecoderConfig) {
         let C = c.width
-        func spec(_ l: ParameterLayout, _ name: String) -> TensorSpec {
-            guard let s = l.spec(name) else { preconditionFailure("MarianExport: no tensor \(name)") }
-            return s
-        }
-        func copy(_ to: String, _ from: String) {
-            let t = spec(marian, to), f = spec(loom, from)
-            precondition(t.count == f.count, "MarianExport: \(to) and \(from) differ in size")
-            (out + t.offset).update(from: p + f.offset, count: t.count)
-        }
-        /// Marian's [out, in] weight `to` ← columns first ..< first + out of Loom's (in, width) `from`;
-        /// its bias likewise.
-        func linear(_ to: String, _ from: String, columns first: Int = 0) {
-            let w = spec(marian, to + ".weight"), b = spec(marian, to + ".bias")
-            let fw = spec(loom, from + ".weight"), fb = spec(loom, from + ".bias")
-            let outputs = w.shape[0], inputs = w.shape[1], width = fw.shape[1]
-            precondition(fw.shape[0] == inputs && first + outputs <= width, "MarianExport: \(from) does not fit \(to)")
-            let dst = out + w.offset, src = p + fw.offset
-            for o in 0..<outputs { for i in 0..<inputs { dst[o * inputs + i] = src[i * width + first + o] } }
-            (out + b.offset).update(from: p + fb.offset + first, count: outputs)
-        }
-        (out + spec(marian, "final_logits_bias").offset).update(repeating: 0, count: c.vocabularySize)
+        let map = TensorMapping(target: out, layout: marian, source: p, loom: loom, who: "MarianExport")
+        func copy(_ to: String, _ from: String) { map.copy(to, from) }
+        func linear(_ to: String, _ from: String, columns first: Int = 0) { map.linear(to, from, columns: first) }
+        (out + map.spec(marian, "final_logits_bias").offset).update(repeating: 0, count: c.vocabularySize)
         copy("model.shared.weight", "embedding.weight")
         for stack in ["encoder", "decoder"] {
-            SinusoidalEmbedding.signal(into: out + spec(marian, "model.\(stack).embed_positions.weight").offset,
+            SinusoidalEmbedding.signal(into: out + map.spec(marian, "model.\(stack).embed_positions.weight").offset,
                                        positions: c.maxLength, channels: C)
             for i in 0..<(stack == "encoder" ? c.encoderLayers : c.decoderLayers) {
                 let h = "model.\(stack).layers.\(i).", g = "\(stack).layers.\(i)."

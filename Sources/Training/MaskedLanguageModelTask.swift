@@ -26,11 +26,7 @@ public final class MaskedLanguageModelTask: TrainingTask {
 
     public init(config: LoomConfig, data: PreparedData, world: Int) throws {
         let t = config.training
-        guard t.batchSize % (world * t.microBatchSize) == 0 else {
-            throw ConfigError(file: "config", key: "training.batch_size",
-                              message: "\(t.batchSize) is not divisible by ranks (\(world)) × micro_batch_size (\(t.microBatchSize))"
-                              + (t.batchSize % world == 0 ? "; e.g. --set training.micro_batch_size=\(t.batchSize / world)" : ""))
-        }
+        try Self.checkBatchSplits(config, world: world)
         batchSize = t.batchSize
         microBatch = t.microBatchSize
         time = config.model.contextLength

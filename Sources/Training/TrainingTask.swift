@@ -38,6 +38,17 @@ extension TrainingTask {
     public func inputTokens(step: Int) -> Int { globalTokens(step: step) }
     public var lastValidationCorrect: Double? { nil }
 
+    /// A global batch of sequences must split evenly into ranks × micro-batches; the error
+    /// suggests a micro-batch size that does.
+    static func checkBatchSplits(_ config: LoomConfig, world: Int) throws {
+        let t = config.training
+        guard t.batchSize % (world * t.microBatchSize) == 0 else {
+            throw ConfigError(file: "config", key: "training.batch_size",
+                              message: "\(t.batchSize) is not divisible by ranks (\(world)) × micro_batch_size (\(t.microBatchSize))"
+                              + (t.batchSize % world == 0 ? "; e.g. --set training.micro_batch_size=\(t.batchSize / world)" : ""))
+        }
+    }
+
     /// `training.precision: bf16` on a CPU that cannot run bf16 products stops here, before the
     /// model is built, with the CPU named.
     static func checkPrecision(_ config: LoomConfig, cpu: CPUFeatures = .current()) throws {
@@ -63,11 +74,7 @@ public final class LanguageModelTask: TrainingTask {
 
     public init(config: LoomConfig, data: PreparedData, world: Int) throws {
         let t = config.training
-        guard t.batchSize % (world * t.microBatchSize) == 0 else {
-            throw ConfigError(file: "config", key: "training.batch_size",
-                              message: "\(t.batchSize) is not divisible by ranks (\(world)) × micro_batch_size (\(t.microBatchSize))"
-                              + (t.batchSize % world == 0 ? "; e.g. --set training.micro_batch_size=\(t.batchSize / world)" : ""))
-        }
+        try Self.checkBatchSplits(config, world: world)
         batchSize = t.batchSize
         microBatch = t.microBatchSize
         time = config.model.contextLength

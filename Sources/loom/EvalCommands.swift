@@ -119,14 +119,7 @@ struct LossCommand: ParsableCommand {
                 let trained = try TrainedGPT(path: model, maxBatch: batch)
                 let tokens: TokenStream
                 if let text {
-                    guard let bytes = FileManager.default.contents(atPath: text) else { throw CorpusError.missing(path: text) }
-                    do {
-                        tokens = TokenStream(try bytes.withUnsafeBytes {
-                            try CorpusTokenizer.encode($0, tokenizer: trained.tokenizer, threads: threads, path: text)
-                        })
-                    } catch let error as ShardError { throw error } catch {
-                        throw CorpusError.unreadable(path: text, reason: "\(error)")
-                    }
+                    tokens = try encodeTextFile(text, tokenizer: trained.tokenizer, threads: threads)
                 } else {
                     tokens = try ShardCorpus(directory: input, tokenizer: trained.tokenizer).tokens
                 }
@@ -164,5 +157,16 @@ struct LossCommand: ParsableCommand {
                                                           seed: UInt64(config.training.seed), batches: config.evaluation.batches,
                                                           microBatch: micro, tokenizer: trained.tokenizer, path: data.corpus.path)
         return (report, data.corpus.path + " (validation split)")
+    }
+}
+
+/// The tokens of a whole text file, encoded as `loom tokenize` encodes a file (special tokens
+/// written in it included); a missing or unencodable file is an error naming it.
+func encodeTextFile(_ path: String, tokenizer: Tokenizer, threads: Int) throws -> TokenStream {
+    guard let bytes = FileManager.default.contents(atPath: path) else { throw CorpusError.missing(path: path) }
+    do {
+        return TokenStream(try bytes.withUnsafeBytes { try CorpusTokenizer.encode($0, tokenizer: tokenizer, threads: threads, path: path) })
+    } catch let error as ShardError { throw error } catch {
+        throw CorpusError.unreadable(path: path, reason: "\(error)")
     }
 }

@@ -78,14 +78,7 @@ struct MaskedLanguageModelEvalCommand: ParsableCommand {
             config.data.tokenizer = .file(files.tokenizerPath)
             let tokens: TokenStream, source: String
             if let text {
-                guard let bytes = FileManager.default.contents(atPath: text) else { throw CorpusError.missing(path: text) }
-                do {
-                    tokens = TokenStream(try bytes.withUnsafeBytes {
-                        try CorpusTokenizer.encode($0, tokenizer: trained.tokenizer, threads: threads, path: text)
-                    })
-                } catch let error as ShardError { throw error } catch {
-                    throw CorpusError.unreadable(path: text, reason: "\(error)")
-                }
+                tokens = try encodeTextFile(text, tokenizer: trained.tokenizer, threads: threads)
                 source = text
             } else if let shards {
                 tokens = try ShardCorpus(directory: shards, tokenizer: trained.tokenizer).tokens; source = shards

@@ -41,11 +41,7 @@ func tinyBERTConfig(_ dir: String, _ overrides: [String] = []) throws -> LoomCon
 @Suite(.serialized) struct MaskedLanguageModelTrainingTests {
     func train(_ world: Int, _ config: LoomConfig, _ run: String, resume: ResumeRequest? = nil,
                stopAfter: Int? = nil) throws -> [TrainingSummary] {
-        nonisolated(unsafe) let c = config
-        return try ThreadRanks.run(world, timeoutSeconds: 120) { job in
-            try TrainingRun(config: c, communicator: job, directory: run, resume: resume, progress: Progress(mode: .off))
-                .train(stopAfter: stopAfter)
-        }.map { try $0.get() }
+        try trainOnThreadRanks(world, config, run, resume: resume, stopAfter: stopAfter)
     }
 
     @Test func theFirstLossIsNearLnVAtTheMaskedPositions() throws {

@@ -27,6 +27,16 @@ func largestRelativeDifference(_ a: [Int: Double], _ b: [Int: Double]) -> Double
     return a.keys.map { abs(a[$0]! - b[$0]!) / abs(b[$0]!) }.max() ?? .infinity
 }
 
+/// Trains `config` on `world` ranks as threads into `run`; every rank's summary.
+func trainOnThreadRanks(_ world: Int, _ config: LoomConfig, _ run: String, resume: ResumeRequest? = nil,
+                        stopAfter: Int? = nil) throws -> [TrainingSummary] {
+    nonisolated(unsafe) let c = config
+    return try ThreadRanks.run(world, timeoutSeconds: 120) { job in
+        try TrainingRun(config: c, communicator: job, directory: run, resume: resume, progress: Progress(mode: .off))
+            .train(stopAfter: stopAfter)
+    }.map { try $0.get() }
+}
+
 @Suite(.serialized) struct ShardedTrainingTests {
     /// The tiny GPT at a batch of 8 (one example per micro-batch, so 2 and 4 ranks divide it),
     /// clipping at 0.5 (active in the early steps: the norm over every slice matters), a loss logged
@@ -38,14 +48,9 @@ func largestRelativeDifference(_ a: [Int: Double], _ b: [Int: Double]) -> Double
                                 "distributed.shard_optimizer=\(sharded)"] + more)
     }
 
-    /// Trains `config` on `world` ranks as threads into `run`; every rank's summary.
     func train(_ world: Int, _ config: LoomConfig, _ run: String, resume: ResumeRequest? = nil,
                stopAfter: Int? = nil) throws -> [TrainingSummary] {
-        nonisolated(unsafe) let c = config
-        return try ThreadRanks.run(world, timeoutSeconds: 120) { job in
-            try TrainingRun(config: c, communicator: job, directory: run, resume: resume, progress: Progress(mode: .off))
-                .train(stopAfter: stopAfter)
-        }.map { try $0.get() }
+        try trainOnThreadRanks(world, config, run, resume: resume, stopAfter: stopAfter)
     }
 
     @Test(arguments: [2, 4]) func shardedLossesEqualUnshardedOverFiftySteps(ranks: Int) throws {
