@@ -84,6 +84,8 @@ public struct MaskedLanguageModelTokens: Sendable {
 
     @inline(__always) public func isSpecial(_ id: Int32) -> Bool { id < 0 || Int(id) >= special.count || special[Int(id)] }
     @inline(__always) func endsDocument(_ id: Int32) -> Bool { id >= 0 && Int(id) < documentEnd.count && documentEnd[Int(id)] }
+    /// A stream token that may be chosen: neither special nor a document end (which becomes [SEP]).
+    @inline(__always) func isCandidate(_ id: Int32) -> Bool { !isSpecial(id) && !endsDocument(id) }
 }
 
 /// Draws BERT's training sequences from a token stream: example e of step s is `[CLS] w [SEP]`
@@ -131,8 +133,8 @@ public final class MaskedSequenceSampler {
         sequence[T - 1] = specials.separator
         var candidates = 0
         for i in 1..<(T - 1) {
+            if specials.isCandidate(sequence[i]) { candidates += 1 }
             if specials.endsDocument(sequence[i]) { sequence[i] = specials.separator }
-            if !specials.isSpecial(sequence[i]) { candidates += 1 }
         }
         return candidates
     }
@@ -141,9 +143,7 @@ public final class MaskedSequenceSampler {
     public func predictionCount(step: Int, example: Int) -> Int {
         let k = key(step: step, example: example), s = start(k)
         var candidates = 0
-        for i in 0..<(time - 2) where !specials.isSpecial(tokens[s + i]) && !specials.endsDocument(tokens[s + i]) {
-            candidates += 1
-        }
+        for i in 0..<(time - 2) where specials.isCandidate(tokens[s + i]) { candidates += 1 }
         return policy.chosenCount(candidates: candidates)
     }
 

@@ -20,7 +20,12 @@ public struct TrainedBERT {
     /// `maxPredictions` predicted positions (default: as many as the run's masking chooses; at most
     /// every position), in the run's `training.precision` unless `precision` is given.
     public init(path: String, maxBatch: Int, maxPredictions: Int? = nil, precision: Precision? = nil) throws {
-        files = try TrainedRunFiles(path: path)
+        try self.init(files: TrainedRunFiles(path: path), maxBatch: maxBatch, maxPredictions: maxPredictions, precision: precision)
+    }
+
+    /// The model of a run whose files are already found (and its config read).
+    public init(files: TrainedRunFiles, maxBatch: Int, maxPredictions: Int? = nil, precision: Precision? = nil) throws {
+        self.files = files
         guard files.config.model.kind == .bert else {
             throw RunReadError(path: files.configPath, message: "model.kind is \(files.config.model.kind.rawValue), not bert; "
                                + (files.config.trainsTranslation ? "use `loom translate`" : "use `loom sample` and `loom eval loss`"))

@@ -85,16 +85,26 @@ public final class RunDirectory {
     }
 
     /// Appends one JSON object as a line of metrics.jsonl (and an event to `tensorboard`; a
-    /// failed event write is reported on stderr once and ends the events, not the run).
+    /// failed event write is reported on stderr once and ends the events, not the run). A field
+    /// whose value is a nil optional is left out of the line.
     public func log(_ fields: KeyValuePairs<String, Any>) {
         do { try tensorboard?.log(fields) } catch {
             FileHandle.standardError.write(Data("loom train: \(error); no more TensorBoard events are written\n".utf8))
             tensorboard = nil
         }
         guard let metrics else { return }
-        var line = "{"
-        for (i, (key, value)) in fields.enumerated() {
-            if i > 0 { line += ", " }
+        var line = "{", first = true
+        for (key, field) in fields {
+            let mirror = Mirror(reflecting: field)
+            let value: Any
+            if mirror.displayStyle == .optional {
+                guard let wrapped = mirror.children.first?.value else { continue }
+                value = wrapped
+            } else {
+                value = field
+            }
+            if !first { line += ", " }
+            first = false
             line += "\"\(key)\": "
             switch value {
             case let d as Double: line += d.isFinite ? String(format: "%.9g", d) : "null"

@@ -382,14 +382,9 @@ public final class Trainer {
         let lowered = schedule.validated(loss: loss)
         if communicator.isCoordinator {
             if lowered { progress.report(.plateau(step: state.step, scale: state.plateau.scale)) }
-            let elapsed = monotonicSeconds() - meter.start, perSecond = meter.tokensPerSecond(state)
-            if let accuracy = lastValidationAccuracy {
-                run?.log(["step": state.step, "train_loss": lastLoss, "lr": rate, "tokens": state.tokensSeen, "elapsed_s": elapsed,
-                          "tokens_per_s": perSecond, "val_loss": loss, "val_accuracy": accuracy])
-            } else {
-                run?.log(["step": state.step, "train_loss": lastLoss, "lr": rate, "tokens": state.tokensSeen, "elapsed_s": elapsed,
-                          "tokens_per_s": perSecond, "val_loss": loss])
-            }
+            run?.log(["step": state.step, "train_loss": lastLoss, "lr": rate, "tokens": state.tokensSeen,
+                      "elapsed_s": monotonicSeconds() - meter.start, "tokens_per_s": meter.tokensPerSecond(state),
+                      "val_loss": loss, "val_accuracy": lastValidationAccuracy as Any])
             progress.report(.validation(step: state.step, loss: loss, accuracy: lastValidationAccuracy,
                                         covers: task.validationDescription(batches: config.evaluation.batches)))
         }

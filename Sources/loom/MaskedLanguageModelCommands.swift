@@ -74,7 +74,7 @@ struct MaskedLanguageModelEvalCommand: ParsableCommand {
             let files = try TrainedRunFiles(path: model)
             var config = files.config
             let B = batch ?? config.training.microBatchSize, n = batches ?? config.evaluation.batches
-            let trained = try TrainedBERT(path: model, maxBatch: B)
+            let trained = try TrainedBERT(files: files, maxBatch: B)
             config.data.tokenizer = .file(files.tokenizerPath)
             let tokens: TokenStream, source: String
             if let text {
