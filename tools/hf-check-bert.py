@@ -8,10 +8,11 @@
 #   1. exports it (`loom export RUN --format hf --out DIR`) and loads DIR with
 #      BertForMaskedLM.from_pretrained (printing the loading info: no missing, unexpected or
 #      mismatched keys must be reported) and AutoTokenizer.from_pretrained;
-#   2. takes --sentences lines of held-out text (default: the last lines of the run's validation
+#   2. takes the last --sentences lines of held-out text that fit the context (default: the run's validation
 #      text, --text FILE) with one word each replaced by [MASK] (a word chosen by a fixed seed) and
 #      for each compares the tokenizer's ids with Loom's ([CLS] ids [SEP]), transformers' logits at
-#      the [MASK] with `loom fill-mask --json --logits` (relative error: the largest |difference|
+#      the [MASK] with `loom fill-mask --json --logits --precision fp32` (fp32 as transformers, whatever
+#      the run trained in; relative error: the largest |difference|
 #      over the largest |logit|), and the top-1 (and top-5) tokens.
 # Exits non-zero when a check fails: logits within 1e-4 relative, top-1 identical everywhere.
 import argparse, json, os, random, subprocess, sys, tempfile, shutil
@@ -41,8 +42,10 @@ for key in ["missing_keys", "unexpected_keys", "mismatched_keys"]:
 tokenizer = AutoTokenizer.from_pretrained(export)
 
 text = args.text or os.path.join(here, "runs/data/world-english-bible.txt")
+# Lines of six words or more that fit the model's context with [CLS] and [SEP].
+context = model.config.max_position_embeddings
 lines = [l.strip() for l in open(text, encoding="utf-8") if len(l.split()) >= 6]
-lines = lines[-args.sentences:]
+lines = [l for l in lines if len(tokenizer(l)["input_ids"]) <= context][-args.sentences:]
 rng = random.Random(7)
 worst, top1, top5, compared = 0.0, 0, 0, 0
 for line in lines:
@@ -50,7 +53,7 @@ for line in lines:
     k = rng.randrange(len(words))
     words[k] = "[MASK]"
     masked = " ".join(words)
-    loom = json.loads(subprocess.run([args.loom, "fill-mask", args.run, "--text", masked, "--top-k", "5", "--json", "--logits"],
+    loom = json.loads(subprocess.run([args.loom, "fill-mask", args.run, "--text", masked, "--top-k", "5", "--json", "--logits", "--precision", "fp32"],
                                      check=True, capture_output=True, text=True).stdout)
     ids = tokenizer(masked, return_tensors="pt")["input_ids"]
     loom_ids = [tokenizer.cls_token_id] + loom["ids"] + [tokenizer.sep_token_id]

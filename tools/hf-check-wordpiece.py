@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # hf-check-wordpiece: Loom's WordPiece tokenizer against Hugging Face, line by line. Trains Loom
-# WordPiece vocabularies (uncased, cased, uncased with frequency merges) on the shipped corpora (or takes --tokenizer FILE), then
+# WordPiece vocabularies (uncased, cased, uncased with likelihood merges) on the shipped corpora (or takes --tokenizer FILE), then
 # compares the ids of `loom tokenizer encode --json` with
 #   - tokenizers.Tokenizer.from_file(...).encode(line, add_special_tokens=False).ids,
 #   - transformers.AutoTokenizer on the files `loom tokenizer export` writes (the default, and
@@ -171,7 +171,7 @@ def main():
 
     tokenizer_files = args.tokenizer or []
     if not tokenizer_files:
-        for name, flags in [("uncased", []), ("cased", ["--cased"]), ("uncased-frequency", ["--merge-score", "frequency"])]:
+        for name, flags in [("uncased", []), ("cased", ["--cased"]), ("uncased-likelihood", ["--merge-score", "likelihood"])]:
             out = os.path.join(work, f"wordpiece-{name}.json")
             cmd = [args.loom, "tokenizer", "train", "--kind", "wordpiece", "--vocab-size", str(args.vocab_size),
                    "--out", out] + flags + corpora

@@ -74,7 +74,9 @@ public final class TensorBoardEvents {
             }
         }
         if let validation = fields.first(where: { $0.key == "val_loss" }), let loss = number(validation.value) {
-            return (step, [("val/loss", loss)])
+            // BERT's validation also scores the masked-token accuracy.
+            let accuracy = fields.first(where: { $0.key == "val_accuracy" }).flatMap { number($0.value) }
+            return (step, [("val/loss", loss)] + (accuracy.map { [("val/accuracy", $0)] } ?? []))
         }
         let values = fields.compactMap { key, value -> (tag: String, value: Double)? in
             guard key != "step", let v = number(value) else { return nil }

@@ -6,6 +6,9 @@ import Foundation
 import Training
 import Data
 import Support
+import Kernels
+
+extension Precision: ExpressibleByArgument {}
 
 struct FillMaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,12 +24,13 @@ struct FillMaskCommand: ParsableCommand {
     @Option(name: .customLong("top-k"), help: "Candidates per [MASK].") var topK: Int = 5
     @Flag(help: "Print one JSON object instead of the lines.") var json = false
     @Flag(help: .hidden) var logits = false   // with --json: each [MASK]'s logits (checks against Hugging Face)
+    @Option(help: "fp32 or bf16 products (default: the run's training.precision).") var precision: Precision?
 
     func run() throws {
         try reportingErrors {
             guard topK >= 1 else { throw ValidationError("--top-k must be ≥ 1") }
             ThreadPool.configure(threads: 1)
-            let trained = try TrainedBERT(path: model, maxBatch: 1, maxPredictions: Int.max)
+            let trained = try TrainedBERT(path: model, maxBatch: 1, maxPredictions: Int.max, precision: precision)
             let (ids, masks, rows) = try FillMask.predict(trained, text: text, topK: topK)
             if json {
                 var object: [String: Any] = ["model": model, "text": text, "ids": ids.map(Int.init),
@@ -62,6 +66,7 @@ struct MaskedLanguageModelEvalCommand: ParsableCommand {
     @Option(help: "Batches to score (default: the run's evaluation.batches).") var batches: Int?
     @Option(help: "Sequences per batch (default: the run's training.micro_batch_size).") var batch: Int?
     @Option(help: "Compute threads.") var threads: Int = 1
+    @Option(help: "fp32 or bf16 products (default: the run's training.precision).") var precision: Precision?
     @Flag(help: "Print one JSON object instead of the sentence.") var json = false
 
     func run() throws {
@@ -74,7 +79,7 @@ struct MaskedLanguageModelEvalCommand: ParsableCommand {
             let files = try TrainedRunFiles(path: model)
             var config = files.config
             let B = batch ?? config.training.microBatchSize, n = batches ?? config.evaluation.batches
-            let trained = try TrainedBERT(files: files, maxBatch: B)
+            let trained = try TrainedBERT(files: files, maxBatch: B, precision: precision)
             config.data.tokenizer = .file(files.tokenizerPath)
             let tokens: TokenStream, source: String
             if let text {

@@ -58,7 +58,8 @@ struct ScalingCommand: ParsableCommand {
                 let out: [String: Any] = [
                     "compute_ms": compute, "optimizer_share": optimizerShare, "backward_share": inputs.backwardShare,
                     "gradient_bytes": gradient, "latency_us": inputs.fit.latency * 1e6, "bandwidth_gbs": inputs.fit.bandwidth / 1e9,
-                    "two_host_predicted_ms": check.stepSeconds * 1e3, "two_host_measured_ms": measured, "two_host_error": error]
+                    "two_host_predicted_ms": check.stepSeconds * 1e3, "two_host_measured_ms": measured, "two_host_error": error,
+                    "two_host_hidden_share": two["hidden_share"] as? Double ?? 0]
                     .merging(scatters.max(by: { $0.bytes < $1.bytes }).map { t in
                         ["reduce_scatter_ms": t.seconds * 1e3,
                          "reduce_scatter_bus_gbs": AllReduceCost.busBandwidth(bytes: t.bytes, seconds: t.seconds, ranks: 2, reduceScatter: true) / 1e9]
@@ -85,6 +86,10 @@ struct ScalingCommand: ParsableCommand {
             print("")
             print(String(format: "check: two hosts, overlapped, as measured: predicted %.2f ms per step, measured %.2f ms (%+.1f %%)",
                          check.stepSeconds * 1e3, measured, 100 * error))
+            if let exposed = two["exposed_allreduce_ms"] as? Double, let hidden = two["hidden_share"] as? Double {
+                print(String(format: "  measured on two hosts: all-reduce exposed %.2f ms per step, %.0f %% of it hidden under backward; "
+                             + "step %.2f ms against %.2f on one host", exposed, 100 * hidden, measured, compute))
+            }
         }
     }
 

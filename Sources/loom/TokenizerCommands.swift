@@ -32,8 +32,8 @@ struct TokenizerTrainCommand: ParsableCommand {
     @Option(name: .customLong("vocab-size"), help: "Vocabulary size (bpe: 256 bytes + merges + special tokens; wordpiece: the 5 special tokens + characters + merges).") var vocabSize: Int
     @Option(name: .customLong("special"), help: "bpe: a special token, e.g. <|endoftext|> (repeatable).") var specials: [String] = []
     @Flag(help: "wordpiece: keep case and accents (BERT's cased setting); the default lowercases and strips accents.") var cased = false
-    @Option(name: .customLong("merge-score"), help: "wordpiece: likelihood (count(ab)/(count(a)*count(b)), the default) or frequency (count(ab), as BPE and tokenizers' WordPieceTrainer: fewer tokens per text).")
-    var mergeScore: WordPieceTrainer.Score = .likelihood
+    @Option(name: .customLong("merge-score"), help: "wordpiece: frequency (count(ab), as BPE and tokenizers' WordPieceTrainer; the default) or likelihood (count(ab)/(count(a)*count(b)): rare words first, more tokens per text).")
+    var mergeScore: WordPieceTrainer.Score?
     @Option(help: "Where to write the tokenizer.") var out: String = "tokenizer.json"
     @Argument(help: "UTF-8 (or, for bpe, any) text files to learn from.") var files: [String]
 
@@ -63,7 +63,7 @@ struct TokenizerTrainCommand: ParsableCommand {
 
     func trainBPE(_ inputs: [(path: String, data: Data)]) throws {
         guard !cased else { throw ValidationError("--cased is for --kind wordpiece; a byte-level BPE always keeps the text as it is") }
-        guard mergeScore == .likelihood else { throw ValidationError("--merge-score is for --kind wordpiece; a byte-level BPE merges the most frequent pair") }
+        guard mergeScore == nil else { throw ValidationError("--merge-score is for --kind wordpiece; a byte-level BPE merges the most frequent pair") }
         guard vocabSize >= 256 + specials.count else {
             throw ValidationError("--vocab-size must be at least 256 (the bytes) + \(specials.count) special token(s), got \(vocabSize)")
         }
@@ -84,7 +84,7 @@ struct TokenizerTrainCommand: ParsableCommand {
             throw ValidationError("--special is for --kind bpe; a WordPiece vocabulary's special tokens are fixed: \(WordPiece.defaultSpecials.joined(separator: " ")) (ids 0-4)")
         }
         let t0 = monotonicSeconds()
-        var trainer = WordPieceTrainer(lowercase: !cased, score: mergeScore)
+        var trainer = WordPieceTrainer(lowercase: !cased, score: mergeScore ?? .frequency)
         for input in inputs {
             do { try input.data.withUnsafeBytes { try trainer.add($0) } } catch {
                 throw ValidationError("\(input.path): \(error)")
@@ -99,7 +99,7 @@ struct TokenizerTrainCommand: ParsableCommand {
         try write(try trained.tokenizer.serialized())
         print(String(format: "loom tokenizer train: %.1f MB, %d unique words, %d characters, %d merges, vocabulary %d (WordPiece, %@, %@ merges); counting %.2f s, merging %.2f s, total %.2f s; wrote %@",
                      Double(trainer.bytesRead) / 1e6, trainer.uniqueWords, trained.alphabetSize, trained.merges,
-                     trained.tokenizer.vocabularySize, cased ? "cased" : "uncased", mergeScore.rawValue, counted, total - counted, total, out))
+                     trained.tokenizer.vocabularySize, cased ? "cased" : "uncased", trainer.score.rawValue, counted, total - counted, total, out))
     }
 }
 

@@ -296,7 +296,7 @@ func texts(_ tok: WordPiece, _ ids: [Int32]) -> [String] { ids.map { tok.tokens[
     }
 
     @Test func frequencyMergesTheCommonWordsFirst() throws {
-        var likely = WordPieceTrainer(), frequent = WordPieceTrainer(score: .frequency)
+        var likely = WordPieceTrainer(score: .likelihood), frequent = WordPieceTrainer()
         let text = String(repeating: "the the the cat ", count: 20) + "zyx qvw"
         try likely.add(text); try frequent.add(text)
         let alphabet = try likely.train(vocabularySize: 1000).alphabetSize

@@ -5,6 +5,7 @@
 import Testing
 import Foundation
 import Training
+import Kernels
 import TestSupport
 
 let bertConfig = """
@@ -47,6 +48,15 @@ func bertScratch() throws -> String {
         #expect(scored["sequences"] as? Int == 12 && (scored["predictions"] as? Int ?? 0) > 0)
         let unigram = try #require(scored["unigram_accuracy"] as? Double)
         #expect(unigram > 0 && unigram < 1)
+        // --precision bf16 on this fp32 run: the same sequences through bf16 products, a loss near
+        // fp32's but not equal to it (where the CPU runs bf16; elsewhere an error naming the CPU).
+        let bf16 = try loom(["eval", "mlm", "run", "--json", "--precision", "bf16"], in: dir)
+        if Precision.bf16Unsupported(on: .current()) == nil {
+            let bf16Loss = try #require(jsonEvents(bf16.stdout).first?["loss"] as? Double, "\(bf16.stderr)")
+            #expect(bf16Loss != loss && abs(bf16Loss - loss) <= 0.02 * loss, "bf16 \(bf16Loss) vs fp32 \(loss)")
+        } else {
+            #expect(bf16.status != 0 && bf16.stderr.contains("bf16"), "\(bf16.stderr)")
+        }
 
         // fill-mask: one [MASK], five candidates, most probable first.
         let fill = try loom(["fill-mask", "run", "--text", "the cat sat on the [MASK].", "--top-k", "5", "--json"], in: dir)

@@ -117,7 +117,7 @@ import TestSupport
         try text.write(toFile: dir + "/text.txt", atomically: true, encoding: .utf8)
         let train = try loom(["tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "80", "--out", "wp/tokenizer.json", "text.txt"], in: dir)
         #expect(train.status == 0, "\(train.stderr)")
-        #expect(train.stdout.contains("vocabulary 80 (WordPiece, uncased, likelihood merges)") && train.stdout.contains("unique words"), "\(train.stdout)")
+        #expect(train.stdout.contains("vocabulary 80 (WordPiece, uncased, frequency merges)") && train.stdout.contains("unique words"), "\(train.stdout)")
         let tok = try #require(try TokenizerFile.load(dir + "/wp/tokenizer.json") as? WordPiece)
         #expect(tok.vocabularySize == 80 && tok.lowercase)
 
@@ -153,15 +153,15 @@ import TestSupport
 
         // --cased keeps case; --special is refused with the reason; a vocabulary below the alphabet says what it needs.
         let cased = try loom(["tokenizer", "train", "--kind", "wordpiece", "--cased", "--vocab-size", "90", "--out", "cased.json", "text.txt"], in: dir)
-        #expect(cased.status == 0 && cased.stdout.contains("(WordPiece, cased, likelihood merges)"), "\(cased.stderr)")
+        #expect(cased.status == 0 && cased.stdout.contains("(WordPiece, cased, frequency merges)"), "\(cased.stderr)")
         #expect(try (TokenizerFile.load(dir + "/cased.json") as? WordPiece)?.lowercase == false)
-        // --merge-score frequency: another vocabulary of the same size; the option is refused for a BPE.
-        let frequent = try loom(["tokenizer", "train", "--kind", "wordpiece", "--merge-score", "frequency", "--vocab-size", "80",
-                                 "--out", "frequent.json", "text.txt"], in: dir)
-        #expect(frequent.status == 0 && frequent.stdout.contains("vocabulary 80 (WordPiece, uncased, frequency merges)"), "\(frequent.stderr)")
-        let frequentTokens = try #require(try TokenizerFile.load(dir + "/frequent.json") as? WordPiece).tokens
-        #expect(frequentTokens.count == 80 && frequentTokens != tok.tokens)
-        let bpeScore = try loom(["tokenizer", "train", "--merge-score", "frequency", "--vocab-size", "300", "text.txt"], in: dir)
+        // --merge-score likelihood: another vocabulary of the same size; the option is refused for a BPE.
+        let likely = try loom(["tokenizer", "train", "--kind", "wordpiece", "--merge-score", "likelihood", "--vocab-size", "80",
+                               "--out", "likely.json", "text.txt"], in: dir)
+        #expect(likely.status == 0 && likely.stdout.contains("vocabulary 80 (WordPiece, uncased, likelihood merges)"), "\(likely.stderr)")
+        let likelyTokens = try #require(try TokenizerFile.load(dir + "/likely.json") as? WordPiece).tokens
+        #expect(likelyTokens.count == 80 && likelyTokens != tok.tokens)
+        let bpeScore = try loom(["tokenizer", "train", "--merge-score", "likelihood", "--vocab-size", "300", "text.txt"], in: dir)
         #expect(bpeScore.status != 0 && bpeScore.stderr.contains("--merge-score is for --kind wordpiece"), "\(bpeScore.stderr)")
         let special = try loom(["tokenizer", "train", "--kind", "wordpiece", "--special", "<s>", "--vocab-size", "80", "text.txt"], in: dir)
         #expect(special.status != 0 && special.stderr.contains("--special is for --kind bpe") && special.stderr.contains("[PAD] [UNK] [CLS] [SEP] [MASK]"), "\(special.stderr)")

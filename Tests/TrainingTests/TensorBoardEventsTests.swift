@@ -75,11 +75,13 @@ import TestSupport
         #expect(throws: EventFileReadError.self) { try readEvents(w.path) }
     }
 
-    @Test func validationRecordsCarryOnlyTheValidationLoss() {
+    @Test func validationRecordsCarryTheValidationLossAndAccuracy() {
         let training = TensorBoardEvents.scalars(of: ["step": 5, "train_loss": 1.0, "lr": 0.5, "tokens_per_s": 100.0])
         #expect(training?.step == 5 && training?.values.map(\.tag) == ["train/loss", "train/lr", "train/tokens_per_s"])
         let validation = TensorBoardEvents.scalars(of: ["step": 5, "train_loss": 1.0, "lr": 0.5, "val_loss": 2.0])
         #expect(validation?.values.map(\.tag) == ["val/loss"] && validation?.values.first?.value == 2.0)
         #expect(TensorBoardEvents.scalars(of: ["train_loss": 1.0]) == nil)
+        let masked = TensorBoardEvents.scalars(of: ["step": 5, "val_loss": 2.0, "val_accuracy": 0.25, "covers": 3])
+        #expect(masked?.values.map(\.tag) == ["val/loss", "val/accuracy"] && masked?.values.last?.value == 0.25)
     }
 }
