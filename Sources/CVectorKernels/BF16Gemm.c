@@ -40,7 +40,7 @@ enum {
     KC = LOOM_BF16_KC,        // k per packed block (even: a pair never straddles two blocks)
     NC = LOOM_BF16_NC,        // columns per packed block of B (a multiple of NR)
 };
-_Static_assert(MR >= 1 && MR <= 16 && NV >= 1 && MR * NV + NV <= 32, "the tile must fit the 32 zmm registers");
+_Static_assert(MR >= 1 && MR <= 16 && NV >= 1 && NV <= 4 && MR * NV + NV <= 32, "the tile must fit the 32 zmm registers");
 _Static_assert(KC % 2 == 0 && NC % NR == 0, "KC even, NC a multiple of NR");
 
 /// The packed block of op(B): NC/NR panels, each [KC/2][NR] pairs (bf16 of k = 2p in the low
@@ -173,17 +173,18 @@ BF16_INLINE void packA(int transA, const uint16_t *a, long lda, long ic, long mr
     }
 }
 
-/// One MR×NR tile of C over k of one block: `full` pairs, then (`odd`) k's last value alone.
+/// One MR×(16·nv) tile of C (nv ≤ NV: a ragged last panel of B takes only the vectors it
+/// needs) over k of one block: `full` pairs, then (`odd`) k's last value alone.
 /// A's pair (r, p) is at a + r·rowStride + 2p·… : `direct` reads A's rows in place (row stride
 /// lda, pairs 2 values apart), else the packed micro-panel (pairs MR apart). Then
 /// C = α·acc + β·C for the first mr rows and nr columns (β = 0: C is not read).
-BF16_INLINE void tile(const int direct, long full, int odd, const uint16_t *a, long lda, const uint32_t *bp,
+BF16_INLINE void tile(const int direct, const int nv, long full, int odd, const uint16_t *a, long lda, const uint32_t *bp,
                       float alpha, float beta, float *c, long ldc, long mr, long nr) {
     __m512 acc[MR][NV];
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
 #pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
     }
 #if LOOM_BF16_PREFETCH
     // The tile of C comes in while the products run (k is long and C often outside L2).
@@ -191,7 +192,7 @@ BF16_INLINE void tile(const int direct, long full, int odd, const uint16_t *a, l
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
 #pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(c + r * ldc + 16 * v), _MM_HINT_T0);
+        for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(c + r * ldc + 16 * v), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + nr - 1), _MM_HINT_T0);
     }
 #endif
@@ -199,37 +200,37 @@ BF16_INLINE void tile(const int direct, long full, int odd, const uint16_t *a, l
     for (long p = 0; p < full; p++) {
         __m512bh bv[NV];
 #pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_load_si512(bp + p * NR + 16 * v);
+        for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512(bp + p * NR + 16 * v);
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) {
             uint32_t pair = direct ? pairAt(a + r * lda + 2 * p, 0) : pa[p * MR + r];
             __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);
 #pragma clang loop unroll(full)
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
         }
     }
     if (odd) {
         __m512bh bv[NV];
 #pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) bv[v] = (__m512bh)_mm512_load_si512(bp + full * NR + 16 * v);
+        for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512(bp + full * NR + 16 * v);
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) {
             uint32_t pair = direct ? pairAt(a + r * lda + 2 * full, 1) : pa[full * MR + r];
             __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);
 #pragma clang loop unroll(full)
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
         }
     }
     const __m512 scale = _mm512_set1_ps(alpha), keep = _mm512_set1_ps(beta);
-    const int whole = nr == NR;
+    const int whole = nr == 16 * nv;
     __mmask16 mask[NV];
 #pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) mask[v] = lanes16(nr - 16 * v);
+    for (int v = 0; v < nv; v++) mask[v] = lanes16(nr - 16 * v);
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
 #pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < nv; v++) {
             float *out = c + r * ldc + 16 * v;
             __m512 value = alpha == 1.0f ? acc[r][v] : _mm512_mul_ps(scale, acc[r][v]);
             if (whole) {
@@ -243,6 +244,22 @@ BF16_INLINE void tile(const int direct, long full, int odd, const uint16_t *a, l
             }
         }
     }
+}
+
+/// `tile` with as few 16-column vectors as the nr columns need (nv a constant in each call).
+BF16_INLINE void tiles(const int direct, long full, int odd, const uint16_t *a, long lda, const uint32_t *bp,
+                       float alpha, float beta, float *c, long ldc, long mr, long nr) {
+    const long vectors = (nr + 15) / 16;
+    if (vectors >= NV) tile(direct, NV, full, odd, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+#if LOOM_BF16_NV > 1
+    else if (vectors == 1) tile(direct, 1, full, odd, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+#endif
+#if LOOM_BF16_NV > 2
+    else if (vectors == 2) tile(direct, 2, full, odd, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+#endif
+#if LOOM_BF16_NV > 3
+    else tile(direct, 3, full, odd, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+#endif
 }
 
 BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
@@ -267,12 +284,12 @@ BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k
                 if (!transA && mr == MR) {
                     const uint16_t *ai = a + ic * lda + pc;
                     for (long jr = 0; jr < nc; jr += NR)
-                        tile(1, full, odd, ai, lda, packedB + (jr / NR) * pairs * NR, alpha, blockBeta, ci + jr, ldc,
+                        tiles(1, full, odd, ai, lda, packedB + (jr / NR) * pairs * NR, alpha, blockBeta, ci + jr, ldc,
                              mr, nc - jr < NR ? nc - jr : NR);
                 } else {
                     packA(transA, a, lda, ic, mr, pc, kc);
                     for (long jr = 0; jr < nc; jr += NR)
-                        tile(0, full, odd, 0, 0, packedB + (jr / NR) * pairs * NR, alpha, blockBeta, ci + jr, ldc,
+                        tiles(0, full, odd, 0, 0, packedB + (jr / NR) * pairs * NR, alpha, blockBeta, ci + jr, ldc,
                              mr, nc - jr < NR ? nc - jr : NR);
                 }
             }
