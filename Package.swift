@@ -85,7 +85,7 @@ let package = Package(
         // Test helpers that need the whole library (a trained-looking translation model on disk).
         .target(name: "TrainingTestSupport", dependencies: ["Training", "Models", "Data", "Support"], path: "Tests/TrainingTestSupport"),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Support", "TestSupport", "MallocCounter"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Kernels", "Support", "TestSupport", "MallocCounter"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Support", "TestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "TestSupport"]),

@@ -1,6 +1,6 @@
 // Gemm: row-major matrix multiply, serial and split over the pool, on the engine the current
-// GemmPlan chose for the shape (OpenBLAS sgemm, or a oneDNN matmul primitive); bf16-input products
-// on oneDNN. Only the product shapes the layers use are offered.
+// GemmPlan chose for the shape (OpenBLAS sgemm or a oneDNN matmul primitive; bf16-input products
+// on Loom's AVX512_BF16 kernel or oneDNN). Only the product shapes the layers use are offered.
 import CBLAS
 import Support
 
@@ -84,9 +84,11 @@ public enum Gemm {
     }
 
     /// C(fp32) = alpha · op(A) · op(B) + beta · C with A and B in bf16 (raw bits, the high half of
-    /// an fp32), on the calling thread, on oneDNN (products accumulate in fp32). A shape the plan
-    /// has not seen runs on a one-off primitive (allocates: the recorded first step, tests).
-    /// Stops the program when oneDNN cannot run it (bf16 training checks the CPU at start).
+    /// an fp32), on the calling thread (products accumulate in fp32): on the oneDNN primitive the
+    /// plan made for the shape, else on Loom's kernel (`BF16Gemm`: the plan chose it, or the shape
+    /// is not planned). Where Loom's kernel cannot run (no AVX512_BF16), a shape the plan has not
+    /// routed runs on a one-off oneDNN primitive (allocates: the recorded first step, tests), and
+    /// the program stops when oneDNN cannot run it either (bf16 training checks the CPU at start).
     public static func serialBF16(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
@@ -97,6 +99,10 @@ public enum Gemm {
                               alpha: alpha, beta: beta, bf16: true)
         if let plan, let matmul = plan.route(shape), matmul.run(a: a, b: b, c: c) { return }
         if GemmPlan.recording { GemmPlan.note(shape) } else if let plan { plan.noteUnplanned(shape) }
+        if BF16Gemm.available {
+            BF16Gemm.run(shape, a: a, b: b, c: c)
+            return
+        }
         if k == 0 {   // oneDNN refuses an empty inner dimension: C = beta · C
             for r in 0..<m { for j in 0..<n { c[r * ldc + j] = beta == 0 ? 0 : beta * c[r * ldc + j] } }
             return

@@ -1,7 +1,7 @@
-// GemmPlan: which GEMM engine (OpenBLAS or oneDNN) runs each matrix-product shape of a training
-// step: the shapes are recorded during the first step, oneDNN primitives are made for them once,
-// and `auto` times both engines on each and keeps the faster. Gemm.swift routes each call
-// through the current plan.
+// GemmPlan: which GEMM engine (OpenBLAS, oneDNN or Loom's bf16 kernel) runs each matrix-product
+// shape of a training step: the shapes are recorded during the first step, oneDNN primitives are
+// made for them once, and `auto` times the two engines a shape can run on and keeps the faster.
+// Gemm.swift routes each call through the current plan.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -12,12 +12,28 @@ import CBLAS
 import CKernelSupport
 import Support
 
-/// A GEMM engine.
+/// A GEMM engine: OpenBLAS sgemm (fp32 products), a oneDNN matmul primitive (fp32 or bf16), or
+/// Loom's own AVX512_BF16 kernel (`BF16Gemm`, bf16 products only).
 public enum GemmEngine: String, CaseIterable, Sendable, Codable {
-    case openblas, onednn
+    case openblas, onednn, loom
+
+    /// How `loom bench` names it: "OpenBLAS", "oneDNN", "Loom".
+    public var name: String {
+        switch self {
+        case .openblas: return "OpenBLAS"
+        case .onednn: return "oneDNN"
+        case .loom: return "Loom"
+        }
+    }
 }
 
 /// What `kernels.gemm` asks for: one engine for every product, or `auto` (the faster per shape).
+/// fp32 products choose between OpenBLAS and oneDNN. bf16 products (OpenBLAS has none) choose
+/// between oneDNN and Loom's AVX512_BF16 kernel (`BF16Gemm`, where the CPU has AVX512_BF16):
+/// `onednn` runs them on oneDNN; `openblas` on Loom's kernel (oneDNN where it cannot run);
+/// `auto` times both on each bf16 shape and keeps Loom's unless oneDNN is faster by
+/// `GemmPlan.margin` (oneDNN alone where Loom's kernel cannot run; on AMX CPUs its AMX kernels
+/// win).
 public enum GemmSelection: String, CaseIterable, Sendable, Codable {
     case auto, openblas, onednn
 }
@@ -62,10 +78,12 @@ public final class GemmPlan: @unchecked Sendable {
         /// Calls of this shape in the recorded step (over all threads).
         public var calls: Int
         /// Best time of one call on each engine, all pool threads running it at once; nil when
-        /// not measured (a fixed selection) or oneDNN has no implementation.
-        public var openblasSeconds: Double?, onednnSeconds: Double?
+        /// not measured (a fixed selection, oneDNN has no implementation, or the engine does not
+        /// take the shape: OpenBLAS for fp32 shapes, Loom's kernel for bf16 ones).
+        public var openblasSeconds: Double?, onednnSeconds: Double?, loomSeconds: Double?
         public var engine: GemmEngine
-        /// oneDNN's implementation name ("brg:avx512_core"), "" when oneDNN does not run it.
+        /// oneDNN's implementation name ("brg:avx512_core"), `BF16Gemm.implementation` for Loom's
+        /// kernel, "" for OpenBLAS.
         public var implementation: String
     }
 
@@ -75,8 +93,9 @@ public final class GemmPlan: @unchecked Sendable {
     /// Every shape planned, whichever engine runs it (written only by `add`).
     var planned: Set<GemmShape> = []
     /// Shapes met after planning that the plan has not seen (an encoder-decoder's batches vary in
-    /// length; a validation batch may be shorter): they run on OpenBLAS (fp32) or a one-off oneDNN
-    /// primitive (bf16) until `planUnplanned()` adds them between steps.
+    /// length; a validation batch may be shorter): they run on OpenBLAS (fp32) or Loom's bf16
+    /// kernel (a one-off oneDNN primitive where it cannot run) until `planUnplanned()` adds them
+    /// between steps.
     let unplanned = Mutex<[GemmShape: Int]>([:])
     /// Every planned shape, in the order planned.
     public private(set) var choices: [Choice] = []
@@ -98,8 +117,18 @@ public final class GemmPlan: @unchecked Sendable {
         return onednn < openblas * (1 - margin) ? .onednn : .openblas
     }
 
+    /// The same for a bf16 shape, between Loom's kernel and oneDNN: oneDNN only when it ran and
+    /// took less than (1 − margin) of Loom's time; a near-tie keeps Loom's kernel (which, like
+    /// OpenBLAS, allocates nothing).
+    public static func decideBF16(loom: Double?, onednn: Double?, margin: Double = GemmPlan.margin) -> GemmEngine {
+        guard let onednn else { return .loom }
+        guard let loom else { return .onednn }
+        return onednn < loom * (1 - margin) ? .onednn : .loom
+    }
+
     /// Runs `body` (one training step) on OpenBLAS alone while recording every product shape it
-    /// issues, with how often; bf16 products run on one-off oneDNN primitives meanwhile.
+    /// issues, with how often; bf16 products run on Loom's kernel meanwhile (one-off oneDNN
+    /// primitives where it cannot run).
     public static func record<T>(_ body: () -> T) -> (result: T, shapes: [GemmShape: Int]) {
         let saved = Gemm.plan
         Gemm.plan = nil
@@ -118,9 +147,10 @@ public final class GemmPlan: @unchecked Sendable {
     static func note(_ shape: GemmShape) { recorded.withLock { $0[shape, default: 0] += 1 } }
 
     /// Plans the shapes not planned yet (between steps: no product may run meanwhile): makes a
-    /// oneDNN primitive for each with a slot for every thread, and with `auto` times each engine
-    /// (best of `rounds`, alternating) on the pool's threads at once and keeps the faster.
-    /// bf16 shapes always go to oneDNN.
+    /// oneDNN primitive for each that may run on oneDNN, with a slot for every thread, and with
+    /// `auto` times both engines the shape can run on (best of `rounds`, alternating) on the
+    /// pool's threads at once and keeps the faster: OpenBLAS or oneDNN for fp32 shapes, Loom's
+    /// kernel or oneDNN for bf16 shapes (`GemmSelection` says what fixed selections mean for bf16).
     public func add(_ shapes: [GemmShape: Int], rounds: Int = 5) {
         let pool = ThreadPool.shared
         let new = shapes.filter { shape, _ in !choices.contains { $0.shape == shape } }
@@ -133,20 +163,34 @@ public final class GemmPlan: @unchecked Sendable {
         let bench = selection == .auto ? GemmTiming(shapes: new.map(\.key), parts: pool.threads) : nil
         defer { bench?.release() }
         for (shape, calls) in new {
-            let wantsDNN = selection != .openblas || shape.bf16
+            let loom = shape.bf16 && BF16Gemm.available
+            let wantsDNN = shape.bf16 ? !loom || selection != .openblas : selection != .openblas
             let matmul = wantsDNN ? OneDNNMatmul(shape, slots: slots) : nil
             var choice = Choice(shape: shape, calls: calls, engine: .openblas, implementation: "")
-            if shape.bf16 || selection == .onednn {
+            if shape.bf16 {
+                // Without Loom's kernel oneDNN is the only bf16 engine (Gemm.serialBF16 stops the
+                // program if it has no implementation either).
+                choice.engine = loom ? .loom : .onednn
+                if loom, matmul != nil, selection == .onednn { choice.engine = .onednn }
+                if loom, let matmul, selection == .auto, let bench {
+                    let times = bench.measure(shape, matmul: matmul, rounds: rounds)
+                    choice.loomSeconds = times.own
+                    choice.onednnSeconds = times.onednn
+                    choice.engine = GemmPlan.decideBF16(loom: times.own, onednn: times.onednn)
+                }
+            } else if selection == .onednn {
                 choice.engine = matmul == nil ? .openblas : .onednn
             } else if selection == .auto, let bench {
                 let times = bench.measure(shape, matmul: matmul, rounds: rounds)
-                choice.openblasSeconds = times.openblas
+                choice.openblasSeconds = times.own
                 choice.onednnSeconds = times.onednn
-                choice.engine = GemmPlan.decide(openblas: times.openblas, onednn: times.onednn)
+                choice.engine = GemmPlan.decide(openblas: times.own, onednn: times.onednn)
             }
             if choice.engine == .onednn, let matmul {
                 routes[shape] = matmul
                 choice.implementation = matmul.implementation
+            } else if choice.engine == .loom {
+                choice.implementation = BF16Gemm.implementation
             }
             choices.append(choice)
             planned.insert(shape)
@@ -178,57 +222,93 @@ public final class GemmPlan: @unchecked Sendable {
 
     /// Shares of the recorded step's fp32 product FLOPs, and shape counts, per engine.
     public var split: (onednnShapes: Int, shapes: Int, onednnShare: Double) {
-        let fp32 = choices.filter { !$0.shape.bf16 }
-        let total = fp32.reduce(0) { $0 + $1.shape.flops * Double($1.calls) }
-        let dnn = fp32.filter { $0.engine == .onednn }
-        let share = dnn.reduce(0) { $0 + $1.shape.flops * Double($1.calls) }
-        return (dnn.count, fp32.count, total > 0 ? share / total : 0)
+        share(bf16: false, on: .onednn)
+    }
+
+    /// The same for the bf16 products: how many shapes, and what share of their FLOPs, run on
+    /// Loom's kernel (the rest on oneDNN).
+    public var bf16Split: (loomShapes: Int, shapes: Int, loomShare: Double) {
+        share(bf16: true, on: .loom)
+    }
+
+    func share(bf16: Bool, on engine: GemmEngine) -> (Int, Int, Double) {
+        let kind = choices.filter { $0.shape.bf16 == bf16 }
+        let total = kind.reduce(0) { $0 + $1.shape.flops * Double($1.calls) }
+        let on = kind.filter { $0.engine == engine }
+        let share = on.reduce(0) { $0 + $1.shape.flops * Double($1.calls) }
+        return (on.count, kind.count, total > 0 ? share / total : 0)
     }
 
     /// One line: the selection and what it chose, e.g. "kernels.gemm auto: oneDNN (avx512_core)
     /// for 12 of 30 product shapes (81 % of the step's matmul FLOPs), OpenBLAS for the rest;
-    /// planned in 1.2 s".
+    /// planned in 1.2 s"; with bf16 products, the fp32 part only when there are fp32 shapes, and
+    /// "bf16: Loom avx512_bf16 for 20 of 24 shapes (90 % of the bf16 FLOPs), oneDNN
+    /// (avx512_core_bf16) for the rest".
     public var summary: String {
-        let s = split
-        return "kernels.gemm \(selection.rawValue): oneDNN (\(OneDNN.isa)) for \(s.onednnShapes) of \(s.shapes) product shapes"
-            + " (\(Int((100 * s.onednnShare).rounded())) % of the step's matmul FLOPs), OpenBLAS for the rest; planned in "
+        let s = split, h = bf16Split
+        var parts: [String] = []
+        if s.shapes > 0 || h.shapes == 0 {
+            parts.append("oneDNN (\(OneDNN.isa)) for \(s.onednnShapes) of \(s.shapes) product shapes"
+                         + " (\(Int((100 * s.onednnShare).rounded())) % of the step's matmul FLOPs), OpenBLAS for the rest")
+        }
+        if h.shapes > 0 {
+            parts.append("bf16: Loom \(BF16Gemm.implementation) for \(h.loomShapes) of \(h.shapes) shapes"
+                         + " (\(Int((100 * h.loomShare).rounded())) % of the bf16 FLOPs), oneDNN (\(OneDNN.isa)) for the rest")
+        }
+        return "kernels.gemm \(selection.rawValue): " + parts.joined(separator: "; ") + "; planned in "
             + "\((planningSeconds * 10).rounded() / 10) s"
     }
 }
 
-/// Times one shape on both engines with every pool thread running it at once on its own
-/// operands, as the step's parallel jobs do.
+/// Times one shape on both of its engines with every pool thread running it at once on its own
+/// operands, as the step's parallel jobs do: OpenBLAS or oneDNN for an fp32 shape, Loom's kernel
+/// or oneDNN for a bf16 one.
 struct GemmTiming {
     let parts: Int
     let a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>
-    let sizes: (a: Int, b: Int, c: Int)
+    /// The bf16 shapes' A and B (parts × sizes16.a, parts × sizes16.b).
+    let a16: UnsafeMutablePointer<UInt16>, b16: UnsafeMutablePointer<UInt16>
+    let sizes: (a: Int, b: Int, c: Int), sizes16: (a: Int, b: Int)
 
     init(shapes: [GemmShape], parts: Int) {
         self.parts = parts
-        let e = shapes.map(\.extents)
-        sizes = (e.map(\.a).max() ?? 1, e.map(\.b).max() ?? 1, e.map(\.c).max() ?? 1)
+        let e = shapes.filter { !$0.bf16 }.map(\.extents), e16 = shapes.filter(\.bf16).map(\.extents)
+        sizes = (e.map(\.a).max() ?? 1, e.map(\.b).max() ?? 1, shapes.map { $0.extents.c }.max() ?? 1)
+        sizes16 = (e16.map(\.a).max() ?? 1, e16.map(\.b).max() ?? 1)
         a = .allocate(capacity: parts * sizes.a); b = .allocate(capacity: parts * sizes.b); c = .allocate(capacity: parts * sizes.c)
+        a16 = .allocate(capacity: parts * sizes16.a); b16 = .allocate(capacity: parts * sizes16.b)
         for i in 0..<(parts * sizes.a) { a[i] = Float(i % 7) * 0.01 }
         for i in 0..<(parts * sizes.b) { b[i] = Float(i % 5) * 0.01 }
+        for i in 0..<(parts * sizes16.a) { a16[i] = BFloat16.round(Float(i % 7) * 0.01) }
+        for i in 0..<(parts * sizes16.b) { b16[i] = BFloat16.round(Float(i % 5) * 0.01) }
         c.initialize(repeating: 0, count: parts * sizes.c)
     }
 
-    func release() { a.deallocate(); b.deallocate(); c.deallocate() }
+    func release() { a.deallocate(); b.deallocate(); c.deallocate(); a16.deallocate(); b16.deallocate() }
 
     struct Job: ParallelLoop {
         let t: GemmTiming, shape: GemmShape, matmul: OneDNNMatmul?, repeats: Int
         func run(_ range: Range<Int>) {
             for p in range {
-                let a = t.a + p * t.sizes.a, b = t.b + p * t.sizes.b, c = t.c + p * t.sizes.c
-                for _ in 0..<repeats {
-                    if let matmul { _ = matmul.run(a: a, b: b, c: c) } else { Gemm.openblas(shape, a: a, b: b, c: c) }
+                let c = t.c + p * t.sizes.c
+                if shape.bf16 {
+                    let a = t.a16 + p * t.sizes16.a, b = t.b16 + p * t.sizes16.b
+                    for _ in 0..<repeats {
+                        if let matmul { _ = matmul.run(a: a, b: b, c: c) } else { BF16Gemm.run(shape, a: a, b: b, c: c) }
+                    }
+                } else {
+                    let a = t.a + p * t.sizes.a, b = t.b + p * t.sizes.b
+                    for _ in 0..<repeats {
+                        if let matmul { _ = matmul.run(a: a, b: b, c: c) } else { Gemm.openblas(shape, a: a, b: b, c: c) }
+                    }
                 }
             }
         }
     }
 
-    /// Best seconds per call on each engine (nil when oneDNN has no primitive).
-    func measure(_ shape: GemmShape, matmul: OneDNNMatmul?, rounds: Int) -> (openblas: Double?, onednn: Double?) {
+    /// Best seconds per call on the shape's own engine (OpenBLAS for fp32, Loom's kernel for
+    /// bf16) and on oneDNN (nil when it has no primitive).
+    func measure(_ shape: GemmShape, matmul: OneDNNMatmul?, rounds: Int) -> (own: Double?, onednn: Double?) {
         // About a millisecond per round at 100 GFLOP/s, at least one call.
         let repeats = max(1, min(100, Int(1e8 / max(shape.flops, 1))))
         var best: [Double] = [.infinity, .infinity]

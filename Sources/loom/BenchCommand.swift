@@ -341,12 +341,12 @@ enum GemmReport {
             return
         }
         Swift.print("  \(label)\(plan.summary)")
-        Swift.print("    product shape (m×n×k, form, β, ld A/B/C)            calls/step  OpenBLAS µs  oneDNN µs  engine")
+        Swift.print("    product shape (m×n×k, form, β, ld A/B/C)            calls/step  OpenBLAS µs  oneDNN µs    Loom µs  engine")
         for c in plan.choices {
             let us = { (t: Double?) in t.map { String(format: "%11.1f", $0 * 1e6) } ?? "          –" }
             Swift.print("    " + c.shape.description.padding(toLength: 52, withPad: " ", startingAt: 0)
                         + String(format: "%10d", c.calls) + "  " + us(c.openblasSeconds) + "  " + us(c.onednnSeconds).dropFirst(2)
-                        + "  " + (c.engine == .onednn ? "oneDNN \(c.implementation)" : "OpenBLAS"))
+                        + us(c.loomSeconds) + "  " + c.engine.name + (c.implementation.isEmpty ? "" : " \(c.implementation)"))
         }
     }
 
@@ -357,13 +357,15 @@ enum GemmReport {
         return ["gemm": [
             "selection": plan.selection.rawValue, "onednn_isa": OneDNN.isa, "onednn_shapes": split.onednnShapes,
             "onednn_flop_share": split.onednnShare, "planning_s": plan.planningSeconds,
+            "bf16_loom_shapes": plan.bf16Split.loomShapes, "bf16_loom_flop_share": plan.bf16Split.loomShare,
             "shapes": plan.choices.map { c -> [String: Any] in
                 let s = c.shape
                 return ["shape": s.description, "m": s.m, "n": s.n, "k": s.k, "trans_a": s.transA, "trans_b": s.transB,
                         "lda": s.lda, "ldb": s.ldb, "ldc": s.ldc, "alpha": Double(s.alpha), "beta": Double(s.beta), "bf16": s.bf16,
                         "calls": c.calls, "engine": c.engine.rawValue, "implementation": c.implementation,
                         "openblas_us": c.openblasSeconds.map { $0 * 1e6 } ?? NSNull(),
-                        "onednn_us": c.onednnSeconds.map { $0 * 1e6 } ?? NSNull()]
+                        "onednn_us": c.onednnSeconds.map { $0 * 1e6 } ?? NSNull(),
+                        "loom_us": c.loomSeconds.map { $0 * 1e6 } ?? NSNull()]
             }] as [String: Any]]
     }
 }

@@ -1,8 +1,8 @@
 // The GEMM engines against each other and against a double-precision product: oneDNN matmul
 // primitives for every form the layers issue (forward, input and weight gradients, attention's
 // scaled and strided products; beta 0 and 1; tight and padded leading dimensions), routed through
-// Gemm.serial and Gemm.parallel by a plan; bf16 inputs against a rounding reference; `auto`'s
-// choice as a function of timings.
+// Gemm.serial and Gemm.parallel by a plan; bf16 inputs against a rounding reference on oneDNN and
+// on Loom's bf16 kernel; `auto`'s choice as a function of timings, for fp32 and bf16 shapes.
 import Testing
 import Kernels
 import Support
@@ -133,8 +133,10 @@ import Support
         }
     }
 
-    /// bf16 × bf16 products are exact in fp32, so oneDNN's bf16 matmul must agree with sgemm of the
-    /// widened inputs to fp32-accumulation rounding, for every form and through the pool's split.
+    /// bf16 × bf16 products are exact in fp32, so each bf16 engine must agree with sgemm of the
+    /// widened inputs to fp32-accumulation rounding, for every form and through the pool's split:
+    /// oneDNN's bf16 matmul (a plan of `onednn` routes the recorded shapes to it) and the engine
+    /// products run on without a plan (Loom's kernel where the CPU has AVX512_BF16).
     @Test(arguments: 0..<forms.count)
     func bf16MatchesSgemmOfTheRoundedInputs(form: Int) throws {
         ThreadPool.configure(threads: 2)
@@ -143,27 +145,38 @@ import Support
             let (a, b, c) = Self.operands(s)
             let a16 = a.map(BFloat16.round), b16 = b.map(BFloat16.round)
             let expected = Self.serial(s, a16.map(BFloat16.widen), b16.map(BFloat16.widen), c, plan: nil)
-            var got = c
-            got.withUnsafeMutableBufferPointer { cp in
-                if split {
-                    Gemm.parallelBF16(transA: s.transA, transB: s.transB, m: m, n: n, k: k, alpha: s.alpha, a: a16, lda: s.lda,
-                                      b: b16, ldb: s.ldb, beta: s.beta, c: cp.baseAddress!, ldc: s.ldc)
-                } else {
-                    Gemm.serialBF16(transA: s.transA, transB: s.transB, m: m, n: n, k: k, alpha: s.alpha, a: a16, lda: s.lda,
-                                    b: b16, ldb: s.ldb, beta: s.beta, c: cp.baseAddress!, ldc: s.ldc)
+            func product(_ plan: GemmPlan?) -> [Float] {
+                var got = c
+                Gemm.plan = plan
+                got.withUnsafeMutableBufferPointer { cp in
+                    if split {
+                        Gemm.parallelBF16(transA: s.transA, transB: s.transB, m: m, n: n, k: k, alpha: s.alpha, a: a16, lda: s.lda,
+                                          b: b16, ldb: s.ldb, beta: s.beta, c: cp.baseAddress!, ldc: s.ldc)
+                    } else {
+                        Gemm.serialBF16(transA: s.transA, transB: s.transB, m: m, n: n, k: k, alpha: s.alpha, a: a16, lda: s.lda,
+                                        b: b16, ldb: s.ldb, beta: s.beta, c: cp.baseAddress!, ldc: s.ldc)
+                    }
                 }
+                Gemm.plan = nil
+                return got
             }
-            var worst = 0.0
-            for i in 0..<m { for j in 0..<s.ldc {
-                let e = i * s.ldc + j
-                if j >= n { #expect(got[e] == c[e]); continue }
-                worst = max(worst, abs(Double(got[e]) - Double(expected[e])))
-            } }
-            // k terms of magnitude < 1 summed in fp32 by two different orders.
-            #expect(worst < 4e-6 * Double(k), "\(s) split \(split): worst \(worst)")
-            // And rounding the inputs mattered: the fp32 product differs from the bf16 one.
-            let fp32 = Self.serial(s, a, b, c, plan: nil)
-            #expect(zip(fp32, got).contains { abs($0 - $1) > 1e-3 }, "\(s): bf16 inputs gave the fp32 product")
+            let (unplanned, shapes) = GemmPlan.record { product(nil) }
+            let onednn = GemmPlan(selection: .onednn)
+            onednn.add(shapes)
+            #expect(!onednn.choices.isEmpty && onednn.choices.allSatisfy { $0.engine == .onednn }, "\(s): \(onednn.choices)")
+            for (engine, got) in [("unplanned", unplanned), ("oneDNN", product(onednn))] {
+                var worst = 0.0
+                for i in 0..<m { for j in 0..<s.ldc {
+                    let e = i * s.ldc + j
+                    if j >= n { #expect(got[e] == c[e]); continue }
+                    worst = max(worst, abs(Double(got[e]) - Double(expected[e])))
+                } }
+                // k terms of magnitude < 1 summed in fp32 by two different orders.
+                #expect(worst < 4e-6 * Double(k), "\(s) split \(split) \(engine): worst \(worst)")
+                // And rounding the inputs mattered: the fp32 product differs from the bf16 one.
+                let fp32 = Self.serial(s, a, b, c, plan: nil)
+                #expect(zip(fp32, got).contains { abs($0 - $1) > 1e-3 }, "\(s) \(engine): bf16 inputs gave the fp32 product")
+            }
         }
     }
 
@@ -186,6 +199,13 @@ import Support
         #expect(GemmPlan.decide(openblas: 1e-3, onednn: 0.97e-3, margin: 0) == .onednn)
         #expect(GemmPlan.decide(openblas: 1e-3, onednn: nil) == .openblas)    // oneDNN could not run it
         #expect(GemmPlan.decide(openblas: nil, onednn: 1e-3) == .onednn)
+        // bf16: Loom's kernel unless oneDNN beats it by the margin.
+        #expect(GemmPlan.decideBF16(loom: 2e-3, onednn: 1e-3) == .onednn)
+        #expect(GemmPlan.decideBF16(loom: 1e-3, onednn: 2e-3) == .loom)
+        #expect(GemmPlan.decideBF16(loom: 1e-3, onednn: 0.97e-3) == .loom)
+        #expect(GemmPlan.decideBF16(loom: 1e-3, onednn: 0.94e-3) == .onednn)
+        #expect(GemmPlan.decideBF16(loom: 1e-3, onednn: nil) == .loom)      // oneDNN could not run it
+        #expect(GemmPlan.decideBF16(loom: nil, onednn: 1e-3) == .onednn)    // nor Loom's kernel
     }
 
     /// `auto` times both engines on each shape and keeps what `decide` says; `openblas` routes
@@ -206,8 +226,54 @@ import Support
         #expect(none.choices.allSatisfy { $0.engine == .openblas && $0.openblasSeconds == nil } && none.split.onednnShapes == 0)
     }
 
+    /// bf16 shapes under `auto` are timed on oneDNN and Loom's kernel and run on the one `decideBF16`
+    /// keeps, matching sgemm of the widened inputs; `openblas` puts them on Loom's kernel untimed,
+    /// `onednn` on oneDNN.
+    @Test(.enabled(if: BF16Gemm.available, "Loom's bf16 kernel needs AVX512_BF16, which this CPU (or build) lacks"))
+    func bf16ShapesPlanOnLoomsKernelOrOneDNN() throws {
+        ThreadPool.configure(threads: 2)
+        let shapes = [Self.shape(Self.forms[1], m: 88, n: 104, k: 72, bf16: true): 2,
+                      Self.shape(Self.forms[2], m: 56, n: 90, k: 66, bf16: true): 1,
+                      Self.shape(Self.forms[4], m: 72, n: 40, k: 120, bf16: true): 1]
+        for selection in GemmSelection.allCases {
+            let plan = GemmPlan(selection: selection)
+            plan.add(shapes, rounds: 2)
+            #expect(plan.choices.count == shapes.count && plan.bf16Split.shapes == shapes.count && plan.split.shapes == 0)
+            for choice in plan.choices {
+                let s = choice.shape
+                switch selection {
+                case .auto:
+                    let loom = try #require(choice.loomSeconds), onednn = try #require(choice.onednnSeconds)
+                    #expect(loom > 0 && onednn > 0 && choice.openblasSeconds == nil)
+                    #expect(choice.engine == GemmPlan.decideBF16(loom: loom, onednn: onednn), "\(s): \(choice)")
+                case .openblas:
+                    #expect(choice.engine == .loom && choice.loomSeconds == nil && choice.onednnSeconds == nil, "\(s): \(choice)")
+                case .onednn:
+                    #expect(choice.engine == .onednn && choice.loomSeconds == nil, "\(s): \(choice)")
+                }
+                #expect(choice.engine == .loom ? choice.implementation == BF16Gemm.implementation
+                        : !choice.implementation.isEmpty && choice.implementation != BF16Gemm.implementation, "\(s): \(choice)")
+                // The planned engine's product matches sgemm of the widened inputs.
+                let (a, b, c) = Self.operands(s)
+                let a16 = a.map(BFloat16.round), b16 = b.map(BFloat16.round)
+                let expected = Self.serial(s, a16.map(BFloat16.widen), b16.map(BFloat16.widen), c, plan: nil)
+                var got = c
+                Gemm.plan = plan
+                got.withUnsafeMutableBufferPointer { cp in
+                    Gemm.serialBF16(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, alpha: s.alpha, a: a16, lda: s.lda,
+                                    b: b16, ldb: s.ldb, beta: s.beta, c: cp.baseAddress!, ldc: s.ldc)
+                }
+                Gemm.plan = nil
+                var worst = 0.0
+                for i in 0..<s.m { for j in 0..<s.n { worst = max(worst, abs(Double(got[i * s.ldc + j]) - Double(expected[i * s.ldc + j]))) } }
+                #expect(worst < 4e-6 * Double(s.k), "\(s) on \(choice.engine): worst \(worst)")
+            }
+            #expect(plan.summary.contains("bf16: Loom avx512_bf16 for \(plan.bf16Split.loomShapes) of \(shapes.count) shapes"), "\(plan.summary)")
+        }
+    }
+
     /// A shape met after planning is noted, planned between steps by `planUnplanned`, and then runs
-    /// on its made primitive without being noted again; planned shapes are never noted.
+    /// on its planned engine without being noted again; planned shapes are never noted.
     @Test func shapesMetAfterPlanningArePlannedBetweenSteps() {
         ThreadPool.configure(threads: 2)
         let s = Self.shape(Self.forms[0], m: 23, n: 41, k: 19)
@@ -229,8 +295,9 @@ import Support
         #expect(plan.planUnplanned() == 1)
         let bf16Shape = GemmShape(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, lda: s.lda, ldb: s.ldb,
                                   ldc: s.ldc, alpha: s.alpha, beta: s.beta, bf16: true)
-        #expect(plan.choices.map(\.shape) == [bf16Shape] && plan.choices[0].engine == .onednn)
-        #expect(run() == once, "the planned primitive computes what the one-off one did")
+        // `openblas` puts bf16 products on Loom's kernel (oneDNN where it cannot run).
+        #expect(plan.choices.map(\.shape) == [bf16Shape] && plan.choices[0].engine == (BF16Gemm.available ? .loom : .onednn))
+        #expect(run() == once, "the planned engine computes what the unplanned call did")
         #expect(plan.planUnplanned() == 0)
     }
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /// Whether this build carries the AVX-512 kernels below (x86-64 only; elsewhere they are absent
 /// and `loom_avx512_compiled` is false).
@@ -59,3 +60,16 @@ void loom_avx512_layernorm_backward_columns(float *dweight, float *dbias, const 
 void loom_avx512_adamw(float *p, const float *g, float *m, float *v, long n,
                        float scale, float beta1, float beta2, float epsilon, float lr, float decay,
                        float correction1, float correction2);
+
+/// C(m×n, fp32) = α·op(A)·op(B) + β·C with A and B as bf16 bits (the high half of an fp32),
+/// row-major with leading dimensions: op(A)(i, p) = a[i·lda + p], or a[p·lda + i] when transA;
+/// op(B)(p, j) = b[p·ldb + j], or b[j·ldb + p] when transB. Products of bf16 pairs are summed in
+/// fp32 by AVX512_BF16's vdpbf16ps (which treats bf16 and fp32 denormals as zero). Any m, n,
+/// k ≥ 0: k = 0 gives C = β·C; β = 0 overwrites C without reading it. Packs op(B) (and op(A)
+/// where its rows are not contiguous in k, or for the last rows) into thread-local static
+/// buffers: allocates nothing, runs on the calling thread, and needs AVX512_BF16 besides
+/// AVX-512 F/BW/VL/DQ (`CPUFeatures.has(.avx512_bf16)`); the caller checks. Compiled
+/// (x86-64 only) with its own target attribute (BF16Gemm.c).
+void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
+                           const uint16_t *a, long lda, const uint16_t *b, long ldb,
+                           float beta, float *c, long ldc);
