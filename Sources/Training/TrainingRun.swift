@@ -166,7 +166,8 @@ public final class TrainingRun {
         progress.message("loom train: \(prepared.task.describe(world: communicator.worldSize)), \(threads) thread(s) per rank, run dir \(path)")
         if prepared.task.model.precision == .bf16 {
             progress.message("loom train: training.precision bf16: matrix products on bf16 operands with fp32 accumulation"
-                             + " (oneDNN \(OneDNN.implementation(bf16: true) ?? "?")), fp32 master weights, optimizer and loss")
+                             + " (\(BF16Gemm.available ? "Loom's \(BF16Gemm.implementation) kernel or " : "")oneDNN \(OneDNN.implementation(bf16: true) ?? "?"), as kernels.gemm chooses)"
+                             + ", fp32 master weights, optimizer and loss")
         }
     }
 

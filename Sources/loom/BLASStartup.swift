@@ -119,6 +119,9 @@ enum BLASStartup {
             "engines": [["name": "sgemm", "used_by": "linear layers, LM head", "kernel": "OpenBLAS \(s.core)", "chosen_by": s.chooser.rawValue],
                         ["name": "oneDNN matmul", "used_by": "product shapes kernels.gemm routes to it (onednn, auto; bf16)",
                          "kernel": "\(oneDNN.isa) \(oneDNN.fp32 ?? "none")", "chosen_by": "library (CPU dispatch)"],
+                        ["name": "Loom bf16 GEMM", "used_by": "bf16 products (openblas, auto unless oneDNN is faster)",
+                         "kernel": BF16Gemm.available ? "\(BF16Gemm.implementation) 8x48 register tile (vdpbf16ps)" : "none (no AVX512_BF16)",
+                         "chosen_by": "cpuid"],
                         ["name": "SmallGemm", "used_by": "attention blocks", "kernel": SmallGemm.kernel,
                          "chosen_by": KernelISA.selection.chosenBy]],
         ]
