@@ -82,11 +82,12 @@ def loom_ids(loom, tokenizer, path):
     return [json.loads(line) for line in out.split("\n")[:-1]]
 
 
-def reference_vocabulary(text, size):
+def reference_vocabulary(text, size, score="frequency"):
     """The training rule written out plainly (as the Hugging Face course describes WordPiece), every
     pair recounted at every merge: words from tokenizers' BertNormalizer and BertPreTokenizer, the
     special tokens, the characters (## forms too, except for punctuation and CJK ideographs), then
-    the pair with the best count(ab) / (count(a) count(b)), ties to the smaller (a, b) in UTF-8 order."""
+    the pair with the highest count(ab) (score "frequency", the default) or count(ab) / (count(a) count(b))
+    ("likelihood"), ties to the smaller (a, b) in UTF-8 order."""
     import collections
     import unicodedata
     from tokenizers import normalizers, pre_tokenizers
@@ -117,8 +118,9 @@ def reference_vocabulary(text, size):
                 pair_count[(a, b)] += c
         if not pair_count:
             break
-        a, b = min(pair_count, key=lambda p: (-(pair_count[p] / (token_count[p[0]] * token_count[p[1]])),
-                                               p[0].encode(), p[1].encode()))
+        def value(p):
+            return pair_count[p] if score == "frequency" else pair_count[p] / (token_count[p[0]] * token_count[p[1]])
+        a, b = min(pair_count, key=lambda p: (-value(p), p[0].encode(), p[1].encode()))
         new = a + b[2:]
         if new not in known:
             vocab.append(new)
@@ -185,13 +187,15 @@ def main():
         data = f.read(60000)
     with open(sample, "wb") as f:
         f.write(data[: data.rfind(b"\n") + 1])
-    sample_tok = os.path.join(work, "trainer-sample.json")
-    print(run([args.loom, "tokenizer", "train", "--kind", "wordpiece", "--vocab-size", "900", "--out", sample_tok, sample]).decode().strip())
-    ours = [t for t, _ in fast_vocab_pairs(sample_tok)]
-    theirs = reference_vocabulary(open(sample, encoding="utf-8").read(), 900)
-    same = sum(1 for x, y in zip(ours, theirs) if x == y) if len(ours) == len(theirs) else 0
-    failures += 0 if ours == theirs else 1
-    print(f"  trainer vs full-recount reference: {same}/{len(theirs)} tokens identical, in order")
+    for score in ["frequency", "likelihood"]:
+        sample_tok = os.path.join(work, f"trainer-sample-{score}.json")
+        print(run([args.loom, "tokenizer", "train", "--kind", "wordpiece", "--merge-score", score, "--vocab-size", "900",
+                   "--out", sample_tok, sample]).decode().strip())
+        ours = [t for t, _ in fast_vocab_pairs(sample_tok)]
+        theirs = reference_vocabulary(open(sample, encoding="utf-8").read(), 900, score)
+        same = sum(1 for x, y in zip(ours, theirs) if x == y) if len(ours) == len(theirs) else 0
+        failures += 0 if ours == theirs else 1
+        print(f"  trainer vs full-recount reference ({score} merges): {same}/{len(theirs)} tokens identical, in order")
 
     # The same vocabularies written by transformers' BertTokenizer (tokenizers' own tokenizer.json
     # layout, bert-base-uncased's), read back by Loom.
