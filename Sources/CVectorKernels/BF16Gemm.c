@@ -173,6 +173,23 @@ BF16_INLINE void packA(int transA, const uint16_t *a, long lda, long ic, long mr
     }
 }
 
+/// acc[r][v] += A's pair (r, p) · B's packed pair row p, for the tile's MR rows and nv vectors;
+/// `single`: the pair is k's last value alone (odd k). A as `tile` reads it (`pa`: the packed
+/// micro-panel).
+BF16_INLINE void pairStep(__m512 acc[MR][NV], const int direct, const int nv, long p, int single,
+                          const uint16_t *a, long lda, const uint32_t *pa, const uint32_t *bp) {
+    __m512bh bv[NV];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512(bp + p * NR + 16 * v);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) {
+        uint32_t pair = direct ? pairAt(a + r * lda + 2 * p, single) : pa[p * MR + r];
+        __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);
+#pragma clang loop unroll(full)
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
+    }
+}
+
 /// One MR×(16·nv) tile of C (nv ≤ NV: a ragged last panel of B takes only the vectors it
 /// needs) over k of one block: `full` pairs, then (`odd`) k's last value alone.
 /// A's pair (r, p) is at a + r·rowStride + 2p·… : `direct` reads A's rows in place (row stride
@@ -197,30 +214,8 @@ BF16_INLINE void tile(const int direct, const int nv, long full, int odd, const 
     }
 #endif
     const uint32_t *pa = packedA;
-    for (long p = 0; p < full; p++) {
-        __m512bh bv[NV];
-#pragma clang loop unroll(full)
-        for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512(bp + p * NR + 16 * v);
-#pragma clang loop unroll(full)
-        for (int r = 0; r < MR; r++) {
-            uint32_t pair = direct ? pairAt(a + r * lda + 2 * p, 0) : pa[p * MR + r];
-            __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);
-#pragma clang loop unroll(full)
-            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
-        }
-    }
-    if (odd) {
-        __m512bh bv[NV];
-#pragma clang loop unroll(full)
-        for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_load_si512(bp + full * NR + 16 * v);
-#pragma clang loop unroll(full)
-        for (int r = 0; r < MR; r++) {
-            uint32_t pair = direct ? pairAt(a + r * lda + 2 * full, 1) : pa[full * MR + r];
-            __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);
-#pragma clang loop unroll(full)
-            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, bv[v]);
-        }
-    }
+    for (long p = 0; p < full; p++) pairStep(acc, direct, nv, p, 0, a, lda, pa, bp);
+    if (odd) pairStep(acc, direct, nv, full, 1, a, lda, pa, bp);
     const __m512 scale = _mm512_set1_ps(alpha), keep = _mm512_set1_ps(beta);
     const int whole = nr == 16 * nv;
     __mmask16 mask[NV];

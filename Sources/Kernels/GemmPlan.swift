@@ -112,18 +112,22 @@ public final class GemmPlan: @unchecked Sendable {
     /// The faster engine from measured times (nil = could not run): oneDNN only when it ran and
     /// took less than (1 − margin) of OpenBLAS's time; a near-tie keeps OpenBLAS.
     public static func decide(openblas: Double?, onednn: Double?, margin: Double = GemmPlan.margin) -> GemmEngine {
-        guard let onednn else { return .openblas }
-        guard let openblas else { return .onednn }
-        return onednn < openblas * (1 - margin) ? .onednn : .openblas
+        fasterThan(.openblas, seconds: openblas, onednn: onednn, margin: margin)
+    }
+
+    /// oneDNN when it ran and took less than (1 − margin) of `own`'s time (`own` ran, or not at
+    /// all), else `own`.
+    static func fasterThan(_ own: GemmEngine, seconds: Double?, onednn: Double?, margin: Double) -> GemmEngine {
+        guard let onednn else { return own }
+        guard let seconds else { return .onednn }
+        return onednn < seconds * (1 - margin) ? .onednn : own
     }
 
     /// The same for a bf16 shape, between Loom's kernel and oneDNN: oneDNN only when it ran and
     /// took less than (1 − margin) of Loom's time; a near-tie keeps Loom's kernel (which, like
     /// OpenBLAS, allocates nothing).
     public static func decideBF16(loom: Double?, onednn: Double?, margin: Double = GemmPlan.margin) -> GemmEngine {
-        guard let onednn else { return .loom }
-        guard let loom else { return .onednn }
-        return onednn < loom * (1 - margin) ? .onednn : .loom
+        fasterThan(.loom, seconds: loom, onednn: onednn, margin: margin)
     }
 
     /// Runs `body` (one training step) on OpenBLAS alone while recording every product shape it
