@@ -14,6 +14,8 @@
 
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 #define BF16_INLINE static inline __attribute__((always_inline)) BF16
+#define TILE_INLINE BF16_INLINE
+#include "GemmTiles.h"
 
 // The register tile: MR rows × NV vectors of 16 columns (MR·NV accumulators of the 32 zmm
 // registers, NV more for B's pairs). Overridable at build time (-Xcc -DLOOM_BF16_MR=…) to tune.
@@ -50,11 +52,6 @@ static _Thread_local uint32_t packedB[(KC / 2) * NC] __attribute__((aligned(64))
 /// slack so packing may store whole 16-lane vectors.
 static _Thread_local uint32_t packedA[(KC / 2) * MR + 16] __attribute__((aligned(64)));
 
-/// Lanes [0, count) of 16 (count ≤ 0 gives none).
-BF16_INLINE __mmask16 lanes16(long count) {
-    return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
-}
-
 /// Two rows of bf16 (k = 2p and 2p + 1) of `count` ≤ 16 values each, interleaved into 16 pairs;
 /// `next` nil: an odd k's last pair (high halves zero). Lanes ≥ count are zero.
 BF16_INLINE __m512i interleave(const uint16_t *row, const uint16_t *next, long count) {
@@ -71,36 +68,6 @@ BF16_INLINE uint32_t pairAt(const uint16_t *p, int single) {
     uint32_t v;
     memcpy(&v, p, 4);
     return v;
-}
-
-/// Transposes 16×16 32-bit values: lane j of r[i] goes to lane i of r[j].
-BF16_INLINE void transpose16(__m512i r[16]) {
-    __m512i t[16];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-#pragma clang loop unroll(full)
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-#pragma clang loop unroll(full)
-    for (int i = 0; i < 16; i += 8) {
-#pragma clang loop unroll(full)
-        for (int j = 0; j < 4; j++) {
-            t[i + j] = _mm512_shuffle_i32x4(r[i + j], r[i + j + 4], 0x88);
-            t[i + j + 4] = _mm512_shuffle_i32x4(r[i + j], r[i + j + 4], 0xdd);
-        }
-    }
-#pragma clang loop unroll(full)
-    for (int j = 0; j < 8; j++) {
-        r[j] = _mm512_shuffle_i32x4(t[j], t[j + 8], 0x88);
-        r[j + 8] = _mm512_shuffle_i32x4(t[j], t[j + 8], 0xdd);
-    }
 }
 
 /// Packs op(B) rows [pc, pc + kc) × columns [jc, jc + nc) into `packedB`.
@@ -216,28 +183,10 @@ BF16_INLINE void tile(const int direct, const int nv, long full, int odd, const 
     const uint32_t *pa = packedA;
     for (long p = 0; p < full; p++) pairStep(acc, direct, nv, p, 0, a, lda, pa, bp);
     if (odd) pairStep(acc, direct, nv, full, 1, a, lda, pa, bp);
-    const __m512 scale = _mm512_set1_ps(alpha), keep = _mm512_set1_ps(beta);
-    const int whole = nr == 16 * nv;
-    __mmask16 mask[NV];
-#pragma clang loop unroll(full)
-    for (int v = 0; v < nv; v++) mask[v] = lanes16(nr - 16 * v);
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
-#pragma clang loop unroll(full)
-        for (int v = 0; v < nv; v++) {
-            float *out = c + r * ldc + 16 * v;
-            __m512 value = alpha == 1.0f ? acc[r][v] : _mm512_mul_ps(scale, acc[r][v]);
-            if (whole) {
-                if (beta == 1.0f) value = _mm512_add_ps(_mm512_loadu_ps(out), value);
-                else if (beta != 0.0f) value = _mm512_fmadd_ps(keep, _mm512_loadu_ps(out), value);
-                _mm512_storeu_ps(out, value);
-            } else if (mask[v]) {
-                if (beta == 1.0f) value = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[v], out), value);
-                else if (beta != 0.0f) value = _mm512_fmadd_ps(keep, _mm512_maskz_loadu_ps(mask[v], out), value);
-                _mm512_mask_storeu_ps(out, mask[v], value);
-            }
-        }
+        storeRow(acc[r], nv, alpha, beta, c + r * ldc, nr);
     }
 }
 

@@ -1,17 +1,18 @@
 // Gemm: row-major matrix multiply, serial and split over the pool, on the engine the current
-// GemmPlan chose for the shape (OpenBLAS sgemm or a oneDNN matmul primitive; bf16-input products
-// on Loom's AVX512_BF16 kernel or oneDNN). Only the product shapes the layers use are offered.
+// GemmPlan chose for the shape (OpenBLAS sgemm, Loom's AVX-512 kernel or a oneDNN matmul
+// primitive; bf16-input products on Loom's AVX512_BF16 kernel or oneDNN). Only the product shapes
+// the layers use are offered.
 import CBLAS
 import Support
 
 /// C(M×N) = alpha · op(A)(M×K) · op(B)(K×N) + beta · C, all row-major with leading dimensions.
 public enum Gemm {
-    /// The plan in force: which shapes run on oneDNN. nil = OpenBLAS for every fp32 product.
+    /// The plan in force: which engine runs each shape. nil = OpenBLAS for every fp32 product.
     /// Set between steps (a Trainer sets its own before each step), never while products run.
     nonisolated(unsafe) public static var plan: GemmPlan?
 
-    /// One product on the calling thread: oneDNN when the plan routes this shape there, else one
-    /// OpenBLAS call.
+    /// One product on the calling thread: on the engine the plan routes this shape to, else on the
+    /// plan's `fp32Fallback` (OpenBLAS without a plan).
     @inline(__always)
     public static func serial(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -21,8 +22,18 @@ public enum Gemm {
         if m == 0 || n == 0 { return }
         let shape = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
                               alpha: alpha, beta: beta)
-        if let plan, let matmul = plan.route(shape), matmul.run(a: a, b: b, c: c) { return }
-        if GemmPlan.recording { GemmPlan.note(shape) } else if let plan, plan.selection != .openblas { plan.noteUnplanned(shape) }
+        if let plan {
+            switch plan.route(shape) {
+            case .onednn(let matmul)?: if matmul.run(a: a, b: b, c: c) { return }
+            case .loom?: F32Gemm.run(shape, a: a, b: b, c: c); return
+            case .openblas?: openblas(shape, a: a, b: b, c: c); return
+            case nil: break
+            }
+            if GemmPlan.recording { GemmPlan.note(shape) } else if plan.selection != .openblas { plan.noteUnplanned(shape) }
+            if plan.fp32Fallback == .loom { F32Gemm.run(shape, a: a, b: b, c: c); return }
+        } else if GemmPlan.recording {
+            GemmPlan.note(shape)
+        }
         openblas(shape, a: a, b: b, c: c)
     }
 
@@ -97,7 +108,7 @@ public enum Gemm {
         if m == 0 || n == 0 { return }
         let shape = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
                               alpha: alpha, beta: beta, bf16: true)
-        if let plan, let matmul = plan.route(shape), matmul.run(a: a, b: b, c: c) { return }
+        if let plan, case .onednn(let matmul)? = plan.route(shape), matmul.run(a: a, b: b, c: c) { return }
         if GemmPlan.recording { GemmPlan.note(shape) } else if let plan { plan.noteUnplanned(shape) }
         if BF16Gemm.available {
             BF16Gemm.run(shape, a: a, b: b, c: c)

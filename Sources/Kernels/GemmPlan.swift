@@ -1,6 +1,6 @@
-// GemmPlan: which GEMM engine (OpenBLAS, oneDNN or Loom's bf16 kernel) runs each matrix-product
+// GemmPlan: which GEMM engine (OpenBLAS, oneDNN or Loom's own kernels) runs each matrix-product
 // shape of a training step: the shapes are recorded during the first step, oneDNN primitives are
-// made for them once, and `auto` times the two engines a shape can run on and keeps the faster.
+// made for them once, and `auto` times the engines a shape can run on and keeps the fastest.
 // Gemm.swift routes each call through the current plan.
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +13,8 @@ import CKernelSupport
 import Support
 
 /// A GEMM engine: OpenBLAS sgemm (fp32 products), a oneDNN matmul primitive (fp32 or bf16), or
-/// Loom's own AVX512_BF16 kernel (`BF16Gemm`, bf16 products only).
+/// Loom's own kernels (`F32Gemm` on AVX-512 for fp32 products, `BF16Gemm` on AVX512_BF16 for
+/// bf16 ones).
 public enum GemmEngine: String, CaseIterable, Sendable, Codable {
     case openblas, onednn, loom
 
@@ -27,15 +28,17 @@ public enum GemmEngine: String, CaseIterable, Sendable, Codable {
     }
 }
 
-/// What `kernels.gemm` asks for: one engine for every product, or `auto` (the faster per shape).
-/// fp32 products choose between OpenBLAS and oneDNN. bf16 products (OpenBLAS has none) choose
-/// between oneDNN and Loom's AVX512_BF16 kernel (`BF16Gemm`, where the CPU has AVX512_BF16):
-/// `onednn` runs them on oneDNN; `openblas` on Loom's kernel (oneDNN where it cannot run);
-/// `auto` times both on each bf16 shape and keeps Loom's unless oneDNN is faster by
-/// `GemmPlan.margin` (oneDNN alone where Loom's kernel cannot run; on AMX CPUs its AMX kernels
-/// win).
+/// What `kernels.gemm` asks for: an engine for every product, or `auto` (the fastest per shape).
+/// - `loom`: Loom's own kernels where the CPU has what they need: fp32 products on `F32Gemm`
+///   (AVX-512; OpenBLAS on other CPUs), bf16 products on `BF16Gemm` (AVX512_BF16) except on AMX
+///   CPUs, where oneDNN's AMX kernels run them (and on CPUs without AVX512_BF16).
+/// - `openblas`: fp32 products on OpenBLAS sgemm; bf16 products (OpenBLAS has none) as `loom`.
+/// - `onednn`: every product on a oneDNN primitive (the own engine where oneDNN has none).
+/// - `auto`: every engine a shape can run on is timed on it at start-up (OpenBLAS, Loom's kernel
+///   and oneDNN for fp32; Loom's kernel and oneDNN for bf16); oneDNN, which allocates in its
+///   execute, replaces an allocation-free engine only when faster by `GemmPlan.margin`.
 public enum GemmSelection: String, CaseIterable, Sendable, Codable {
-    case auto, openblas, onednn
+    case auto, loom, openblas, onednn
 }
 
 /// One product as Gemm's callers issue it: C(m×n) = alpha·op(A)·op(B) + beta·C, row-major, with
@@ -78,41 +81,64 @@ public final class GemmPlan: @unchecked Sendable {
         /// Calls of this shape in the recorded step (over all threads).
         public var calls: Int
         /// Best time of one call on each engine, all pool threads running it at once; nil when
-        /// not measured (a fixed selection, oneDNN has no implementation, or the engine does not
-        /// take the shape: OpenBLAS for fp32 shapes, Loom's kernel for bf16 ones).
+        /// not measured (a fixed selection, oneDNN has no implementation, Loom's kernel cannot run
+        /// here, or the engine does not take the shape: OpenBLAS for bf16 ones).
         public var openblasSeconds: Double?, onednnSeconds: Double?, loomSeconds: Double?
         public var engine: GemmEngine
-        /// oneDNN's implementation name ("brg:avx512_core"), `BF16Gemm.implementation` for Loom's
-        /// kernel, "" for OpenBLAS.
+        /// oneDNN's implementation name ("brg:avx512_core"), `F32Gemm.implementation` or
+        /// `BF16Gemm.implementation` for Loom's kernels, "" for OpenBLAS.
         public var implementation: String
     }
 
+    /// How the plan runs one planned shape.
+    enum Route {
+        case openblas, loom
+        case onednn(OneDNNMatmul)
+    }
+
     public let selection: GemmSelection
-    /// Shapes routed to oneDNN (read concurrently by the pool's threads; written only by `add`).
-    var routes: [GemmShape: OneDNNMatmul] = [:]
+    /// The engine of fp32 shapes that have no route (unplanned ones, the recorded first step):
+    /// Loom's kernel under `loom` and `auto` where it runs, else OpenBLAS.
+    public let fp32Fallback: GemmEngine
+    /// Planned shapes whose engine is not the fallback (read concurrently by the pool's threads;
+    /// written only by `add`).
+    var routes: [GemmShape: Route] = [:]
     /// Every shape planned, whichever engine runs it (written only by `add`).
     var planned: Set<GemmShape> = []
     /// Shapes met after planning that the plan has not seen (an encoder-decoder's batches vary in
-    /// length; a validation batch may be shorter): they run on OpenBLAS (fp32) or Loom's bf16
-    /// kernel (a one-off oneDNN primitive where it cannot run) until `planUnplanned()` adds them
-    /// between steps.
+    /// length; a validation batch may be shorter): they run on `fp32Fallback` (fp32) or Loom's
+    /// bf16 kernel (a one-off oneDNN primitive where it cannot run) until `planUnplanned()` adds
+    /// them between steps.
     let unplanned = Mutex<[GemmShape: Int]>([:])
     /// Every planned shape, in the order planned.
     public private(set) var choices: [Choice] = []
     /// Time spent making primitives and timing engines (start-up cost of `onednn` and `auto`).
     public private(set) var planningSeconds = 0.0
 
-    public init(selection: GemmSelection) { self.selection = selection }
+    public init(selection: GemmSelection) {
+        self.selection = selection
+        fp32Fallback = (selection == .loom || selection == .auto) && F32Gemm.available ? .loom : .openblas
+    }
 
-    /// How much faster oneDNN must be on a shape to replace OpenBLAS: within it the timings are
-    /// machine noise (shared cores swing per-shape times by several per cent), and OpenBLAS's call
-    /// allocates nothing while oneDNN's execute allocates a little.
+    /// Whether bf16 products go to oneDNN rather than Loom's kernel under `loom` and `openblas`:
+    /// on CPUs with AMX-BF16 (oneDNN's AMX kernels), and where Loom's kernel cannot run.
+    public static var bf16PrefersOneDNN: Bool {
+        !BF16Gemm.available || (CPUFeatures.current().has(.amx_tile, .amx_bf16) && OneDNN.isa.contains("amx"))
+    }
+
+    /// How much faster oneDNN must be on a shape to replace an allocation-free engine (OpenBLAS,
+    /// Loom's kernels): within it the timings are machine noise (shared cores swing per-shape
+    /// times by several per cent), and oneDNN's execute allocates a little.
     public static let margin = 0.05
 
-    /// The faster engine from measured times (nil = could not run): oneDNN only when it ran and
-    /// took less than (1 − margin) of OpenBLAS's time; a near-tie keeps OpenBLAS.
-    public static func decide(openblas: Double?, onednn: Double?, margin: Double = GemmPlan.margin) -> GemmEngine {
-        fasterThan(.openblas, seconds: openblas, onednn: onednn, margin: margin)
+    /// The fastest fp32 engine from measured times (nil = could not run): the faster of OpenBLAS
+    /// and Loom's kernel (a tie keeps Loom's), then oneDNN only when it took less than
+    /// (1 − margin) of that one's time.
+    public static func decide(openblas: Double?, loom: Double? = nil, onednn: Double?,
+                              margin: Double = GemmPlan.margin) -> GemmEngine {
+        var own = GemmEngine.openblas, seconds = openblas
+        if let loom, loom <= seconds ?? .infinity { own = .loom; seconds = loom }
+        return fasterThan(own, seconds: seconds, onednn: onednn, margin: margin)
     }
 
     /// oneDNN when it ran and took less than (1 − margin) of `own`'s time (`own` ran, or not at
@@ -130,12 +156,13 @@ public final class GemmPlan: @unchecked Sendable {
         fasterThan(.loom, seconds: loom, onednn: onednn, margin: margin)
     }
 
-    /// Runs `body` (one training step) on OpenBLAS alone while recording every product shape it
-    /// issues, with how often; bf16 products run on Loom's kernel meanwhile (one-off oneDNN
-    /// primitives where it cannot run).
-    public static func record<T>(_ body: () -> T) -> (result: T, shapes: [GemmShape: Int]) {
+    /// Runs `body` (one training step) while recording every product shape it issues, with how
+    /// often: fp32 products on `fallback` (the plan's `fp32Fallback`, so a run's first step uses
+    /// the engine of the steps after it wherever the plan keeps it), bf16 products on Loom's
+    /// kernel (one-off oneDNN primitives where it cannot run).
+    public static func record<T>(fallback: GemmEngine = .openblas, _ body: () -> T) -> (result: T, shapes: [GemmShape: Int]) {
         let saved = Gemm.plan
-        Gemm.plan = nil
+        Gemm.plan = fallback == .loom && F32Gemm.available ? GemmPlan(selection: .loom) : nil
         recorded.withLock { $0.removeAll() }
         recording = true
         let result = body()
@@ -152,9 +179,9 @@ public final class GemmPlan: @unchecked Sendable {
 
     /// Plans the shapes not planned yet (between steps: no product may run meanwhile): makes a
     /// oneDNN primitive for each that may run on oneDNN, with a slot for every thread, and with
-    /// `auto` times both engines the shape can run on (best of `rounds`, alternating) on the
-    /// pool's threads at once and keeps the faster: OpenBLAS or oneDNN for fp32 shapes, Loom's
-    /// kernel or oneDNN for bf16 shapes (`GemmSelection` says what fixed selections mean for bf16).
+    /// `auto` times every engine the shape can run on (best of `rounds`, alternating) on the
+    /// pool's threads at once and keeps the fastest (`decide`, `decideBF16`); `GemmSelection`
+    /// says what the fixed selections run.
     public func add(_ shapes: [GemmShape: Int], rounds: Int = 5) {
         let pool = ThreadPool.shared
         let new = shapes.filter { shape, _ in !choices.contains { $0.shape == shape } }
@@ -167,34 +194,49 @@ public final class GemmPlan: @unchecked Sendable {
         let bench = selection == .auto ? GemmTiming(shapes: new.map(\.key), parts: pool.threads) : nil
         defer { bench?.release() }
         for (shape, calls) in new {
-            let loom = shape.bf16 && BF16Gemm.available
-            let wantsDNN = shape.bf16 ? !loom || selection != .openblas : selection != .openblas
-            let matmul = wantsDNN ? OneDNNMatmul(shape, slots: slots) : nil
             var choice = Choice(shape: shape, calls: calls, engine: .openblas, implementation: "")
             if shape.bf16 {
                 // Without Loom's kernel oneDNN is the only bf16 engine (Gemm.serialBF16 stops the
                 // program if it has no implementation either).
+                let loom = BF16Gemm.available
+                let wantsDNN = selection == .onednn || selection == .auto || GemmPlan.bf16PrefersOneDNN
+                let matmul = wantsDNN ? OneDNNMatmul(shape, slots: slots) : nil
                 choice.engine = loom ? .loom : .onednn
-                if loom, matmul != nil, selection == .onednn { choice.engine = .onednn }
-                if loom, let matmul, selection == .auto, let bench {
-                    let times = bench.measure(shape, matmul: matmul, rounds: rounds)
-                    choice.loomSeconds = times.own
-                    choice.onednnSeconds = times.onednn
-                    choice.engine = GemmPlan.decideBF16(loom: times.own, onednn: times.onednn)
+                if matmul != nil, selection != .auto, selection == .onednn || GemmPlan.bf16PrefersOneDNN { choice.engine = .onednn }
+                if loom, let matmul, let bench {
+                    let times = bench.measure(shape, engines: [.loom, .onednn(matmul)], rounds: rounds)
+                    choice.loomSeconds = times[0]
+                    choice.onednnSeconds = times[1]
+                    choice.engine = GemmPlan.decideBF16(loom: times[0], onednn: times[1])
                 }
-            } else if selection == .onednn {
-                choice.engine = matmul == nil ? .openblas : .onednn
-            } else if selection == .auto, let bench {
-                let times = bench.measure(shape, matmul: matmul, rounds: rounds)
-                choice.openblasSeconds = times.own
-                choice.onednnSeconds = times.onednn
-                choice.engine = GemmPlan.decide(openblas: times.own, onednn: times.onednn)
+                if choice.engine == .onednn, let matmul { routes[shape] = .onednn(matmul) }
+            } else {
+                let matmul = selection == .onednn || selection == .auto ? OneDNNMatmul(shape, slots: slots) : nil
+                choice.engine = selection == .openblas ? .openblas : fp32Fallback
+                if selection == .onednn, matmul != nil { choice.engine = .onednn }
+                if let bench {
+                    var engines: [Route] = [.openblas]
+                    if F32Gemm.available { engines.append(.loom) }
+                    if let matmul { engines.append(.onednn(matmul)) }
+                    let times = bench.measure(shape, engines: engines, rounds: rounds)
+                    choice.openblasSeconds = times[0]
+                    choice.loomSeconds = F32Gemm.available ? times[1] : nil
+                    choice.onednnSeconds = matmul == nil ? nil : times.last!
+                    choice.engine = GemmPlan.decide(openblas: choice.openblasSeconds, loom: choice.loomSeconds,
+                                                    onednn: choice.onednnSeconds)
+                }
+                if choice.engine != fp32Fallback {
+                    switch choice.engine {
+                    case .onednn: routes[shape] = .onednn(matmul!)
+                    case .loom: routes[shape] = .loom
+                    case .openblas: routes[shape] = .openblas
+                    }
+                }
             }
-            if choice.engine == .onednn, let matmul {
-                routes[shape] = matmul
-                choice.implementation = matmul.implementation
-            } else if choice.engine == .loom {
-                choice.implementation = BF16Gemm.implementation
+            switch choice.engine {
+            case .onednn: if case .onednn(let matmul)? = routes[shape] { choice.implementation = matmul.implementation }
+            case .loom: choice.implementation = shape.bf16 ? BF16Gemm.implementation : F32Gemm.implementation
+            case .openblas: break
             }
             choices.append(choice)
             planned.insert(shape)
@@ -220,13 +262,13 @@ public final class GemmPlan: @unchecked Sendable {
         return shapes.count
     }
 
-    /// The oneDNN primitive for `shape`, or nil (OpenBLAS).
+    /// The route of `shape`, or nil (the fallback: `fp32Fallback` for fp32, Loom's kernel for bf16).
     @inline(__always)
-    func route(_ shape: GemmShape) -> OneDNNMatmul? { routes.isEmpty ? nil : routes[shape] }
+    func route(_ shape: GemmShape) -> Route? { routes.isEmpty ? nil : routes[shape] }
 
-    /// Shares of the recorded step's fp32 product FLOPs, and shape counts, per engine.
-    public var split: (onednnShapes: Int, shapes: Int, onednnShare: Double) {
-        share(bf16: false, on: .onednn)
+    /// Shares of the recorded step's fp32 product FLOPs, and shape counts, on `engine`.
+    public func split(on engine: GemmEngine) -> (shapes: Int, of: Int, share: Double) {
+        share(bf16: false, on: engine)
     }
 
     /// The same for the bf16 products: how many shapes, and what share of their FLOPs, run on
@@ -243,17 +285,23 @@ public final class GemmPlan: @unchecked Sendable {
         return (on.count, kind.count, total > 0 ? share / total : 0)
     }
 
-    /// One line: the selection and what it chose, e.g. "kernels.gemm auto: oneDNN (avx512_core)
-    /// for 12 of 30 product shapes (81 % of the step's matmul FLOPs), OpenBLAS for the rest;
-    /// planned in 1.2 s"; with bf16 products, the fp32 part only when there are fp32 shapes, and
-    /// "bf16: Loom avx512_bf16 for 20 of 24 shapes (90 % of the bf16 FLOPs), oneDNN
-    /// (avx512_core_bf16) for the rest".
+    /// One line: the selection and what it chose, e.g. "kernels.gemm auto: Loom avx512 for 20 of
+    /// 30 product shapes (88 % of the step's matmul FLOPs), oneDNN (avx512_core) for 10 (12 %),
+    /// OpenBLAS for 0 (0 %); planned in 1.2 s"; with bf16 products, the fp32 part only when there
+    /// are fp32 shapes, and "bf16: Loom avx512_bf16 for 20 of 24 shapes (90 % of the bf16
+    /// FLOPs), oneDNN (avx512_core_bf16) for the rest".
     public var summary: String {
-        let s = split, h = bf16Split
+        let h = bf16Split
         var parts: [String] = []
-        if s.shapes > 0 || h.shapes == 0 {
-            parts.append("oneDNN (\(OneDNN.isa)) for \(s.onednnShapes) of \(s.shapes) product shapes"
-                         + " (\(Int((100 * s.onednnShare).rounded())) % of the step's matmul FLOPs), OpenBLAS for the rest")
+        let fp32 = choices.filter { !$0.shape.bf16 }.count
+        if fp32 > 0 || h.shapes == 0 {
+            let engines: [(GemmEngine, String)] = [(.loom, "Loom \(F32Gemm.implementation)"), (.onednn, "oneDNN (\(OneDNN.isa))"),
+                                                   (.openblas, "OpenBLAS")]
+            let used = engines.map { ($0.1, split(on: $0.0)) }.filter { $0.1.shapes > 0 || $0.0 == "OpenBLAS" }
+            parts.append(used.enumerated().map { i, e in
+                "\(e.0) for \(e.1.shapes)" + (i == 0 ? " of \(fp32) product shapes" : "")
+                    + " (\(Int((100 * e.1.share).rounded())) %" + (i == 0 ? " of the step's matmul FLOPs)" : ")")
+            }.joined(separator: ", "))
         }
         if h.shapes > 0 {
             parts.append("bf16: Loom \(BF16Gemm.implementation) for \(h.loomShapes) of \(h.shapes) shapes"
@@ -264,9 +312,9 @@ public final class GemmPlan: @unchecked Sendable {
     }
 }
 
-/// Times one shape on both of its engines with every pool thread running it at once on its own
-/// operands, as the step's parallel jobs do: OpenBLAS or oneDNN for an fp32 shape, Loom's kernel
-/// or oneDNN for a bf16 one.
+/// Times one shape on each of its engines with every pool thread running it at once on its own
+/// operands, as the step's parallel jobs do: OpenBLAS, Loom's kernel or oneDNN for an fp32
+/// shape, Loom's kernel or oneDNN for a bf16 one.
 struct GemmTiming {
     let parts: Int
     let a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>
@@ -291,43 +339,45 @@ struct GemmTiming {
     func release() { a.deallocate(); b.deallocate(); c.deallocate(); a16.deallocate(); b16.deallocate() }
 
     struct Job: ParallelLoop {
-        let t: GemmTiming, shape: GemmShape, matmul: OneDNNMatmul?, repeats: Int
+        let t: GemmTiming, shape: GemmShape, engine: GemmPlan.Route, repeats: Int
         func run(_ range: Range<Int>) {
             for p in range {
                 let c = t.c + p * t.sizes.c
                 if shape.bf16 {
                     let a = t.a16 + p * t.sizes16.a, b = t.b16 + p * t.sizes16.b
                     for _ in 0..<repeats {
-                        if let matmul { _ = matmul.run(a: a, b: b, c: c) } else { BF16Gemm.run(shape, a: a, b: b, c: c) }
+                        if case .onednn(let matmul) = engine { _ = matmul.run(a: a, b: b, c: c) } else { BF16Gemm.run(shape, a: a, b: b, c: c) }
                     }
                 } else {
                     let a = t.a + p * t.sizes.a, b = t.b + p * t.sizes.b
                     for _ in 0..<repeats {
-                        if let matmul { _ = matmul.run(a: a, b: b, c: c) } else { Gemm.openblas(shape, a: a, b: b, c: c) }
+                        switch engine {
+                        case .onednn(let matmul): _ = matmul.run(a: a, b: b, c: c)
+                        case .loom: F32Gemm.run(shape, a: a, b: b, c: c)
+                        case .openblas: Gemm.openblas(shape, a: a, b: b, c: c)
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Best seconds per call on the shape's own engine (OpenBLAS for fp32, Loom's kernel for
-    /// bf16) and on oneDNN (nil when it has no primitive).
-    func measure(_ shape: GemmShape, matmul: OneDNNMatmul?, rounds: Int) -> (own: Double?, onednn: Double?) {
+    /// Best seconds per call on each of `engines`, in their order.
+    func measure(_ shape: GemmShape, engines: [GemmPlan.Route], rounds: Int) -> [Double] {
         // About a millisecond per round at 100 GFLOP/s, at least one call.
         let repeats = max(1, min(100, Int(1e8 / max(shape.flops, 1))))
-        var best: [Double] = [.infinity, .infinity]
-        let engines: [OneDNNMatmul?] = matmul == nil ? [nil] : [nil, matmul]
-        for side in 0..<engines.count {   // warm-up: caches, first-touch of the scratchpads
-            ThreadPool.shared.parallelFor(parts, Job(t: self, shape: shape, matmul: engines[side], repeats: 1))
+        var best = [Double](repeating: .infinity, count: engines.count)
+        for engine in engines {   // warm-up: caches, first-touch of the scratchpads
+            ThreadPool.shared.parallelFor(parts, Job(t: self, shape: shape, engine: engine, repeats: 1))
         }
         for round in 0..<rounds {
-            for i in 0..<engines.count {
+            for i in engines.indices {
                 let side = round % 2 == 0 ? i : engines.count - 1 - i
                 let t0 = monotonicNanoseconds()
-                ThreadPool.shared.parallelFor(parts, Job(t: self, shape: shape, matmul: engines[side], repeats: repeats))
+                ThreadPool.shared.parallelFor(parts, Job(t: self, shape: shape, engine: engines[side], repeats: repeats))
                 best[side] = min(best[side], Double(monotonicNanoseconds() - t0) * 1e-9 / Double(repeats))
             }
         }
-        return (best[0], matmul == nil ? nil : best[1])
+        return best
     }
 }

@@ -131,7 +131,7 @@ public final class Trainer {
         self.progress = progress
         let o = config.optimizer
         let model = task.model
-        // bf16 products run on oneDNN primitives whatever the fp32 engine, so bf16 always plans.
+        // Only fp32 on OpenBLAS needs no plan: bf16 products and the other engines are planned.
         gemm = config.kernels.gemm == .openblas && config.training.precision == .fp32 ? nil
             : GemmPlan(selection: config.kernels.gemm)
         let sharded = config.distributed.shardOptimizer && communicator.worldSize > 1
@@ -186,7 +186,7 @@ public final class Trainer {
         }
         // The first step runs on OpenBLAS and records the product shapes; then the plan is made.
         gemmPlanned = true
-        let (result, shapes) = GemmPlan.record { optimizerStep(step, learningRate: learningRate, stopSignal: stopSignal) }
+        let (result, shapes) = GemmPlan.record(fallback: gemm.fp32Fallback) { optimizerStep(step, learningRate: learningRate, stopSignal: stopSignal) }
         gemm.add(shapes)
         Gemm.plan = gemm
         if communicator.isCoordinator { progress.message("loom train: " + gemm.summary) }

@@ -353,10 +353,11 @@ enum GemmReport {
     /// `gemm`: the selection and, per shape, calls per step, both engines' times and the choice.
     static func fields(_ plan: GemmPlan?) -> [String: Any] {
         guard let plan else { return ["gemm": ["selection": GemmSelection.openblas.rawValue, "shapes": [Any]()] as [String: Any]] }
-        let split = plan.split
+        let onednn = plan.split(on: .onednn), loom = plan.split(on: .loom)
         return ["gemm": [
-            "selection": plan.selection.rawValue, "onednn_isa": OneDNN.isa, "onednn_shapes": split.onednnShapes,
-            "onednn_flop_share": split.onednnShare, "planning_s": plan.planningSeconds,
+            "selection": plan.selection.rawValue, "onednn_isa": OneDNN.isa, "onednn_shapes": onednn.shapes,
+            "onednn_flop_share": onednn.share, "loom_shapes": loom.shapes, "loom_flop_share": loom.share,
+            "fp32_fallback": plan.fp32Fallback.rawValue, "planning_s": plan.planningSeconds,
             "bf16_loom_shapes": plan.bf16Split.loomShapes, "bf16_loom_flop_share": plan.bf16Split.loomShare,
             "shapes": plan.choices.map { c -> [String: Any] in
                 let s = c.shape

@@ -199,6 +199,12 @@ import Support
         #expect(GemmPlan.decide(openblas: 1e-3, onednn: 0.97e-3, margin: 0) == .onednn)
         #expect(GemmPlan.decide(openblas: 1e-3, onednn: nil) == .openblas)    // oneDNN could not run it
         #expect(GemmPlan.decide(openblas: nil, onednn: 1e-3) == .onednn)
+        // fp32 with Loom's kernel: the faster of OpenBLAS and Loom (a tie keeps Loom), then oneDNN by the margin.
+        #expect(GemmPlan.decide(openblas: 1e-3, loom: 0.9e-3, onednn: 0.95e-3) == .loom)
+        #expect(GemmPlan.decide(openblas: 1e-3, loom: 1e-3, onednn: nil) == .loom)
+        #expect(GemmPlan.decide(openblas: 0.9e-3, loom: 1e-3, onednn: 0.87e-3) == .openblas)
+        #expect(GemmPlan.decide(openblas: 1e-3, loom: 0.9e-3, onednn: 0.8e-3) == .onednn)
+        #expect(GemmPlan.decide(openblas: nil, loom: 1e-3, onednn: nil) == .loom)
         // bf16: Loom's kernel unless oneDNN beats it by the margin.
         #expect(GemmPlan.decideBF16(loom: 2e-3, onednn: 1e-3) == .onednn)
         #expect(GemmPlan.decideBF16(loom: 1e-3, onednn: 2e-3) == .loom)
@@ -219,11 +225,16 @@ import Support
         for c in plan.choices {
             let openblas = try #require(c.openblasSeconds), onednn = try #require(c.onednnSeconds)
             #expect(openblas > 0 && onednn > 0 && c.calls == shapes[c.shape])
-            #expect(c.engine == GemmPlan.decide(openblas: openblas, onednn: onednn))
+            #expect((c.loomSeconds != nil) == F32Gemm.available)
+            #expect(c.engine == GemmPlan.decide(openblas: openblas, loom: c.loomSeconds, onednn: onednn))
         }
         let none = GemmPlan(selection: .openblas)
         none.add(shapes)
-        #expect(none.choices.allSatisfy { $0.engine == .openblas && $0.openblasSeconds == nil } && none.split.onednnShapes == 0)
+        #expect(none.choices.allSatisfy { $0.engine == .openblas && $0.openblasSeconds == nil } && none.split(on: .onednn).shapes == 0)
+        // `loom`: Loom's kernel untimed where it runs, else OpenBLAS.
+        let own = GemmPlan(selection: .loom)
+        own.add(shapes)
+        #expect(own.choices.allSatisfy { $0.engine == (F32Gemm.available ? .loom : .openblas) && $0.loomSeconds == nil })
     }
 
     /// bf16 shapes under `auto` are timed on oneDNN and Loom's kernel and run on the one `decideBF16`
@@ -238,7 +249,7 @@ import Support
         for selection in GemmSelection.allCases {
             let plan = GemmPlan(selection: selection)
             plan.add(shapes, rounds: 2)
-            #expect(plan.choices.count == shapes.count && plan.bf16Split.shapes == shapes.count && plan.split.shapes == 0)
+            #expect(plan.choices.count == shapes.count && plan.bf16Split.shapes == shapes.count && plan.split(on: .onednn).of == 0)
             for choice in plan.choices {
                 let s = choice.shape
                 switch selection {
@@ -246,8 +257,9 @@ import Support
                     let loom = try #require(choice.loomSeconds), onednn = try #require(choice.onednnSeconds)
                     #expect(loom > 0 && onednn > 0 && choice.openblasSeconds == nil)
                     #expect(choice.engine == GemmPlan.decideBF16(loom: loom, onednn: onednn), "\(s): \(choice)")
-                case .openblas:
-                    #expect(choice.engine == .loom && choice.loomSeconds == nil && choice.onednnSeconds == nil, "\(s): \(choice)")
+                case .openblas, .loom:
+                    let engine: GemmEngine = GemmPlan.bf16PrefersOneDNN ? .onednn : .loom
+                    #expect(choice.engine == engine && choice.loomSeconds == nil && choice.onednnSeconds == nil, "\(s): \(choice)")
                 case .onednn:
                     #expect(choice.engine == .onednn && choice.loomSeconds == nil, "\(s): \(choice)")
                 }

@@ -85,7 +85,7 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
         }
         #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml", overrides: ["kernels.gemm=auto"]).kernels.gemm == .auto)
         let e = configError(minimalYAML, overrides: ["kernels.gemm=mkl"])
-        #expect(e.contains("test.yaml") && e.contains("'kernels.gemm'") && e.contains("'mkl'") && e.contains("auto, openblas or onednn"), "\(e)")
+        #expect(e.contains("test.yaml") && e.contains("'kernels.gemm'") && e.contains("'mkl'") && e.contains("auto, loom, openblas or onednn"), "\(e)")
         #expect(configError(minimalYAML, overrides: ["kernels.gemm=3"]).contains("'kernels.gemm'"))
         #expect(configError(minimalYAML, overrides: ["kernels.engine=onednn"]).contains("'kernels.engine': unknown key (known here: gemm)"))
     }

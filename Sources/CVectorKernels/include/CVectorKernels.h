@@ -73,3 +73,13 @@ void loom_avx512_adamw(float *p, const float *g, float *m, float *v, long n,
 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                            const uint16_t *a, long lda, const uint16_t *b, long ldb,
                            float beta, float *c, long ldc);
+
+/// C(m×n) = α·op(A)·op(B) + β·C in fp32, row-major with leading dimensions as
+/// `loom_avx512_bf16_gemm`'s (one FMA per product, summed in k order within blocks of 256). Any
+/// m, n, k ≥ 0: k = 0 gives C = β·C; β = 0 overwrites C without reading it. Packs op(B) (and
+/// op(A) where its rows are not contiguous in k, or for the last rows) into thread-local static
+/// buffers: allocates nothing, runs on the calling thread, and needs AVX-512 F/BW/VL/DQ; the
+/// caller checks. Compiled (x86-64 only) with its own target attribute (F32Gemm.c).
+void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
+                          const float *a, long lda, const float *b, long ldb,
+                          float beta, float *c, long ldc);

@@ -1,0 +1,33 @@
+// F32Gemm: Loom's own fp32 matrix product (CVectorKernels' AVX-512 kernel, F32Gemm.c) as Kernels
+// calls it: whether it runs on this CPU, and one product on the calling thread.
+import CVectorKernels
+
+/// Loom's fp32 GEMM engine (`GemmEngine.loom` for fp32 shapes): C = alpha · op(A) · op(B) + beta
+/// · C with one FMA per product, packing op(B) (and op(A) where needed) into thread-local static
+/// buffers, so a call allocates nothing and uses the calling thread alone.
+public enum F32Gemm {
+    /// Whether the kernel runs here: Loom's own kernels run at AVX-512 (`KernelISA.selection`: an
+    /// x86-64 build on a CPU whose AVX-512 F/BW/VL/DQ the OS lets programs use, and
+    /// LOOM_KERNELS_ISA does not ask for AVX2).
+    public static let available: Bool = KernelISA.selection.isa == .avx512
+
+    /// How plans and `loom bench` name the implementation.
+    public static let implementation = "avx512"
+
+    /// The product of `shape` (only where `available`).
+    @inline(__always)
+    static func run(_ s: GemmShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
+        loom_avx512_f32_gemm(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb, s.beta, c, s.ldc)
+    }
+
+    /// C(m×n) = alpha · op(A) · op(B) + beta · C on Loom's kernel whatever the plan (tests and
+    /// benchmarks compare it with the other engines). Only where `available`.
+    public static func product(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        precondition(available, "F32Gemm.product: this CPU or build has no AVX-512 (\(CPUFeatures.current().vectorLevel))")
+        loom_avx512_f32_gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+}
