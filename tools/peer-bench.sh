@@ -3,6 +3,7 @@
 # in alternating pairs — Loom fp32, PyTorch fp32, Loom bf16, PyTorch bf16 — at the tiny, small and
 # GPT-2 124M (context 256, batch 4) shapes, 2 threads each; prints one line per run.
 #   tools/peer-bench.sh [REPEATS]   (needs `swift build -c release` and `pip install torch`)
+#   LOOM_SET="kernels.gemm=loom" tools/peer-bench.sh   (each word of LOOM_SET becomes a `--set` of every Loom run)
 set -u
 cd "$(dirname "$0")/.."
 loom=${LOOM_BIN:-.build/release/loom}
@@ -10,9 +11,10 @@ peer=${LOOM_PEER:-../shared/peers/torch_gpt_bench.py}
 repeats=${1:-3}
 run_loom() { # shape config steps warmup precision [--set …]
     local shape=$1 config=$2 steps=$3 warmup=$4 precision=$5; shift 5
+    local setting; for setting in ${LOOM_SET:-}; do set -- "$@" --set "$setting"; done
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$loom" bench "$config" --json --steps "$steps" --warmup "$warmup" \
         --set training.precision="$precision" "$@" 2>/dev/null | tail -1 |
-        python3 -c "import json,sys; r=json.load(sys.stdin); print('loom  $shape $precision', r['tokens_per_s'], 'tokens/s, peak RSS', round(r['memory_ratio'], 2), 'x plan, allocations', r['allocations_in_measured_steps'] - r['onednn_allocations_in_measured_steps'], '(Loom)', r['onednn_allocations_in_measured_steps'], '(oneDNN)')" \
+        python3 -c "import json,sys; r=json.load(sys.stdin); print('loom  $shape $precision', r['gemm']['selection'], r['tokens_per_s'], 'tokens/s, peak RSS', round(r['memory_ratio'], 2), 'x plan, allocations', r['allocations_in_measured_steps'] - r['onednn_allocations_in_measured_steps'], '(Loom)', r['onednn_allocations_in_measured_steps'], '(oneDNN)')" \
         || echo "loom  $shape $precision FAILED"
 }
 run_torch() { # shape steps warmup precision model-args…
