@@ -30,7 +30,8 @@ struct SystemCommand: ParsableCommand {
             print("  sgemm            OpenBLAS \(s.core) (\(s.chooser.phrase)); best for this CPU: \(BLASCore.best(for: s.cpu) ?? "none beyond the SSE-era kernels")")
             print("                   OPENBLAS_CORETYPE=\(s.coreType ?? "(unset)"); \(BLASCore.configuration())")
             print("  oneDNN           " + BLASStartup.oneDNNPhrase + " (fp32 shapes under kernels.gemm onednn or auto; bf16 under onednn, or auto where faster)")
-            print("  bf16 GEMM        " + (BF16Gemm.available ? "Loom's \(BF16Gemm.implementation) kernel (8×48 tile, vdpbf16ps; kernels.gemm openblas, auto)" : "none of Loom's (no AVX512_BF16): bf16 products on oneDNN"))
+            print("  fp32 GEMM        " + (F32Gemm.available ? "Loom's \(F32Gemm.implementation) kernel (8×48 tile, FMA; kernels.gemm loom, auto)" : "none of Loom's (needs AVX-512): fp32 products on OpenBLAS or oneDNN"))
+            print("  bf16 GEMM        " + (BF16Gemm.available ? "Loom's \(BF16Gemm.implementation) kernel (8×48 tile, vdpbf16ps; kernels.gemm openblas, loom, auto)" : "none of Loom's (no AVX512_BF16): bf16 products on oneDNN"))
             print("  own kernels      \(BLASStartup.kernelISA) (SmallGemm, softmax, GELU, LayerNorm, AdamW; \(KernelISA.overrideVariable)=avx2 forces 8 lanes)")
             print("  attention        SmallGemm: \(SmallGemm.kernel)")
             if let w = s.warning { print("  warning          \(w)") }

@@ -39,7 +39,7 @@ func system(_ environment: [String: String]) throws -> (run: Run, fields: [Strin
         }
         #expect(s.fields["loom_version"] is String)
         let engines = s.fields["engines"] as? [[String: Any]] ?? []
-        #expect(engines.map { $0["name"] as? String } == ["sgemm", "oneDNN matmul", "Loom bf16 GEMM", "SmallGemm"], "\(engines)")
+        #expect(engines.map { $0["name"] as? String } == ["sgemm", "oneDNN matmul", "Loom fp32 GEMM", "Loom bf16 GEMM", "SmallGemm"], "\(engines)")
     }
 
     @Test func aUserSetWeakerCoreIsKeptWithOneWarning() throws {

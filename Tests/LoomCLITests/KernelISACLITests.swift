@@ -17,10 +17,15 @@ import Foundation
         let engines = s.fields["engines"] as? [[String: Any]] ?? []
         let smallGemm = engines.first { $0["name"] as? String == "SmallGemm" } ?? [:]
         #expect((smallGemm["kernel"] as? String ?? "").contains(wide ? "AVX-512" : "SIMD8"), "\(smallGemm)")
+        let f32Gemm = engines.first { $0["name"] as? String == "Loom fp32 GEMM" } ?? [:]
+        #expect((f32Gemm["kernel"] as? String ?? "").hasPrefix(wide ? "avx512" : "none"), "\(f32Gemm)")
 
         let forced = try system(["LOOM_KERNELS_ISA": "avx2"])
         #expect(forced.run.status == 0, "\(forced.run.stderr)")
         #expect(isa(forced.fields)["isa"] as? String == "avx2" && isa(forced.fields)["chosen_by"] as? String == "LOOM_KERNELS_ISA")
+        let forcedEngines = forced.fields["engines"] as? [[String: Any]] ?? []
+        let forcedF32 = forcedEngines.first { $0["name"] as? String == "Loom fp32 GEMM" } ?? [:]
+        #expect((forcedF32["kernel"] as? String ?? "").hasPrefix("none"), "8 lanes forced: no AVX-512 fp32 GEMM \(forcedF32)")
     }
 
     /// `loom system` with LOOM_KERNELS_ISA set to `value`, not parsed (a refusal prints no JSON).
