@@ -210,11 +210,7 @@ BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0) {   // C = β·C (β = 0 overwrites: NaN in C does not survive)
-        for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
-        return;
-    }
+    if (k <= 0) { scaleOnly(m, n, beta, c, ldc); return; }
     for (long jc = 0; jc < n; jc += NC) {
         const long nc = n - jc < NC ? n - jc : NC;
         for (long pc = 0; pc < k; pc += KC) {

@@ -1,9 +1,16 @@
-// GemmTiles.h: what Loom's AVX-512 GEMM kernels (BF16Gemm.c, F32Gemm.c) share: lane masks and a
-// 16×16 transpose of 32-bit values in registers. Each includer defines TILE_INLINE (static inline
-// with its own target attribute) before including this header.
+// GemmTiles.h: what Loom's AVX-512 GEMM kernels (BF16Gemm.c, F32Gemm.c) share: the empty
+// product, lane masks and a 16×16 transpose of 32-bit values in registers. Each includer defines
+// TILE_INLINE (static inline with its own target attribute) before including this header.
 #ifndef LOOM_GEMM_TILES_H
 #define LOOM_GEMM_TILES_H
 #include <immintrin.h>
+
+/// C(m×n) = β·C: the product of an empty inner dimension (β = 0 overwrites, so NaN in C does not
+/// survive).
+TILE_INLINE void scaleOnly(long m, long n, float beta, float *c, long ldc) {
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+}
 
 /// Lanes [0, count) of 16 (count ≤ 0 gives none).
 TILE_INLINE __mmask16 lanes16(long count) {
