@@ -95,6 +95,12 @@ enum BLASStartup {
         return "oneDNN \(OneDNN.version) \(oneDNN.isa) (fp32 \(oneDNN.fp32 ?? "none"), bf16 \(oneDNN.bf16 ?? "none"))"
     }
 
+    /// The `kernels.gemm` selections under which Loom's bf16 kernel runs the bf16 products, as
+    /// `GemmPlan` routes them (on an AMX CPU `openblas` and `loom` take oneDNN's AMX kernels).
+    static var bf16GemmSelections: String {
+        GemmPlan.bf16PrefersOneDNN ? "auto where faster than oneDNN" : "openblas, loom, auto unless oneDNN is faster"
+    }
+
     /// The ISA of Loom's own kernels and who chose it: "AVX-512 (16 lanes, …), chosen by cpuid".
     static var kernelISA: String {
         let s = KernelISA.selection
@@ -122,7 +128,7 @@ enum BLASStartup {
                         ["name": "Loom fp32 GEMM", "used_by": "fp32 products under kernels.gemm loom, and auto where it is the fastest",
                          "kernel": F32Gemm.available ? "\(F32Gemm.implementation) 8x48 register tile (FMA)" : "none (needs AVX-512)",
                          "chosen_by": KernelISA.selection.chosenBy],
-                        ["name": "Loom bf16 GEMM", "used_by": "bf16 products (openblas, loom, auto unless oneDNN is faster)",
+                        ["name": "Loom bf16 GEMM", "used_by": "bf16 products (\(bf16GemmSelections))",
                          "kernel": BF16Gemm.available ? "\(BF16Gemm.implementation) 8x48 register tile (vdpbf16ps)" : "none (no AVX512_BF16)",
                          "chosen_by": "cpuid"],
                         ["name": "SmallGemm", "used_by": "attention blocks", "kernel": SmallGemm.kernel,

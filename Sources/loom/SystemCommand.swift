@@ -31,7 +31,7 @@ struct SystemCommand: ParsableCommand {
             print("                   OPENBLAS_CORETYPE=\(s.coreType ?? "(unset)"); \(BLASCore.configuration())")
             print("  oneDNN           " + BLASStartup.oneDNNPhrase + " (fp32 shapes under kernels.gemm onednn or auto; bf16 under onednn, or auto where faster)")
             print("  fp32 GEMM        " + (F32Gemm.available ? "Loom's \(F32Gemm.implementation) kernel (8×48 tile, FMA; kernels.gemm loom, auto)" : "none of Loom's (needs AVX-512): fp32 products on OpenBLAS or oneDNN"))
-            print("  bf16 GEMM        " + (BF16Gemm.available ? "Loom's \(BF16Gemm.implementation) kernel (8×48 tile, vdpbf16ps; kernels.gemm openblas, loom, auto)" : "none of Loom's (no AVX512_BF16): bf16 products on oneDNN"))
+            print("  bf16 GEMM        " + (BF16Gemm.available ? "Loom's \(BF16Gemm.implementation) kernel (8×48 tile, vdpbf16ps; kernels.gemm \(BLASStartup.bf16GemmSelections))" : "none of Loom's (no AVX512_BF16): bf16 products on oneDNN"))
             print("  own kernels      \(BLASStartup.kernelISA) (SmallGemm, softmax, GELU, LayerNorm, AdamW; \(KernelISA.overrideVariable)=avx2 forces 8 lanes)")
             print("  attention        SmallGemm: \(SmallGemm.kernel)")
             if let w = s.warning { print("  warning          \(w)") }

@@ -203,7 +203,7 @@ logging: {interval: 10}
                 #expect((shape["calls"] as? Int ?? 0) > 0 && (shape["m"] as? Int ?? 0) > 0)
                 if selection == "auto" {
                     // The faster of OpenBLAS and Loom's kernel (where the CPU runs it), then oneDNN only when it took under 95 % of that.
-                    let (ownEngine, ownTime) = own.flatMap { l in blas.map { l <= $0 } } == true ? ("loom", own) : ("openblas", blas)
+                    let (ownEngine, ownTime): (String, Double?) = if let own, let blas, own <= blas { ("loom", own) } else { ("openblas", blas) }
                     #expect(dnn != nil && ownTime != nil && engine == (dnn! < ownTime! * 0.95 ? "onednn" : ownEngine), "\(shape)")
                 } else {
                     #expect(engine == "onednn" && !(shape["implementation"] as? String ?? "").isEmpty, "\(shape)")
