@@ -161,9 +161,10 @@ BF16_INLINE void pairStep(__m512 acc[MR][NV], const int direct, const int nv, lo
 /// needs) over k of one block: `full` pairs, then (`odd`) k's last value alone.
 /// A's pair (r, p) is at a + r·rowStride + 2p·… : `direct` reads A's rows in place (row stride
 /// lda, pairs 2 values apart), else the packed micro-panel (pairs MR apart). Then
-/// C = α·acc + β·C for the first mr rows and nr columns (β = 0: C is not read).
+/// C = α·acc + β·C (+ bias per column, when not NULL) for the first mr rows and nr columns
+/// (β = 0: C is not read).
 BF16_INLINE void tile(const int direct, const int nv, long full, int odd, const uint16_t *a, long lda, const uint32_t *bp,
-                      float alpha, float beta, float *c, long ldc, long mr, long nr) {
+                      float alpha, float beta, const float *bias, float *c, long ldc, long mr, long nr) {
     __m512 acc[MR][NV];
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
@@ -186,37 +187,62 @@ BF16_INLINE void tile(const int direct, const int nv, long full, int odd, const 
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
-        storeRow(acc[r], nv, alpha, beta, c + r * ldc, nr);
+        storeRow(acc[r], nv, alpha, beta, bias, c + r * ldc, nr);
     }
 }
 
 /// `tile` with as few 16-column vectors as the nr columns need (nv a constant in each call).
 BF16_INLINE void tiles(const int direct, long full, int odd, const uint16_t *a, long lda, const uint32_t *bp,
-                       float alpha, float beta, float *c, long ldc, long mr, long nr) {
+                       float alpha, float beta, const float *bias, float *c, long ldc, long mr, long nr) {
     const long vectors = (nr + 15) / 16;
-    if (vectors >= NV) tile(direct, NV, full, odd, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+    if (vectors >= NV) tile(direct, NV, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #if LOOM_BF16_NV > 1
-    else if (vectors == 1) tile(direct, 1, full, odd, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+    else if (vectors == 1) tile(direct, 1, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 #if LOOM_BF16_NV > 2
-    else if (vectors == 2) tile(direct, 2, full, odd, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+    else if (vectors == 2) tile(direct, 2, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 #if LOOM_BF16_NV > 3
-    else tile(direct, 3, full, odd, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+    else tile(direct, 3, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
+}
+
+BF16 void loom_avx512_bf16_round(const float *in, uint16_t *out, long count) {
+    long i = 0;
+    for (; i + 32 <= count; i += 32) {
+        // low half from the second operand: out[i…i+15] from in[i…i+15]
+        __m512bh r = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + i + 16), _mm512_loadu_ps(in + i));
+        _mm512_storeu_si512(out + i, (__m512i)r);
+    }
+    for (; i < count; i += 16) {
+        const __mmask16 k = lanes16(count - i);
+        __m256bh r = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(k, in + i));
+        _mm256_mask_storeu_epi16(out + i, k, (__m256i)r);
+    }
 }
 
 BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, float *c, long ldc) {
+    loom_avx512_bf16_gemm_bias(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, 0, c, ldc);
+}
+
+BF16 void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
+                                     const uint16_t *a, long lda, const uint16_t *b, long ldb,
+                                     float beta, const float *bias, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0) { scaleOnly(m, n, beta, c, ldc); return; }
+    if (k <= 0) {
+        scaleOnly(m, n, beta, c, ldc);
+        if (bias) for (long i = 0; i < m; i++) for (long j = 0; j < n; j++) c[i * ldc + j] += bias[j];
+        return;
+    }
     for (long jc = 0; jc < n; jc += NC) {
         const long nc = n - jc < NC ? n - jc : NC;
         for (long pc = 0; pc < k; pc += KC) {
             const long kc = k - pc < KC ? k - pc : KC, full = kc / 2, pairs = (kc + 1) / 2;
             const int odd = (int)(kc & 1);
             const float blockBeta = pc == 0 ? beta : 1.0f;   // later blocks add to the first's
+            const float *blockBias = pc == 0 && bias ? bias + jc : 0;   // the first block adds the bias
             packB(transB, b, ldb, pc, kc, jc, nc);
             for (long ic = 0; ic < m; ic += MR) {
                 const long mr = m - ic < MR ? m - ic : MR;
@@ -224,13 +250,13 @@ BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k
                 if (!transA && mr == MR) {
                     const uint16_t *ai = a + ic * lda + pc;
                     for (long jr = 0; jr < nc; jr += NR)
-                        tiles(1, full, odd, ai, lda, packedB + (jr / NR) * pairs * NR, alpha, blockBeta, ci + jr, ldc,
-                             mr, nc - jr < NR ? nc - jr : NR);
+                        tiles(1, full, odd, ai, lda, packedB + (jr / NR) * pairs * NR, alpha, blockBeta,
+                              blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, nc - jr < NR ? nc - jr : NR);
                 } else {
                     packA(transA, a, lda, ic, mr, pc, kc);
                     for (long jr = 0; jr < nc; jr += NR)
-                        tiles(0, full, odd, 0, 0, packedB + (jr / NR) * pairs * NR, alpha, blockBeta, ci + jr, ldc,
-                             mr, nc - jr < NR ? nc - jr : NR);
+                        tiles(0, full, odd, 0, 0, packedB + (jr / NR) * pairs * NR, alpha, blockBeta,
+                              blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, nc - jr < NR ? nc - jr : NR);
                 }
             }
         }
@@ -242,4 +268,8 @@ BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k
 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                            const uint16_t *a, long lda, const uint16_t *b, long ldb,
                            float beta, float *c, long ldc) { abort(); }
+void loom_avx512_bf16_round(const float *in, uint16_t *out, long count) { abort(); }
+void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
+                                const uint16_t *a, long lda, const uint16_t *b, long ldb,
+                                float beta, const float *bias, float *c, long ldc) { abort(); }
 #endif

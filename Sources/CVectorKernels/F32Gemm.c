@@ -135,7 +135,7 @@ TILE_INLINE void tile(const int direct, const int nv, long kc, const float *a, l
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
-        storeRow(acc[r], nv, alpha, beta, c + r * ldc, nr);
+        storeRow(acc[r], nv, alpha, beta, 0, c + r * ldc, nr);
     }
 }
 

@@ -47,14 +47,16 @@ TILE_INLINE void transpose16(__m512i r[16]) {
     }
 }
 
-/// One row of C's tile: out[0, nr) = α·acc + β·out over nv vectors of 16 (β = 0: out is not read;
-/// masked where nr < 16·nv).
-TILE_INLINE void storeRow(const __m512 *acc, const int nv, float alpha, float beta, float *out, long nr) {
+/// One row of C's tile: out[0, nr) = α·acc + β·out (+ bias[0, nr) when bias is not NULL) over nv
+/// vectors of 16 (β = 0: out is not read; masked where nr < 16·nv).
+TILE_INLINE void storeRow(const __m512 *acc, const int nv, float alpha, float beta, const float *bias, float *out,
+                          long nr) {
     const __m512 scale = _mm512_set1_ps(alpha), keep = _mm512_set1_ps(beta);
     const int whole = nr == 16 * nv;
 #pragma clang loop unroll(full)
     for (int v = 0; v < nv; v++, out += 16) {
         __m512 value = alpha == 1.0f ? acc[v] : _mm512_mul_ps(scale, acc[v]);
+        if (bias) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(lanes16(nr - 16 * v), bias + 16 * v));
         if (whole) {
             if (beta == 1.0f) value = _mm512_add_ps(_mm512_loadu_ps(out), value);
             else if (beta != 0.0f) value = _mm512_fmadd_ps(keep, _mm512_loadu_ps(out), value);

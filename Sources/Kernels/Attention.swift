@@ -1,7 +1,9 @@
 // Attention: multi-head scaled dot-product attention softmax(Q·Kᵀ/√d)·V with causal and key-padding
 // masks, forward and backward, per (batch, head) on sgemm. Queries and keys/values may come from
-// different sequences (cross-attention) and any row stride (packed QKV, KV caches). The Q/K/V
-// and output projections are Linear layers.
+// different sequences (cross-attention) and any row stride (packed QKV, KV caches). Given bf16
+// copies of Q, K and V (bf16 training), the four products of each block take bf16 operands with
+// fp32 accumulation; the softmax and its gradient stay fp32. The Q/K/V and output projections are
+// Linear layers.
 import CKernelSupport
 import Support
 
@@ -42,6 +44,20 @@ public struct AttentionShape {
     }
 }
 
+/// The bf16 operands of attention in a bf16 run: Q, K and V rounded to bf16 in the same layout
+/// and row strides as the fp32 tensors the call also gets (the projection writes both), and, for
+/// backward, scratch the output gradient (B, Tq, doutStride) is rounded into. The probabilities
+/// and their gradient are rounded block by block into thread-local scratch just before the
+/// products that take them.
+public struct AttentionBF16 {
+    public let q: UnsafePointer<UInt16>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>
+    public let doutScratch: UnsafeMutablePointer<UInt16>?
+    public init(q: UnsafePointer<UInt16>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
+                doutScratch: UnsafeMutablePointer<UInt16>? = nil) {
+        self.q = q; self.k = k; self.v = v; self.doutScratch = doutScratch
+    }
+}
+
 public enum Attention {
     /// What both directions read: queries, keys and values with their strides, the shape, the
     /// masks and the dropout stream.
@@ -49,6 +65,7 @@ public enum Attention {
         let q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int
         let v: UnsafePointer<Float>, vStride: Int, s: AttentionShape, keyBatchStride: Int?
         let keyLengths: UnsafePointer<Int32>?, p: Float, dropoutKey: UInt64, dropoutCounter: Int
+        let low: AttentionBF16?
 
         /// Batch item and the first row of head h's queries, keys and values for task b·H + h.
         @inline(__always)
@@ -57,6 +74,14 @@ public enum Attention {
             return (b, h, q + b * s.queryLength * qStride + h * D,
                     k + b * (keyBatchStride ?? s.keyLength * kStride) + h * D,
                     v + b * (keyBatchStride ?? s.keyLength * vStride) + h * D)
+        }
+
+        /// The bf16 copies of a head's Q, K and V (at the offsets `head` gives the fp32 ones), when
+        /// the products run in bf16.
+        @inline(__always)
+        func lowHead(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>)
+            -> (q: UnsafePointer<UInt16>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>)? {
+            low.map { ($0.q + (q - self.q), $0.k + (k - self.k), $0.v + (v - self.v)) }
         }
 
         /// The blocks of query rows of batch item b (first row, rows, keys its last row sees): each
@@ -77,6 +102,15 @@ public enum Attention {
             let index = dropoutCounter + task * s.queryLength * s.keyLength + e
             return Dropout.keep(index, key: dropoutKey, threshold: Dropout.threshold(p)) ? value / (1 - p) : 0
         }
+    }
+
+    /// `rows` rows of `columns` probabilities (or their gradients; row stride `ld`) rounded to bf16
+    /// into this thread's scratch, packed (row stride `columns`): the operand of the next products.
+    static func roundBlock(_ p: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int) -> UnsafePointer<UInt16> {
+        let scratch = loom_thread_scratch(max((rows * columns + 1) / 2, ThreadPool.scratchFloats))!
+        let out = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt16.self)
+        for r in 0..<rows { BFloat16.round(p + r * ld, into: out + r * columns, range: 0..<columns) }
+        return UnsafePointer(out)
     }
 
     /// The three product forms of a head's block, on SmallGemm or on OpenBLAS (one call each).
@@ -147,12 +181,19 @@ public enum Attention {
             let (b, h, qbh, kbh, vbh) = x.head(task)
             let pbh = probs + task * Tq * Tk
             let dbh = x.p > 0 ? probsDropped! + task * Tq * Tk : pbh
+            let low = x.lowHead(qbh, kbh, vbh)
             // The keys any row of this head sees, transposed once for SmallGemm (D, seen).
             let seen = s.visibleKeys(Tq - 1, x.keyLengths, b)
-            let kt = products.transposed(kbh, rows: seen, columns: D, ld: x.kStride)
+            let kt = low == nil ? products.transposed(kbh, rows: seen, columns: D, ld: x.kStride) : nil
             x.forEachBlock(b) { i0, rows, keys in
-                products.timesTransposed(m: rows, n: keys, k: D, alpha: alpha, a: qbh + i0 * x.qStride, lda: x.qStride,
-                                         b: kbh, ldb: x.kStride, transposed: kt, seen: seen, c: pbh + i0 * Tk, ldc: Tk)
+                // S = α·Q·Kᵀ
+                if let low {
+                    Gemm.serialBF16(transB: true, m: rows, n: keys, k: D, alpha: alpha, a: low.q + i0 * x.qStride,
+                                    lda: x.qStride, b: low.k, ldb: x.kStride, beta: 0, c: pbh + i0 * Tk, ldc: Tk)
+                } else {
+                    products.timesTransposed(m: rows, n: keys, k: D, alpha: alpha, a: qbh + i0 * x.qStride, lda: x.qStride,
+                                             b: kbh, ldb: x.kStride, transposed: kt, seen: seen, c: pbh + i0 * Tk, ldc: Tk)
+                }
                 for i in i0..<(i0 + rows) {
                     let row = pbh + i * Tk
                     let limit = s.visibleKeys(i, x.keyLengths, b)
@@ -164,7 +205,14 @@ public enum Attention {
                 }
                 // O = P′·V (a block whose rows see no key gets zeros: k = 0)
                 let o = out + (b * Tq + i0) * outStride + h * D
-                products.times(m: rows, n: D, k: keys, a: dbh + i0 * Tk, lda: Tk, b: vbh, ldb: x.vStride, c: o, ldc: outStride)
+                if let low, keys > 0 {
+                    let p16 = Attention.roundBlock(dbh + i0 * Tk, rows: rows, columns: keys, ld: Tk)
+                    Gemm.serialBF16(m: rows, n: D, k: keys, a: p16, lda: keys, b: low.v, ldb: x.vStride, beta: 0,
+                                    c: o, ldc: outStride)
+                } else {
+                    products.times(m: rows, n: D, k: keys, a: dbh + i0 * Tk, lda: Tk, b: vbh, ldb: x.vStride, c: o,
+                                   ldc: outStride)
+                }
             }
         }
     }
@@ -175,6 +223,7 @@ public enum Attention {
         let dv: UnsafeMutablePointer<Float>, dvStride: Int, dprobs: UnsafeMutablePointer<Float>
         let dout: UnsafePointer<Float>, doutStride: Int, probs: UnsafePointer<Float>
         let probsDropped: UnsafePointer<Float>?
+        let dout16: UnsafePointer<UInt16>?   // (B, Tq, doutStride) dout in bf16, when the products run in bf16
 
         func run(_ tasks: Range<Int>) {
             let products = Products(small: x.s.smallBlocks)
@@ -194,8 +243,10 @@ public enum Attention {
                 (dkbh + j * dkStride).update(repeating: 0, count: D)
                 (dvbh + j * dvStride).update(repeating: 0, count: D)
             }
+            let low = x.lowHead(qbh, kbh, vbh)
+            let do16 = dout16.map { $0 + (dobh - dout) }
             let seen = s.visibleKeys(Tq - 1, x.keyLengths, b)
-            let vt = products.transposed(vbh, rows: seen, columns: D, ld: x.vStride)
+            let vt = low == nil ? products.transposed(vbh, rows: seen, columns: D, ld: x.vStride) : nil
             x.forEachBlock(b) { i0, rows, keys in
                 let dq0 = dq + (b * Tq + i0) * dqStride + h * D
                 if keys == 0 {
@@ -204,10 +255,19 @@ public enum Attention {
                 }
                 let dpBlock = dpbh + i0 * Tk, do0 = dobh + i0 * doutStride
                 // dP′ = dO·Vᵀ ; dV += P′ᵀ·dO
-                products.timesTransposed(m: rows, n: keys, k: D, a: do0, lda: doutStride, b: vbh, ldb: x.vStride,
-                                         transposed: vt, seen: seen, c: dpBlock, ldc: Tk)
-                products.addTransposedTimes(m: keys, n: D, k: rows, a: used + i0 * Tk, lda: Tk, b: do0, ldb: doutStride,
-                                            c: dvbh, ldc: dvStride)
+                if let low, let do16 {
+                    let dO = do16 + i0 * doutStride
+                    Gemm.serialBF16(transB: true, m: rows, n: keys, k: D, a: dO, lda: doutStride, b: low.v, ldb: x.vStride,
+                                    beta: 0, c: dpBlock, ldc: Tk)
+                    let p16 = Attention.roundBlock(used + i0 * Tk, rows: rows, columns: keys, ld: Tk)
+                    Gemm.serialBF16(transA: true, m: keys, n: D, k: rows, a: p16, lda: keys, b: dO, ldb: doutStride,
+                                    beta: 1, c: dvbh, ldc: dvStride)
+                } else {
+                    products.timesTransposed(m: rows, n: keys, k: D, a: do0, lda: doutStride, b: vbh, ldb: x.vStride,
+                                             transposed: vt, seen: seen, c: dpBlock, ldc: Tk)
+                    products.addTransposedTimes(m: keys, n: D, k: rows, a: used + i0 * Tk, lda: Tk, b: do0,
+                                                ldb: doutStride, c: dvbh, ldc: dvStride)
+                }
                 if x.p > 0 {
                     for i in i0..<(i0 + rows) {
                         for j in 0..<keys { dpbh[i * Tk + j] = x.dropped(dpbh[i * Tk + j], task: task, element: i * Tk + j) }
@@ -219,15 +279,25 @@ public enum Attention {
                                         scale: alpha)
                 }
                 // dQ = dS·K ; dK += dSᵀ·Q
-                products.times(m: rows, n: D, k: keys, a: dpBlock, lda: Tk, b: kbh, ldb: x.kStride, c: dq0, ldc: dqStride)
-                products.addTransposedTimes(m: keys, n: D, k: rows, a: dpBlock, lda: Tk, b: qbh + i0 * x.qStride,
-                                            ldb: x.qStride, c: dkbh, ldc: dkStride)
+                if let low {
+                    let ds16 = Attention.roundBlock(dpBlock, rows: rows, columns: keys, ld: Tk)
+                    Gemm.serialBF16(m: rows, n: D, k: keys, a: ds16, lda: keys, b: low.k, ldb: x.kStride, beta: 0,
+                                    c: dq0, ldc: dqStride)
+                    Gemm.serialBF16(transA: true, m: keys, n: D, k: rows, a: ds16, lda: keys, b: low.q + i0 * x.qStride,
+                                    ldb: x.qStride, beta: 1, c: dkbh, ldc: dkStride)
+                } else {
+                    products.times(m: rows, n: D, k: keys, a: dpBlock, lda: Tk, b: kbh, ldb: x.kStride, c: dq0,
+                                   ldc: dqStride)
+                    products.addTransposedTimes(m: keys, n: D, k: rows, a: dpBlock, lda: Tk, b: qbh + i0 * x.qStride,
+                                                ldb: x.qStride, c: dkbh, ldc: dkStride)
+                }
             }
         }
     }
 
     /// out(B,Tq,C) = softmax(q·kᵀ/√D + mask)·v, saving the probabilities for backward.
     /// With dropout p > 0 the dropped probabilities go to `probsDropped` and feed the product.
+    /// With `bf16`, both products take bf16 operands (its Q, K, V and the rounded probabilities).
     public static func forward(
         out: UnsafeMutablePointer<Float>, outStride: Int,          // (B, Tq, C)
         probs: UnsafeMutablePointer<Float>,                        // (B, H, Tq, Tk)
@@ -238,17 +308,19 @@ public enum Attention {
         keyBatchStride: Int? = nil,                                // k and v alike (KV caches)
         keyLengths: UnsafePointer<Int32>? = nil,                   // (B) valid keys per item
         dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
-        probsDropped: UnsafeMutablePointer<Float>? = nil           // (B, H, Tq, Tk) when p > 0
+        probsDropped: UnsafeMutablePointer<Float>? = nil,          // (B, H, Tq, Tk) when p > 0
+        bf16: AttentionBF16? = nil
     ) {
         let operands = Operands(q: q, qStride: qStride, k: k, kStride: kStride, v: v, vStride: vStride, s: s,
                                 keyBatchStride: keyBatchStride, keyLengths: keyLengths, p: p,
-                                dropoutKey: dropoutKey, dropoutCounter: dropoutCounter)
+                                dropoutKey: dropoutKey, dropoutCounter: dropoutCounter, low: bf16)
         let job = Forward(x: operands, out: out, outStride: outStride, probs: probs, probsDropped: probsDropped)
         Profiler.measure(.attention) { ThreadPool.shared.parallelFor(s.batch * s.heads, job) }
     }
 
     /// Gradients of `forward`: dq, dk, dv are overwritten (each (batch, head) writes its own block).
-    /// `dprobs` is scratch of the probabilities' size.
+    /// `dprobs` is scratch of the probabilities' size. With `bf16` (its `doutScratch` given), dout
+    /// is rounded to bf16 first and all four products take bf16 operands.
     public static func backward(
         dq: UnsafeMutablePointer<Float>, dqStride: Int,
         dk: UnsafeMutablePointer<Float>, dkStride: Int,
@@ -262,13 +334,20 @@ public enum Attention {
         shape s: AttentionShape,
         keyLengths: UnsafePointer<Int32>? = nil,
         dropout p: Float = 0, dropoutKey: UInt64 = 0, dropoutCounter: Int = 0,
-        probsDropped: UnsafePointer<Float>? = nil
+        probsDropped: UnsafePointer<Float>? = nil,
+        bf16: AttentionBF16? = nil
     ) {
+        precondition(bf16 == nil || bf16?.doutScratch != nil, "Attention.backward: bf16 needs its doutScratch")
+        let dout16 = bf16?.doutScratch.map { scratch in
+            Profiler.measure(.conversion) { BFloat16.round(dout, into: scratch, count: s.batch * s.queryLength * doutStride) }
+            return UnsafePointer(scratch)
+        }
         let operands = Operands(q: q, qStride: qStride, k: k, kStride: kStride, v: v, vStride: vStride, s: s,
                                 keyBatchStride: nil, keyLengths: keyLengths, p: p,
-                                dropoutKey: dropoutKey, dropoutCounter: dropoutCounter)
+                                dropoutKey: dropoutKey, dropoutCounter: dropoutCounter, low: bf16)
         let job = Backward(x: operands, dq: dq, dqStride: dqStride, dk: dk, dkStride: dkStride, dv: dv, dvStride: dvStride,
-                           dprobs: dprobs, dout: dout, doutStride: doutStride, probs: probs, probsDropped: probsDropped)
+                           dprobs: dprobs, dout: dout, doutStride: doutStride, probs: probs, probsDropped: probsDropped,
+                           dout16: dout16)
         Profiler.measure(.attention) { ThreadPool.shared.parallelFor(s.batch * s.heads, job) }
     }
 }

@@ -21,6 +21,14 @@ public enum BF16Gemm {
         loom_avx512_bf16_gemm(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb, s.beta, c, s.ldc)
     }
 
+    /// C(m×n) = A · B + bias (each row), overwriting C, the bias added as C is stored (only where
+    /// `available`).
+    @inline(__always)
+    static func run(m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+                    bias: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        loom_avx512_bf16_gemm_bias(false, false, m, n, k, 1, a, lda, b, ldb, 0, bias, c, ldc)
+    }
+
     /// C(m×n) = alpha · op(A) · op(B) + beta · C on Loom's kernel whatever the plan (tests and
     /// benchmarks compare it with oneDNN). Only where `available`.
     public static func product(

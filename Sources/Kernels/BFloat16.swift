@@ -2,6 +2,7 @@
 // mantissa bits), its conversions, the bf16 copy of a model's weights and the scratch that
 // holds activations converted for one matrix product. The bf16 products themselves are
 // Gemm.serialBF16 / parallelBF16.
+import CVectorKernels
 import Support
 
 /// How a model's matrix products run. `bf16`: bf16 weights and activations in, fp32 accumulation
@@ -43,9 +44,15 @@ public enum BFloat16 {
         return SIMD8<UInt16>(truncatingIfNeeded: rounded.replacing(with: quiet, where: isNaN))
     }
 
-    /// out[i] = round(inp[i]) for i in `range`, on the calling thread.
+    /// out[i] = round(inp[i]) for i in `range`, on the calling thread: by AVX512_BF16's conversion
+    /// where the bf16 products run on it (16 lanes; denormal inputs become zero, as in the
+    /// products), else eight lanes of `round`.
     @inline(__always)
     public static func round(_ inp: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, range: Range<Int>) {
+        if BF16Gemm.available {
+            loom_avx512_bf16_round(inp + range.lowerBound, out + range.lowerBound, range.count)
+            return
+        }
         var i = range.lowerBound
         while i + 8 <= range.upperBound {
             UnsafeMutableRawPointer(out + i).storeBytes(of: round8(inp.load8(i)), as: SIMD8<UInt16>.self)

@@ -123,6 +123,28 @@ public enum Gemm {
         }
     }
 
+    /// C(m×n) = op(A)·op(B) + bias (the same row of n added to every row of C), A and B in bf16,
+    /// overwriting C. Loom's kernel adds the bias as it stores the product, in one pass over C; a
+    /// shape routed to oneDNN (or a CPU without Loom's kernel) gets C filled with the bias rows
+    /// first and the product added (β = 1), as which the shape is planned either way.
+    public static func serialBF16(
+        m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+        bias: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if m == 0 || n == 0 { return }
+        let shape = GemmShape(transA: false, transB: false, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                              alpha: 1, beta: 1, bf16: true)
+        let routedToOneDNN: Bool
+        if let plan, case .onednn? = plan.route(shape) { routedToOneDNN = true } else { routedToOneDNN = false }
+        if BF16Gemm.available && !routedToOneDNN {
+            if GemmPlan.recording { GemmPlan.note(shape) } else if let plan { plan.noteUnplanned(shape) }
+            BF16Gemm.run(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, bias: bias, c: c, ldc: ldc)
+            return
+        }
+        for r in 0..<m { (c + r * ldc).update(from: bias, count: n) }
+        serialBF16(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc)
+    }
+
     /// `serialBF16` split across `ThreadPool.shared` as `parallel` splits.
     public static func parallelBF16(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,

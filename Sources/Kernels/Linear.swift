@@ -3,13 +3,25 @@
 // accumulation).
 import Support
 
+/// Where a bf16 layer's input (N, I) comes from: rounded by this forward into a buffer that
+/// backward reads again (so it is not rounded twice), or already rounded there by the layer before
+/// (`Linear.forward`'s `roundedOutput`).
+public enum BF16Input {
+    case round(into: UnsafeMutablePointer<UInt16>)
+    case rounded(UnsafePointer<UInt16>)
+}
+
 /// Shapes: N rows (B·T), I input features, O output features.
 public enum Linear {
     /// out(N,O) = inp(N,I) · weight(I,O) + bias(O); with `gelu`, also gelu(N,O) = GELU(out) in
     /// `geluForm` (tanh or erf), the MLP's activation, done by each thread on its rows right after its sgemm (one parallel job,
     /// the rows still in cache; `bench --profile` counts that GELU time as the layer's).
     /// With `bf16`, each thread first rounds its rows of `inp` to bf16 and multiplies them by the
-    /// weight's bf16 copy; the output, bias and GELU stay fp32.
+    /// weight's bf16 copy; the output, bias and GELU stay fp32. `input16` keeps the rounded input
+    /// for backward (or finds it rounded already) instead of rounding into the shared scratch.
+    /// With `roundedOutput`, what the next products read — GELU(out) when `gelu` is given, else
+    /// out — is also rounded to bf16 there, each thread its rows while they are in cache
+    /// (attention's Q, K and V; the MLP's second layer).
     public static func forward(
         out: UnsafeMutablePointer<Float>,      // (N, O)
         gelu: UnsafeMutablePointer<Float>? = nil, // (N, O) GELU(out), when given
@@ -18,22 +30,26 @@ public enum Linear {
         weight: UnsafePointer<Float>,          // (I, O)
         bias: UnsafePointer<Float>?,           // (O)
         rows N: Int, inputs I: Int, outputs O: Int,
-        bf16: BF16Operands? = nil
+        bf16: BF16Operands? = nil,
+        input16: BF16Input? = nil,                      // (N, I) bf16 of inp, with bf16
+        roundedOutput: UnsafeMutablePointer<UInt16>? = nil // (N, O) bf16 of out (or of gelu), with bf16
     ) {
-        let low = bf16.map { LowPrecision(operands: $0, weight: weight, rows: N, inputs: I, outputs: O) }
+        let low = bf16.map { LowPrecision(operands: $0, weight: weight, rows: N, inputs: I, outputs: O, input16: input16) }
+        let rounded = roundedOutput.map { (into: $0, from: UnsafePointer(gelu ?? out)) }
         // The usual case, split over rows as Gemm.parallel would; also every call that runs on one
         // thread (one pool thread, or inside a GPT thread replica), where it is the whole layer.
         if N >= O || ThreadPool.shared.runsSerially {
             Profiler.measure(.linear) {
                 ThreadPool.shared.parallelFor(N, grain: 16, ForwardRows(out: out, gelu: gelu, form: geluForm, inp: inp,
-                                                                        weight: weight, bias: bias, I: I, O: O, low: low))
+                                                                        weight: weight, bias: bias, I: I, O: O, low: low,
+                                                                        rounded: rounded))
             }
             return
         }
         Profiler.measure(.linear) {
             if let bias { ThreadPool.shared.parallelFor(N, grain: 16, RowFill(out: out, row: bias, columns: O)) }
             if let low {
-                BFloat16.round(inp, into: low.input, count: N * I)
+                if low.roundInput { BFloat16.round(inp, into: low.input, count: N * I) }
                 Gemm.parallelBF16(m: N, n: O, k: I, a: low.input, lda: I, b: low.weight, ldb: O,
                                   beta: bias == nil ? 0 : 1, c: out, ldc: O)
             } else {
@@ -42,41 +58,55 @@ public enum Linear {
             }
         }
         if let gelu { GELU.forward(out: gelu, inp: out, count: N * O, form: geluForm) }
+        if let rounded { Profiler.measure(.conversion) { BFloat16.round(rounded.from, into: rounded.into, count: N * O) } }
     }
 
-    /// The bf16 operands of one layer's products: its weight's bf16 copy and the scratch its
-    /// input (N, I) and output gradient (N, O) are rounded into.
+    /// The bf16 operands of one layer's products: its weight's bf16 copy, where its input (N, I)
+    /// is (or is rounded into: the shared scratch, or the layer's own `input16` buffer) and the
+    /// scratch its output gradient (N, O) is rounded into.
     struct LowPrecision {
         let weight: UnsafePointer<UInt16>        // (I, O)
         let input: UnsafeMutablePointer<UInt16>   // (N, I)
+        let roundInput: Bool                      // false: `input` holds the rounded input already
         let gradient: UnsafeMutablePointer<UInt16> // (N, O)
-        init(operands: BF16Operands, weight: UnsafePointer<Float>, rows N: Int, inputs I: Int, outputs O: Int) {
+        init(operands: BF16Operands, weight: UnsafePointer<Float>, rows N: Int, inputs I: Int, outputs O: Int,
+             input16: BF16Input?) {
             precondition(N * I <= operands.inputCapacity && N * O <= operands.gradientCapacity,
                          "Linear: bf16 scratch too small for \(N)×\(I) → \(O)")
             self.weight = operands.weights.of(weight)
-            input = operands.input; gradient = operands.gradient
+            gradient = operands.gradient
+            switch input16 {
+            case nil: input = operands.input; roundInput = true
+            case .round(let into)?: input = into; roundInput = true
+            case .rounded(let p)?: input = UnsafeMutablePointer(mutating: p); roundInput = false
+            }
         }
     }
 
-    /// One thread's rows of the forward: bias rows, sgemm (or rounding its rows to bf16 and a
-    /// bf16 product), GELU.
+    /// One thread's rows of the forward: bias rows and sgemm (or rounding its rows to bf16 and a
+    /// bf16 product that adds the bias), GELU, the output's bf16 rounding.
     struct ForwardRows: ParallelLoop {
         let out: UnsafeMutablePointer<Float>, gelu: UnsafeMutablePointer<Float>?, form: GELU.Form
         let inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, I: Int, O: Int
-        let low: LowPrecision?
+        let low: LowPrecision?, rounded: (into: UnsafeMutablePointer<UInt16>, from: UnsafePointer<Float>)?
         func run(_ rows: Range<Int>) {
-            if let bias { RowFill(out: out, row: bias, columns: O).run(rows) }
             if let low {
-                BFloat16.round(inp, into: low.input, range: rows.lowerBound * I..<rows.upperBound * I)
-                Gemm.serialBF16(m: rows.count, n: O, k: I, a: low.input + rows.lowerBound * I, lda: I,
-                                b: low.weight, ldb: O, beta: bias == nil ? 0 : 1, c: out + rows.lowerBound * O, ldc: O)
+                if low.roundInput { BFloat16.round(inp, into: low.input, range: rows.lowerBound * I..<rows.upperBound * I) }
+                let a = low.input + rows.lowerBound * I, c = out + rows.lowerBound * O
+                if let bias {   // the bias added as the product is stored
+                    Gemm.serialBF16(m: rows.count, n: O, k: I, a: a, lda: I, b: low.weight, ldb: O, bias: bias, c: c, ldc: O)
+                } else {
+                    Gemm.serialBF16(m: rows.count, n: O, k: I, a: a, lda: I, b: low.weight, ldb: O, beta: 0, c: c, ldc: O)
+                }
             } else {
+                if let bias { RowFill(out: out, row: bias, columns: O).run(rows) }
                 Gemm.serial(m: rows.count, n: O, k: I, a: inp + rows.lowerBound * I, lda: I, b: weight, ldb: O,
                             beta: bias == nil ? 0 : 1, c: out + rows.lowerBound * O, ldc: O)
             }
             if let gelu {
                 GELU.Forward(out: gelu, inp: UnsafePointer(out), form: form).run(rows.lowerBound * O..<rows.upperBound * O)
             }
+            if let rounded { BFloat16.round(rounded.from, into: rounded.into, range: rows.lowerBound * O..<rows.upperBound * O) }
         }
     }
 
@@ -85,8 +115,9 @@ public enum Linear {
     /// With `geluInput` (`inp` was GELU(geluInput)), dinp is the gradient with respect to geluInput:
     /// (dout · weightᵀ) ⊙ GELU′(geluInput) (GELU in `geluForm`), each thread's rows done right after
     /// its sgemm.
-    /// With `bf16`, `dout` and `inp` are first rounded to bf16 (one parallel pass) and both
-    /// products take them with the weight's bf16 copy; dweight, dbias and dinp stay fp32.
+    /// With `bf16`, `dout` and `inp` are first rounded to bf16 (one parallel pass; `input16`: inp's
+    /// bf16 as forward left it, not rounded again) and both products take them with the weight's
+    /// bf16 copy; dweight, dbias and dinp stay fp32.
     public static func backward(
         dinp: UnsafeMutablePointer<Float>?,    // (N, I)
         dweight: UnsafeMutablePointer<Float>,  // (I, O) accumulated
@@ -97,10 +128,12 @@ public enum Linear {
         geluInput: UnsafePointer<Float>? = nil, // (N, I) pre-activation, when inp = GELU(it)
         geluForm: GELU.Form = .tanh,
         rows N: Int, inputs I: Int, outputs O: Int, accumulateInput: Bool = false,
-        bf16: BF16Operands? = nil
+        bf16: BF16Operands? = nil,
+        input16: UnsafePointer<UInt16>? = nil   // (N, I) bf16 of inp, kept by forward
     ) {
         precondition(geluInput == nil || !accumulateInput, "Linear.backward: geluInput with accumulateInput")
-        let low = bf16.map { LowPrecision(operands: $0, weight: weight, rows: N, inputs: I, outputs: O) }
+        let low = bf16.map { LowPrecision(operands: $0, weight: weight, rows: N, inputs: I, outputs: O,
+                                          input16: input16.map { .rounded($0) }) }
         let job = BackwardParts(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
                                 geluInput: geluInput, geluForm: geluForm, N: N, I: I, O: O, beta: accumulateInput ? 1 : 0,
                                 parts: ThreadPool.shared.runsSerially ? 1 : ThreadPool.shared.threads, low: low)
@@ -117,7 +150,7 @@ public enum Linear {
     struct RoundRows: ParallelLoop {
         let inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, low: LowPrecision, I: Int, O: Int
         func run(_ rows: Range<Int>) {
-            BFloat16.round(inp, into: low.input, range: rows.lowerBound * I..<rows.upperBound * I)
+            if low.roundInput { BFloat16.round(inp, into: low.input, range: rows.lowerBound * I..<rows.upperBound * I) }
             BFloat16.round(dout, into: low.gradient, range: rows.lowerBound * O..<rows.upperBound * O)
         }
     }

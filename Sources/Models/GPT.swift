@@ -21,9 +21,9 @@ struct GPTPlan {
     let losses: Slot                 // (B,T)
     let scratch: BackwardScratch
 
-    init(_ c: GPTConfig, batch B: Int) {
+    init(_ c: GPTConfig, batch B: Int, precision: Precision = .fp32) {
         let T = c.contextLength, C = c.width, N = B * T, probabilities = B * c.heads * T * T
-        var b = ModelBuilder()
+        var b = ModelBuilder(precision: precision)
         wte = b.tensor("wte.weight", [c.vocabularySize, C], decay: true)
         wpe = b.tensor("wpe.weight", [T, C])
         b.endGroup("embeddings")
@@ -116,7 +116,7 @@ public final class GPT {
                  ownsBF16Weights: Bool) {
         self.config = config
         self.maxBatch = maxBatch
-        plan = GPTPlan(config, batch: maxBatch)
+        plan = GPTPlan(config, batch: maxBatch, precision: bf16Weights == nil ? .fp32 : .bf16)
         layout = plan.layout
         self.parameters = parameters
         gradients = FlatBuffer(count: layout.count)

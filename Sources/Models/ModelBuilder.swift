@@ -24,6 +24,10 @@ struct Buffers {
     let base: UnsafeMutablePointer<Float>
     @inline(__always) subscript(_ s: Slot) -> UnsafeMutablePointer<Float> { base + s.offset }
     @inline(__always) subscript(optional s: Slot?) -> UnsafeMutablePointer<Float>? { s.map { base + $0.offset } }
+    /// A slot that holds bf16 values (`ModelBuilder.bf16Buffer`), when the model has it.
+    func bf16(_ s: Slot?) -> UnsafeMutablePointer<UInt16>? {
+        s.map { UnsafeMutableRawPointer(base + $0.offset).assumingMemoryBound(to: UInt16.self) }
+    }
     /// A slot that holds token ids (Int32 and Float have the same size).
     func ints(_ s: Slot, count: Int) -> UnsafeMutablePointer<Int32> {
         UnsafeMutableRawPointer(base + s.offset).bindMemory(to: Int32.self, capacity: count)
@@ -33,6 +37,9 @@ struct Buffers {
 /// Collects a model's parameter layout and activation plan in one pass: sublayers call it from
 /// their initialisers, in the order their tensors sit in the flat buffer.
 struct ModelBuilder {
+    /// How the model's matrix products run: a bf16 model also keeps bf16 copies of the activations
+    /// that several products read (`bf16Buffer`).
+    let precision: Precision
     private(set) var layout = ParameterLayout()
     /// Floats the activation allocation needs so far.
     private(set) var activationCount = 0
@@ -51,6 +58,11 @@ struct ModelBuilder {
     }
     /// Closes the group of tensors declared since the previous group (an all-reduce bucket).
     mutating func endGroup(_ name: String) { layout.endGroup(name) }
+
+    init(precision: Precision = .fp32) { self.precision = precision }
+
+    /// A buffer of `count` bf16 values (half as many floats) in a bf16 model; nil in fp32.
+    mutating func bf16Buffer(_ count: Int) -> Slot? { precision == .bf16 ? buffer((count + 1) / 2) : nil }
 
     /// An activation or scratch buffer of `count` floats, 64-byte aligned.
     mutating func buffer(_ count: Int) -> Slot {

@@ -58,6 +58,12 @@ struct Pass {
     var rows: Int { batch * length }
     var firstExample: Int { dropout?.firstExample ?? 0 }
 
+    /// A bf16 model's buffer for a layer's rounded input (`ModelBuilder.bf16Buffer`): forward rounds
+    /// into it, backward reads it back. Nil in fp32 (or when the plan has no such buffer).
+    func kept(_ slot: Slot?) -> BF16Input? { bf16 == nil ? nil : a.bf16(slot).map { .round(into: $0) } }
+    /// The same buffer as backward reads it.
+    func keptInput(_ slot: Slot?) -> UnsafePointer<UInt16>? { bf16 == nil ? nil : a.bf16(slot).map { UnsafePointer($0) } }
+
     /// The attention shape of T queries over `keys` positions.
     func attentionShape(keys: Int, causal: Bool) -> AttentionShape {
         AttentionShape(batch: batch, queryLength: length, keyLength: keys, heads: heads, headSize: width / heads,

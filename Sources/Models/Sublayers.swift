@@ -114,6 +114,9 @@ struct AttentionSublayer {
     let site: MaskSite               // the mask on the attention probabilities
     let queries: Slot                // (N,3C) Q/K/V (self) or (N,C) Q (cross)
     let keyValues: Slot?             // (B,S,2C) cross-attention K/V of the memory
+    let queriesBF16: Slot?           // (N,3C) or (N,C) bf16 of `queries`, in a bf16 model
+    let keyValuesBF16: Slot?         // (B,S,2C) bf16 of `keyValues`, in a bf16 cross-attention
+    let inputBF16, contextBF16: Slot? // (N,C) each: bf16 of the input and of `context`, in a bf16 model
     let probs: Slot                  // (B,H,T,T or S) softmax probabilities
     let probsDropped: Slot?          // (B,H,T,T or S) after dropout, when the model has attention dropout
     let context, projected: Slot     // (N,C) each: the heads' outputs, after the output projection
@@ -125,6 +128,8 @@ struct AttentionSublayer {
         self.out = b.linear(out, inputs: C, outputs: C)
         self.mask = mask; self.site = site
         queries = b.buffer(3 * N * C); keyValues = nil
+        queriesBF16 = b.bf16Buffer(3 * N * C); keyValuesBF16 = nil
+        inputBF16 = b.bf16Buffer(N * C); contextBF16 = b.bf16Buffer(N * C)
         probs = b.buffer(probabilities); probsDropped = dropout ? b.buffer(probabilities) : nil
         context = b.buffer(N * C); projected = b.buffer(N * C)
     }
@@ -136,6 +141,8 @@ struct AttentionSublayer {
         self.out = b.linear(out, inputs: C, outputs: C)
         mask = .padded; self.site = site
         queries = b.buffer(N * C); keyValues = b.buffer(2 * N * C)
+        queriesBF16 = b.bf16Buffer(N * C); keyValuesBF16 = b.bf16Buffer(2 * N * C)
+        inputBF16 = b.bf16Buffer(N * C); contextBF16 = b.bf16Buffer(N * C)
         probs = b.buffer(probabilities); probsDropped = dropout ? b.buffer(probabilities) : nil
         context = b.buffer(N * C); projected = b.buffer(N * C)
     }
@@ -145,6 +152,14 @@ struct AttentionSublayer {
                                                     kv: UnsafeMutablePointer<Float>, kvStride: Int) {
         if keyValues == nil { return (a[queries], 3 * C, a[queries] + C, 3 * C) }
         return (a[queries], C, a[optional: keyValues]!, 2 * C)
+    }
+
+    /// The bf16 copies of Q, K and V at the fp32 ones' offsets (in a bf16 model), and the scratch
+    /// backward rounds the context's gradient into.
+    private func lowOperands(_ s: Pass, C: Int) -> AttentionBF16? {
+        guard let scratch = s.bf16, let q = s.a.bf16(queriesBF16) else { return nil }
+        let kv = s.a.bf16(keyValuesBF16) ?? q + C
+        return AttentionBF16(q: q, k: kv, v: kv + C, doutScratch: scratch.gradient)
     }
 
     private func shape(_ s: Pass) -> AttentionShape {
@@ -159,21 +174,24 @@ struct AttentionSublayer {
         switch kind {
         case .selfAttention(let qkv):
             Linear.forward(out: a[queries], inp: inp, weight: p[qkv.weight], bias: p[qkv.bias], rows: rows, inputs: C,
-                           outputs: 3 * C, bf16: s.bf16)
+                           outputs: 3 * C, bf16: s.bf16, input16: s.kept(inputBF16),
+                           roundedOutput: s.bf16 == nil ? nil : a.bf16(queriesBF16))
         case .cross(let q, let kv):
             Linear.forward(out: a[queries], inp: inp, weight: p[q.weight], bias: p[q.bias], rows: rows, inputs: C,
-                           outputs: C, bf16: s.bf16)
+                           outputs: C, bf16: s.bf16, input16: s.kept(inputBF16),
+                           roundedOutput: s.bf16 == nil ? nil : a.bf16(queriesBF16))
             Linear.forward(out: a[optional: keyValues]!, inp: memory!, weight: p[kv.weight], bias: p[kv.bias],
-                           rows: s.batch * s.memoryLength, inputs: C, outputs: 2 * C, bf16: s.bf16)
+                           rows: s.batch * s.memoryLength, inputs: C, outputs: 2 * C, bf16: s.bf16,
+                           roundedOutput: s.bf16 == nil ? nil : a.bf16(keyValuesBF16))
         }
         let o = operands(a, C: C)
         Attention.forward(out: a[context], outStride: C, probs: a[probs], q: o.q, qStride: o.qStride,
                           k: o.kv, kStride: o.kvStride, v: o.kv + C, vStride: o.kvStride, shape: shape,
                           keyLengths: mask == .padded ? s.keyLengths : nil, dropout: s.attentionDropout,
                           dropoutKey: s.key(site), dropoutCounter: s.firstExample * shape.probabilityCount / max(s.batch, 1),
-                          probsDropped: a[optional: probsDropped])
+                          probsDropped: a[optional: probsDropped], bf16: lowOperands(s, C: C))
         Linear.forward(out: a[projected], inp: a[context], weight: p[out.weight], bias: p[out.bias], rows: rows,
-                       inputs: C, outputs: C, bf16: s.bf16)
+                       inputs: C, outputs: C, bf16: s.bf16, input16: s.kept(contextBF16))
         return a[projected]
     }
 
@@ -184,7 +202,7 @@ struct AttentionSublayer {
                   inp: UnsafePointer<Float>, memory: UnsafePointer<Float>?, _ s: Pass) {
         let a = s.a, p = s.p, g = s.g, t = s.scratch, C = s.width, rows = s.rows, shape = shape(s)
         Linear.backward(dinp: a[t.dcontext], dweight: g[out.weight], dbias: g[out.bias], dout: branch, inp: a[context],
-                        weight: p[out.weight], rows: rows, inputs: C, outputs: C, bf16: s.bf16)
+                        weight: p[out.weight], rows: rows, inputs: C, outputs: C, bf16: s.bf16, input16: s.keptInput(contextBF16))
         s.progress?()
         let o = operands(a, C: C)
         let dq = keyValues == nil ? a[t.dqkv] : a[t.dq], dkv = keyValues == nil ? a[t.dqkv] + C : a[t.dqkv]
@@ -193,20 +211,20 @@ struct AttentionSublayer {
                            q: o.q, qStride: o.qStride, k: o.kv, kStride: o.kvStride, v: o.kv + C, vStride: o.kvStride,
                            shape: shape, keyLengths: mask == .padded ? s.keyLengths : nil, dropout: s.attentionDropout,
                            dropoutKey: s.key(site), dropoutCounter: s.firstExample * shape.probabilityCount / max(s.batch, 1),
-                           probsDropped: a[optional: probsDropped].map { UnsafePointer($0) })
+                           probsDropped: a[optional: probsDropped].map { UnsafePointer($0) }, bf16: lowOperands(s, C: C))
         s.progress?()
         switch kind {
         case .selfAttention(let qkv):
             Linear.backward(dinp: dinput, dweight: g[qkv.weight], dbias: g[qkv.bias], dout: a[t.dqkv], inp: inp,
                             weight: p[qkv.weight], rows: rows, inputs: C, outputs: 3 * C, accumulateInput: accumulate,
-                            bf16: s.bf16)
+                            bf16: s.bf16, input16: s.keptInput(inputBF16))
         case .cross(let q, let kv):
             Linear.backward(dinp: a[t.dmemory], dweight: g[kv.weight], dbias: g[kv.bias], dout: a[t.dqkv], inp: memory!,
                             weight: p[kv.weight], rows: s.batch * s.memoryLength, inputs: C, outputs: 2 * C,
                             accumulateInput: true, bf16: s.bf16)
             Linear.backward(dinp: dinput, dweight: g[q.weight], dbias: g[q.bias], dout: a[t.dq], inp: inp,
                             weight: p[q.weight], rows: rows, inputs: C, outputs: C, accumulateInput: accumulate,
-                            bf16: s.bf16)
+                            bf16: s.bf16, input16: s.keptInput(inputBF16))
         }
     }
 
@@ -274,6 +292,8 @@ struct FeedForwardSublayer {
     let hidden: Slot                 // (N,F) fc1's output (GELU's input; after ReLU, in place)
     let activated: Slot?             // (N,F) GELU(hidden); nil for ReLU
     let output: Slot                 // (N,C)
+    let inputBF16: Slot?             // (N,C) bf16 of the input, in a bf16 model
+    let activatedBF16: Slot?         // (N,F) bf16 of fc2's input, in a bf16 model
     let width, hiddenWidth: Int      // C, F
 
     /// Declares `fc1` (C,F) and `fc2` (F,C), in that order.
@@ -281,16 +301,21 @@ struct FeedForwardSublayer {
         self.activation = activation; width = C; hiddenWidth = F
         self.fc1 = b.linear(fc1, inputs: C, outputs: F); self.fc2 = b.linear(fc2, inputs: F, outputs: C)
         hidden = b.buffer(N * F); activated = activation == .relu ? nil : b.buffer(N * F); output = b.buffer(N * C)
+        inputBF16 = b.bf16Buffer(N * C); activatedBF16 = b.bf16Buffer(N * F)
     }
 
     /// fc2(act(fc1(inp))) (B,T,C); GELU is fused into fc1's product.
     func forward(_ inp: UnsafePointer<Float>, _ s: Pass) -> UnsafeMutablePointer<Float> {
         let a = s.a, p = s.p, C = width, F = hiddenWidth, rows = s.rows
+        // With GELU, fc1 also rounds GELU's output for fc2 (ReLU runs after it: fc2 rounds its input).
+        let fused = activation != .relu && s.kept(activatedBF16) != nil
         Linear.forward(out: a[hidden], gelu: a[optional: activated], geluForm: activation.geluForm ?? .tanh, inp: inp,
-                       weight: p[fc1.weight], bias: p[fc1.bias], rows: rows, inputs: C, outputs: F, bf16: s.bf16)
+                       weight: p[fc1.weight], bias: p[fc1.bias], rows: rows, inputs: C, outputs: F, bf16: s.bf16,
+                       input16: s.kept(inputBF16), roundedOutput: fused ? a.bf16(activatedBF16) : nil)
         if activation == .relu { ReLU.forward(out: a[hidden], inp: a[hidden], count: rows * F) }
         Linear.forward(out: a[output], inp: a[optional: activated] ?? a[hidden], weight: p[fc2.weight], bias: p[fc2.bias],
-                       rows: rows, inputs: F, outputs: C, bf16: s.bf16)
+                       rows: rows, inputs: F, outputs: C, bf16: s.bf16,
+                       input16: fused ? s.keptInput(activatedBF16).map { .rounded($0) } : s.kept(activatedBF16))
         return a[output]
     }
 
@@ -302,7 +327,7 @@ struct FeedForwardSublayer {
         Linear.backward(dinp: a[t.dhidden], dweight: g[fc2.weight], dbias: g[fc2.bias], dout: branch,
                         inp: a[optional: activated] ?? a[hidden], weight: p[fc2.weight],
                         geluInput: activation == .relu ? nil : UnsafePointer(a[hidden]), geluForm: activation.geluForm ?? .tanh,
-                        rows: rows, inputs: F, outputs: C, bf16: s.bf16)
+                        rows: rows, inputs: F, outputs: C, bf16: s.bf16, input16: s.keptInput(activatedBF16))
         s.progress?()
         var dhidden = UnsafePointer(a[t.dhidden])
         if activation == .relu {
@@ -310,7 +335,8 @@ struct FeedForwardSublayer {
             dhidden = UnsafePointer(a[t.dpre])
         }
         Linear.backward(dinp: dinput, dweight: g[fc1.weight], dbias: g[fc1.bias], dout: dhidden, inp: inp,
-                        weight: p[fc1.weight], rows: rows, inputs: C, outputs: F, accumulateInput: accumulate, bf16: s.bf16)
+                        weight: p[fc1.weight], rows: rows, inputs: C, outputs: F, accumulateInput: accumulate, bf16: s.bf16,
+                        input16: s.keptInput(inputBF16))
         s.progress?()
     }
 

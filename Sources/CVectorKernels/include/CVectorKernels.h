@@ -74,6 +74,17 @@ void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, flo
                            const uint16_t *a, long lda, const uint16_t *b, long ldb,
                            float beta, float *c, long ldc);
 
+/// `loom_avx512_bf16_gemm` that also adds bias[j] to every row's column j of C (bias NULL: none):
+/// with β = 0, C = α·op(A)·op(B) + bias in one pass over C.
+void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
+                                const uint16_t *a, long lda, const uint16_t *b, long ldb,
+                                float beta, const float *bias, float *c, long ldc);
+
+/// out[i] = in[i] rounded to bf16 (nearest, ties to even; NaN stays a quiet NaN) for i < count,
+/// by AVX512_BF16's vcvtne2ps2bf16, which treats denormal inputs as zero (as the products do).
+/// Needs what `loom_avx512_bf16_gemm` needs; the caller checks (BF16Gemm.c).
+void loom_avx512_bf16_round(const float *in, uint16_t *out, long count);
+
 /// C(m×n) = α·op(A)·op(B) + β·C in fp32, row-major with leading dimensions as
 /// `loom_avx512_bf16_gemm`'s (one FMA per product, summed in k order within blocks of 256). Any
 /// m, n, k ≥ 0: k = 0 gives C = β·C; β = 0 overwrites C without reading it. Packs op(B) (and
