@@ -15,18 +15,14 @@ public enum BF16Gemm {
     /// How plans and `loom bench` name the implementation.
     public static let implementation = "avx512_bf16"
 
-    /// The product of `shape` (only where `available`; `shape.bf16` is not read).
+    /// The product of `shape` (only where `available`; `shape.bf16` is not read). With `bias`, C is
+    /// overwritten by the product plus the bias on every row (the shape's β, 1 in that form, is
+    /// not read), the bias added as C is stored.
     @inline(__always)
-    static func run(_ s: GemmShape, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, c: UnsafeMutablePointer<Float>) {
-        loom_avx512_bf16_gemm(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb, s.beta, c, s.ldc)
-    }
-
-    /// C(m×n) = A · B + bias (each row), overwriting C, the bias added as C is stored (only where
-    /// `available`).
-    @inline(__always)
-    static func run(m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-                    bias: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        loom_avx512_bf16_gemm_bias(false, false, m, n, k, 1, a, lda, b, ldb, 0, bias, c, ldc)
+    static func run(_ s: GemmShape, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, bias: UnsafePointer<Float>? = nil,
+                    c: UnsafeMutablePointer<Float>) {
+        loom_avx512_bf16_gemm_bias(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb,
+                                   bias == nil ? s.beta : 0, bias, c, s.ldc)
     }
 
     /// C(m×n) = alpha · op(A) · op(B) + beta · C on Loom's kernel whatever the plan (tests and

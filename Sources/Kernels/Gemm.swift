@@ -100,49 +100,40 @@ public enum Gemm {
     /// is not planned). Where Loom's kernel cannot run (no AVX512_BF16), a shape the plan has not
     /// routed runs on a one-off oneDNN primitive (allocates: the recorded first step, tests), and
     /// the program stops when oneDNN cannot run it either (bf16 training checks the CPU at start).
+    /// With `bias` (β = 0), C = α·op(A)·op(B) + bias on every row: Loom's kernel adds it as it
+    /// stores C, in one pass; oneDNN gets C filled with the bias rows and β = 1, the form in which
+    /// such a product is planned.
     public static func serialBF16(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        precondition(bias == nil || beta == 0, "Gemm.serialBF16: a bias takes beta 0")
         let shape = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
-                              alpha: alpha, beta: beta, bf16: true)
-        if let plan, case .onednn(let matmul)? = plan.route(shape), matmul.run(a: a, b: b, c: c) { return }
+                              alpha: alpha, beta: bias == nil ? beta : 1, bf16: true)
+        var bias = bias   // nil once C holds the bias rows
+        func fillBias() {
+            if let row = bias { for r in 0..<m { (c + r * ldc).update(from: row, count: n) } }
+            bias = nil
+        }
+        if let plan, case .onednn(let matmul)? = plan.route(shape) {
+            fillBias()
+            if matmul.run(a: a, b: b, c: c) { return }
+        }
         if GemmPlan.recording { GemmPlan.note(shape) } else if let plan { plan.noteUnplanned(shape) }
         if BF16Gemm.available {
-            BF16Gemm.run(shape, a: a, b: b, c: c)
+            BF16Gemm.run(shape, a: a, b: b, bias: bias, c: c)
             return
         }
+        fillBias()
         if k == 0 {   // oneDNN refuses an empty inner dimension: C = beta · C
-            for r in 0..<m { for j in 0..<n { c[r * ldc + j] = beta == 0 ? 0 : beta * c[r * ldc + j] } }
+            for r in 0..<m { for j in 0..<n { c[r * ldc + j] = shape.beta == 0 ? 0 : shape.beta * c[r * ldc + j] } }
             return
         }
         guard OneDNNMatmul.runOnce(shape, a: a, b: b, c: c) else {
             fatalError("Gemm.serialBF16: oneDNN cannot run \(shape) on this CPU (oneDNN ISA \(OneDNN.isa))")
         }
-    }
-
-    /// C(m×n) = op(A)·op(B) + bias (the same row of n added to every row of C), A and B in bf16,
-    /// overwriting C. Loom's kernel adds the bias as it stores the product, in one pass over C; a
-    /// shape routed to oneDNN (or a CPU without Loom's kernel) gets C filled with the bias rows
-    /// first and the product added (β = 1), as which the shape is planned either way.
-    public static func serialBF16(
-        m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-        bias: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        if m == 0 || n == 0 { return }
-        let shape = GemmShape(transA: false, transB: false, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
-                              alpha: 1, beta: 1, bf16: true)
-        let routedToOneDNN: Bool
-        if let plan, case .onednn? = plan.route(shape) { routedToOneDNN = true } else { routedToOneDNN = false }
-        if BF16Gemm.available && !routedToOneDNN {
-            if GemmPlan.recording { GemmPlan.note(shape) } else if let plan { plan.noteUnplanned(shape) }
-            BF16Gemm.run(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, bias: bias, c: c, ldc: ldc)
-            return
-        }
-        for r in 0..<m { (c + r * ldc).update(from: bias, count: n) }
-        serialBF16(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc)
     }
 
     /// `serialBF16` split across `ThreadPool.shared` as `parallel` splits.

@@ -92,12 +92,8 @@ public enum Linear {
         func run(_ rows: Range<Int>) {
             if let low {
                 if low.roundInput { BFloat16.round(inp, into: low.input, range: rows.lowerBound * I..<rows.upperBound * I) }
-                let a = low.input + rows.lowerBound * I, c = out + rows.lowerBound * O
-                if let bias {   // the bias added as the product is stored
-                    Gemm.serialBF16(m: rows.count, n: O, k: I, a: a, lda: I, b: low.weight, ldb: O, bias: bias, c: c, ldc: O)
-                } else {
-                    Gemm.serialBF16(m: rows.count, n: O, k: I, a: a, lda: I, b: low.weight, ldb: O, beta: 0, c: c, ldc: O)
-                }
+                Gemm.serialBF16(m: rows.count, n: O, k: I, a: low.input + rows.lowerBound * I, lda: I, b: low.weight,
+                                ldb: O, beta: 0, bias: bias, c: out + rows.lowerBound * O, ldc: O)
             } else {
                 if let bias { RowFill(out: out, row: bias, columns: O).run(rows) }
                 Gemm.serial(m: rows.count, n: O, k: I, a: inp + rows.lowerBound * I, lda: I, b: weight, ldb: O,

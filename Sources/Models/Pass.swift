@@ -58,11 +58,13 @@ struct Pass {
     var rows: Int { batch * length }
     var firstExample: Int { dropout?.firstExample ?? 0 }
 
-    /// A bf16 model's buffer for a layer's rounded input (`ModelBuilder.bf16Buffer`): forward rounds
-    /// into it, backward reads it back. Nil in fp32 (or when the plan has no such buffer).
-    func kept(_ slot: Slot?) -> BF16Input? { bf16 == nil ? nil : a.bf16(slot).map { .round(into: $0) } }
+    /// A bf16 model's buffer of bf16 activations (`ModelBuilder.bf16Buffer`) when this pass runs its
+    /// products in bf16; nil in fp32 (or when the plan has no such buffer).
+    func low(_ slot: Slot?) -> UnsafeMutablePointer<UInt16>? { bf16 == nil ? nil : a.bf16(slot) }
+    /// Such a buffer as a layer's input: forward rounds into it, backward reads it back.
+    func kept(_ slot: Slot?) -> BF16Input? { low(slot).map { .round(into: $0) } }
     /// The same buffer as backward reads it.
-    func keptInput(_ slot: Slot?) -> UnsafePointer<UInt16>? { bf16 == nil ? nil : a.bf16(slot).map { UnsafePointer($0) } }
+    func keptInput(_ slot: Slot?) -> UnsafePointer<UInt16>? { low(slot).map { UnsafePointer($0) } }
 
     /// The attention shape of T queries over `keys` positions.
     func attentionShape(keys: Int, causal: Bool) -> AttentionShape {

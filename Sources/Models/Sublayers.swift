@@ -157,8 +157,8 @@ struct AttentionSublayer {
     /// The bf16 copies of Q, K and V at the fp32 ones' offsets (in a bf16 model), and the scratch
     /// backward rounds the context's gradient into.
     private func lowOperands(_ s: Pass, C: Int) -> AttentionBF16? {
-        guard let scratch = s.bf16, let q = s.a.bf16(queriesBF16) else { return nil }
-        let kv = s.a.bf16(keyValuesBF16) ?? q + C
+        guard let scratch = s.bf16, let q = s.low(queriesBF16) else { return nil }
+        let kv = s.low(keyValuesBF16) ?? q + C
         return AttentionBF16(q: q, k: kv, v: kv + C, doutScratch: scratch.gradient)
     }
 
@@ -175,14 +175,14 @@ struct AttentionSublayer {
         case .selfAttention(let qkv):
             Linear.forward(out: a[queries], inp: inp, weight: p[qkv.weight], bias: p[qkv.bias], rows: rows, inputs: C,
                            outputs: 3 * C, bf16: s.bf16, input16: s.kept(inputBF16),
-                           roundedOutput: s.bf16 == nil ? nil : a.bf16(queriesBF16))
+                           roundedOutput: s.low(queriesBF16))
         case .cross(let q, let kv):
             Linear.forward(out: a[queries], inp: inp, weight: p[q.weight], bias: p[q.bias], rows: rows, inputs: C,
                            outputs: C, bf16: s.bf16, input16: s.kept(inputBF16),
-                           roundedOutput: s.bf16 == nil ? nil : a.bf16(queriesBF16))
+                           roundedOutput: s.low(queriesBF16))
             Linear.forward(out: a[optional: keyValues]!, inp: memory!, weight: p[kv.weight], bias: p[kv.bias],
                            rows: s.batch * s.memoryLength, inputs: C, outputs: 2 * C, bf16: s.bf16,
-                           roundedOutput: s.bf16 == nil ? nil : a.bf16(keyValuesBF16))
+                           roundedOutput: s.low(keyValuesBF16))
         }
         let o = operands(a, C: C)
         Attention.forward(out: a[context], outStride: C, probs: a[probs], q: o.q, qStride: o.qStride,
@@ -308,10 +308,10 @@ struct FeedForwardSublayer {
     func forward(_ inp: UnsafePointer<Float>, _ s: Pass) -> UnsafeMutablePointer<Float> {
         let a = s.a, p = s.p, C = width, F = hiddenWidth, rows = s.rows
         // With GELU, fc1 also rounds GELU's output for fc2 (ReLU runs after it: fc2 rounds its input).
-        let fused = activation != .relu && s.kept(activatedBF16) != nil
+        let fused = activation != .relu && s.low(activatedBF16) != nil
         Linear.forward(out: a[hidden], gelu: a[optional: activated], geluForm: activation.geluForm ?? .tanh, inp: inp,
                        weight: p[fc1.weight], bias: p[fc1.bias], rows: rows, inputs: C, outputs: F, bf16: s.bf16,
-                       input16: s.kept(inputBF16), roundedOutput: fused ? a.bf16(activatedBF16) : nil)
+                       input16: s.kept(inputBF16), roundedOutput: fused ? s.low(activatedBF16) : nil)
         if activation == .relu { ReLU.forward(out: a[hidden], inp: a[hidden], count: rows * F) }
         Linear.forward(out: a[output], inp: a[optional: activated] ?? a[hidden], weight: p[fc2.weight], bias: p[fc2.bias],
                        rows: rows, inputs: F, outputs: C, bf16: s.bf16,
