@@ -105,6 +105,13 @@ public struct LanguageModelBenchmark {
     public var tokensPerSecond: Double { Double(tokensPerStep) / steps.median }
     public var gflops: Double { tokensPerSecond * model.config.flopsPerToken / 1e9 }
     public let peak: (gflops: Double, detail: String)
+    /// The CPU's multiply-add ceiling on this rank's threads, measured after the steps.
+    public let vectorPeak: VectorPeak
+    /// The step's GFLOP/s as a share of the ceiling for its precision, all ranks' threads counted
+    /// (nil on a CPU without FMA).
+    public var peakShare: Double? {
+        vectorPeak.gflops(bf16: model.precision == .bf16).map { gflops / ($0 * Double(trainer.communicator.worldSize)) }
+    }
     /// All-reduce per step: exposed in the step, waited after backward, the last rank's wait, and
     /// the blocking cost measured alone.
     public let exposedSeconds: Double, waitSeconds: Double, lastRankWaitSeconds: Double
@@ -129,6 +136,7 @@ public struct LanguageModelBenchmark {
         reduce = AllReduceCost.measure(trainer: trainer, job: job)
         let rows = config.training.microBatchSize * model.config.contextLength
         peak = GemmPeak.measure(config: model.config, rows: rows)
+        vectorPeak = VectorPeak.measure()
         memory = MemoryPlan(trainer: trainer, start: start, tokens: data.tokenCount, extra: [
             ("sgemm rate measurement (A, B, C operands)", GemmPeak.operandBytes(config: model.config, rows: rows))])
     }

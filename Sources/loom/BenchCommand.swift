@@ -116,7 +116,8 @@ struct BenchCommand: ParsableCommand {
             "wait_after_backward_ms": bench.waitSeconds * 1e3,
             "hidden_share": bench.hidden, "bus_bandwidth_gbs": bench.reduce.busBandwidth / 1e9, "buckets": trainer.buckets.buckets.count,
             "tokens_per_s": bench.tokensPerSecond.rounded(), "step_ms": bench.steps.median * 1e3, "gflops": bench.gflops,
-            "sgemm_peak_gflops": bench.peak.gflops, "ratio": bench.gflops / bench.peak.gflops, "threads": ThreadPool.shared.threads,
+            "sgemm_peak_gflops": bench.peak.gflops, "vector_peak_fp32_gflops": bench.vectorPeak.fp32 ?? NSNull(),
+            "vector_peak_bf16_gflops": bench.vectorPeak.bf16 ?? NSNull(), "peak_share": bench.peakShare ?? NSNull(), "ratio": bench.gflops / bench.peak.gflops, "threads": ThreadPool.shared.threads,
             "thread_replicas": bench.replicas, "flops_per_token": bench.model.config.flopsPerToken,
             "allocations_in_measured_steps": bench.steps.allocations, "onednn_allocations_in_measured_steps": bench.steps.oneDNNAllocations,
             "parameters": bench.model.layout.count, "precision": bench.model.precision.rawValue,
@@ -137,8 +138,14 @@ struct BenchCommand: ParsableCommand {
         Swift.print(String(format: "  FLOPs/token      %.4g = 6·N + 12·L·T·C (N = %d parameters without the position table)",
                            c.flopsPerToken, c.nonEmbeddingPositionParameters))
         Swift.print(String(format: "  achieved         %.1f GFLOP/s", bench.gflops))
-        Swift.print(String(format: "  GEMM at model shapes  %.1f GFLOP/s (%@; on the engines kernels.gemm chose)", bench.peak.gflops, bench.peak.detail))
+        Swift.print(String(format: "  fp32 GEMM at model shapes  %.1f GFLOP/s (%@; on the engines kernels.gemm chose for fp32)", bench.peak.gflops, bench.peak.detail))
         Swift.print(String(format: "  ratio            %.0f %% of the measured GEMM rate", 100 * bench.gflops / bench.peak.gflops))
+        Swift.print("  vector peak      " + VectorPeakReport.phrase(bench.vectorPeak))
+        if let share = bench.peakShare {
+            Swift.print(String(format: "  of the peak      %.0f %% (achieved against the %@ ceiling%@)", 100 * share,
+                               bench.model.precision == .bf16 && bench.vectorPeak.bf16 != nil ? "bf16" : "fp32",
+                               job.worldSize > 1 ? ", every rank's threads" : ""))
+        }
         bench.memory.print()
         Swift.print(allocationLine(bench.steps, ranks: job.worldSize))
         if job.worldSize > 1 { printAllReduce(bench) }

@@ -94,3 +94,11 @@ void loom_avx512_bf16_round(const float *in, uint16_t *out, long count);
 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                           const float *a, long lda, const float *b, long ldb,
                           float beta, float *c, long ldc);
+
+/// `iterations` rounds of 12 independent multiply-adds on zeros, for VectorPeak to time: 8-lane
+/// fp32 FMA (AVX2 + FMA; 192 FLOPs a round), 16-lane fp32 FMA (AVX-512 F; 384) and 16-lane bf16
+/// pair dot products (AVX512_BF16 vdpbf16ps; 768). Call each only where the CPU has its
+/// instructions (x86-64; elsewhere they do nothing).
+void loom_peak_fma256(long iterations);
+void loom_peak_fma512(long iterations);
+void loom_peak_dot_bf16(long iterations);
