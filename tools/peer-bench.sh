@@ -4,6 +4,8 @@
 # GPT-2 124M (context 256, batch 4) shapes, 2 threads each; prints one line per run.
 #   tools/peer-bench.sh [REPEATS]   (needs `swift build -c release` and `pip install torch`)
 #   LOOM_SET="kernels.gemm=loom" tools/peer-bench.sh   (each word of LOOM_SET becomes a `--set` of every Loom run)
+#   PEER_ISA=avx2 tools/peer-bench.sh   (an AVX2-only CPU's code paths on an AVX-512 one, fp32 only: OpenBLAS
+#     Haswell, Loom's kernels at 8 lanes, oneDNN capped at AVX2 in both; PyTorch's ATen and MKL capped too)
 set -u
 cd "$(dirname "$0")/.."
 loom=${LOOM_BIN:-.build/release/loom}
@@ -12,28 +14,34 @@ repeats=${1:-3}
 run_loom() { # shape config steps warmup precision [--set …]
     local shape=$1 config=$2 steps=$3 warmup=$4 precision=$5; shift 5
     local setting; for setting in ${LOOM_SET:-}; do set -- "$@" --set "$setting"; done
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$loom" bench "$config" --json --steps "$steps" --warmup "$warmup" \
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${isa_loom[@]+"${isa_loom[@]}"} "$loom" bench "$config" --json --steps "$steps" --warmup "$warmup" \
         --set training.precision="$precision" "$@" 2>/dev/null | tail -1 |
         python3 -c "import json,sys; r=json.load(sys.stdin); print('loom  $shape $precision', r['gemm']['selection'], r['tokens_per_s'], 'tokens/s, peak RSS', round(r['memory_ratio'], 2), 'x plan, allocations', r['allocations_in_measured_steps'] - r['onednn_allocations_in_measured_steps'], '(Loom)', r['onednn_allocations_in_measured_steps'], '(oneDNN), peak share', round(r['peak_share'], 3) if r.get('peak_share') else None, 'peak GFLOP/s', round(r['vector_peak_bf16_gflops' if '$precision' == 'bf16' and r.get('vector_peak_bf16_gflops') else 'vector_peak_fp32_gflops'] or 0, 1))" \
         || echo "loom  $shape $precision FAILED"
 }
 run_torch() { # shape steps warmup precision model-args…
     local shape=$1 steps=$2 warmup=$3 precision=$4; shift 4
-    OMP_NUM_THREADS=2 python3 "$peer" --threads 2 --steps "$steps" --warmup "$warmup" $([ "$precision" = bf16 ] && echo --bf16) "$@" 2>/dev/null |
+    env OMP_NUM_THREADS=2 ${isa_torch[@]+"${isa_torch[@]}"} python3 "$peer" --threads 2 --steps "$steps" --warmup "$warmup" $([ "$precision" = bf16 ] && echo --bf16) "$@" 2>/dev/null |
         tail -1 | python3 -c "import json,sys; print('torch $shape $precision', json.load(sys.stdin)['tokens_per_s'], 'tokens/s')" \
         || echo "torch $shape $precision FAILED"
 }
+isa_loom=() isa_torch=() precisions="fp32 bf16"
+if [ "${PEER_ISA:-}" = avx2 ]; then
+    isa_loom=(OPENBLAS_CORETYPE=Haswell LOOM_KERNELS_ISA=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
+    isa_torch=(ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2)
+    precisions=fp32
+fi
 tiny=(--layers 4 --heads 4 --width 128 --context 64 --batch 12 --vocab 65)
 small=(--layers 6 --heads 6 --width 384 --context 256 --batch 8 --vocab 65)
 gpt2=(--layers 12 --heads 12 --width 768 --context 256 --batch 4 --vocab 50257)
 for _ in $(seq "$repeats"); do
-    for p in fp32 bf16; do run_loom tiny configs/shakespeare-char.yaml 50 5 $p; run_torch tiny 30 5 $p "${tiny[@]}"; done
+    for p in $precisions; do run_loom tiny configs/shakespeare-char.yaml 50 5 $p; run_torch tiny 30 5 $p "${tiny[@]}"; done
 done
 for _ in $(seq "$repeats"); do
-    for p in fp32 bf16; do run_loom small configs/small.yaml 10 2 $p; run_torch small 10 2 $p "${small[@]}"; done
+    for p in $precisions; do run_loom small configs/small.yaml 10 2 $p; run_torch small 10 2 $p "${small[@]}"; done
 done
 for _ in $(seq "$repeats"); do
-    for p in fp32 bf16; do
+    for p in $precisions; do
         run_loom gpt2 configs/gpt2-124m.yaml 3 1 $p --set model.context_length=256
         run_torch gpt2 3 1 $p "${gpt2[@]}"
     done
