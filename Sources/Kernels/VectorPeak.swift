@@ -25,8 +25,8 @@ public struct VectorPeak: Sendable, Equatable {
     /// Rounds of 12 multiply-adds each thread runs per timing: ~50 M instructions, 15–60 ms.
     static let rounds = 1 << 22
 
-    /// Each loop on every pool thread at once, best of three timings per thread; the figure is
-    /// the sum over threads of FLOPs over each thread's best time.
+    /// Each loop on every pool thread at once, best of nine timings per thread (three jobs of
+    /// three); the figure is the sum over threads of FLOPs over each thread's best time.
     public static func measure(cpu: CPUFeatures = .current(), pool: ThreadPool = .shared) -> VectorPeak {
         let wide = cpu.has(.avx512f), fma = wide || cpu.has(.avx2, .fma)
         let fp32 = fma ? rate(pool, flopsPerRound: wide ? 384 : 192, wide ? loom_peak_fma512 : loom_peak_fma256) : nil
@@ -41,18 +41,21 @@ public struct VectorPeak: Sendable, Equatable {
     static func rate(_ pool: ThreadPool, flopsPerRound: Double, _ loop: @convention(c) (Int) -> Void) -> Double {
         let seconds = UnsafeMutablePointer<Double>.allocate(capacity: pool.threads)
         defer { seconds.deallocate() }
-        pool.parallelFor(pool.threads, Timing(loop: loop, seconds: seconds))
+        seconds.initialize(repeating: .infinity, count: pool.threads)
+        // Three jobs, not one: a thread just started may share a core with another until the
+        // scheduler moves it (tens of milliseconds), which would halve all of one job's timings.
+        for _ in 0..<3 { pool.parallelFor(pool.threads, Timing(loop: loop, seconds: seconds)) }
         return (0..<pool.threads).reduce(0) { $0 + flopsPerRound * Double(rounds) / seconds[$1] } / 1e9
     }
 
-    /// One thread's best of three timings of `loop`, into seconds[part].
+    /// One thread's best of three timings of `loop`, kept in seconds[part] when better than it.
     struct Timing: ParallelLoop {
         let loop: @convention(c) (Int) -> Void
         let seconds: UnsafeMutablePointer<Double>
         func run(_ parts: Range<Int>) {
             for part in parts {
                 loop(VectorPeak.rounds / 16)   // wakes the vector unit to its full clock
-                var best = Double.infinity
+                var best = seconds[part]
                 for _ in 0..<3 {
                     let t0 = monotonicSeconds()
                     loop(VectorPeak.rounds)

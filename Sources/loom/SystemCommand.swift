@@ -10,7 +10,7 @@ struct SystemCommand: ParsableCommand {
         commandName: "system", abstract: "Show the CPU, its instruction sets and the kernels each GEMM engine runs.")
 
     @Flag(help: "Print one JSON line (with \"rank\" when started by mpirun/srun).") var json = false
-    @Flag(help: "Also measure the multiply-add ceilings (fp32 FMA, bf16 dot product) on every core at once (~1 s).")
+    @Flag(help: "Also measure the multiply-add ceilings (fp32 FMA, bf16 dot product) on every core at once (under a second).")
     var peak = false
 
     func run() throws {
