@@ -104,6 +104,7 @@ public struct LanguageModelBenchmark {
     public let tokensPerStep: Int
     public var tokensPerSecond: Double { Double(tokensPerStep) / steps.median }
     public var gflops: Double { tokensPerSecond * model.config.flopsPerToken / 1e9 }
+    /// The GEMM rate at the model's product shapes in its precision (`GemmPeak`).
     public let peak: (gflops: Double, detail: String)
     /// The CPU's multiply-add ceiling on this rank's threads, measured after the steps.
     public let vectorPeak: VectorPeak
@@ -135,10 +136,11 @@ public struct LanguageModelBenchmark {
         lastRankWaitSeconds = AllReduceCost.lastRankWait(trainer.buckets, steps: o.steps, job: job)
         reduce = AllReduceCost.measure(trainer: trainer, job: job)
         let rows = config.training.microBatchSize * model.config.contextLength
-        peak = GemmPeak.measure(config: model.config, rows: rows)
+        let bf16 = model.precision == .bf16
+        peak = GemmPeak.measure(config: model.config, rows: rows, bf16: bf16)
         vectorPeak = VectorPeak.measure()
         memory = MemoryPlan(trainer: trainer, start: start, tokens: data.tokenCount, extra: [
-            ("sgemm rate measurement (A, B, C operands)", GemmPeak.operandBytes(config: model.config, rows: rows))])
+            ("GEMM rate measurement (A, B, C operands)", GemmPeak.operandBytes(config: model.config, rows: rows, bf16: bf16))])
     }
 }
 
@@ -230,21 +232,23 @@ public struct AlternatingComparison {
 }
 
 /// The GEMM rate this machine reaches at one training step's matrix shapes (every linear
-/// layer's forward and both backward products, and the LM head), through the same wrapper and so
-/// on the engines the plan in force chose (OpenBLAS for shapes it does not route).
+/// layer's forward and both backward products, and the LM head), in the step's precision (bf16
+/// operands with fp32 sums for a bf16 model), through the same wrapper and so on the engines the
+/// plan in force chose (OpenBLAS, or Loom's bf16 kernel, for shapes it does not route).
 public enum GemmPeak {
     /// (transA, transB, m, n, k, repeats per step)
     typealias Shape = (Bool, Bool, Int, Int, Int, Int)
 
-    /// Floats of the A, B and C operand buffers `measure` allocates for `shapes`.
+    /// Elements of the A, B and C operand buffers `measure` allocates for `shapes`.
     static func operandSizes(_ shapes: [Shape]) -> (a: Int, b: Int, c: Int) {
         shapes.reduce((1, 1, 1)) { s, x in (max(s.0, x.2 * x.4), max(s.1, x.4 * x.3), max(s.2, x.2 * x.3)) }
     }
 
-    /// Bytes of the operand buffers `measure(config:rows:)` holds while it runs.
-    public static func operandBytes(config c: GPTConfig, rows N: Int) -> Int {
+    /// Bytes of the operand buffers `measure(config:rows:bf16:)` holds while it runs: A and B as
+    /// fp32, or as bf16 with `bf16`; C fp32.
+    public static func operandBytes(config c: GPTConfig, rows N: Int, bf16: Bool = false) -> Int {
         let s = operandSizes(shapes(config: c, rows: N))
-        return (s.a + s.b + s.c) * MemoryLayout<Float>.stride
+        return (s.a + s.b) * (bf16 ? MemoryLayout<UInt16>.stride : MemoryLayout<Float>.stride) + s.c * MemoryLayout<Float>.stride
     }
 
     /// Every linear layer's forward and both backward products, and the LM head's three.
@@ -261,28 +265,41 @@ public enum GemmPeak {
     }
 
     /// The FLOP-weighted rate over `shapes(config:rows:)`, best of 5 each, on operand buffers of
-    /// `operandBytes(config:rows:)` in all.
-    public static func measure(config c: GPTConfig, rows N: Int) -> (gflops: Double, detail: String) {
+    /// `operandBytes(config:rows:bf16:)` in all; with `bf16`, `Gemm.parallelBF16` on bf16 operands.
+    public static func measure(config c: GPTConfig, rows N: Int, bf16: Bool = false) -> (gflops: Double, detail: String) {
         let shapes = shapes(config: c, rows: N)
         // Each operand buffer holds the largest of its kind (A m×k, B k×n, C m×n) over the shapes.
         let sizes = operandSizes(shapes)
-        let a = FlatBuffer(count: sizes.a), b = FlatBuffer(count: sizes.b), out = FlatBuffer(count: sizes.c)
-        for i in 0..<sizes.a { a.pointer[i] = Float(i % 7) * 0.01 }
-        for i in 0..<sizes.b { b.pointer[i] = Float(i % 5) * 0.01 }
+        let out = FlatBuffer(count: sizes.c)
+        let a = FlatBuffer(count: bf16 ? 0 : sizes.a), b = FlatBuffer(count: bf16 ? 0 : sizes.b)
+        let a16 = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? sizes.a : 1)
+        let b16 = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? sizes.b : 1)
+        defer { a16.deallocate(); b16.deallocate() }
+        for i in 0..<sizes.a { let x = Float(i % 7) * 0.01; if bf16 { a16[i] = BFloat16.round(x) } else { a.pointer[i] = x } }
+        for i in 0..<sizes.b { let x = Float(i % 5) * 0.01; if bf16 { b16[i] = BFloat16.round(x) } else { b.pointer[i] = x } }
         var flops = 0.0, seconds = 0.0
         for (ta, tb, m, n, k, repeats) in shapes {
             let lda = ta ? m : k, ldb = tb ? k : n
-            Gemm.parallel(transA: ta, transB: tb, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 0, c: out.pointer, ldc: n)
+            let product = {
+                if bf16 {
+                    Gemm.parallelBF16(transA: ta, transB: tb, m: m, n: n, k: k, a: a16, lda: lda, b: b16, ldb: ldb,
+                                      beta: 0, c: out.pointer, ldc: n)
+                } else {
+                    Gemm.parallel(transA: ta, transB: tb, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
+                                  beta: 0, c: out.pointer, ldc: n)
+                }
+            }
+            product()
             var best = Double.infinity
             for _ in 0..<5 {
                 let t0 = monotonicSeconds()
-                Gemm.parallel(transA: ta, transB: tb, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, beta: 0, c: out.pointer, ldc: n)
+                product()
                 best = min(best, monotonicSeconds() - t0)
             }
             flops += 2 * Double(m * n * k * repeats)
             seconds += best * Double(repeats)
         }
-        return (flops / seconds / 1e9, "\(shapes.count) shapes of one step, best of 5 each, FLOP-weighted")
+        return (flops / seconds / 1e9, "\(shapes.count) \(bf16 ? "bf16" : "fp32") shapes of one step, best of 5 each, FLOP-weighted")
     }
 }
 

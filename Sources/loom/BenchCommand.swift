@@ -138,7 +138,7 @@ struct BenchCommand: ParsableCommand {
         Swift.print(String(format: "  FLOPs/token      %.4g = 6·N + 12·L·T·C (N = %d parameters without the position table)",
                            c.flopsPerToken, c.nonEmbeddingPositionParameters))
         Swift.print(String(format: "  achieved         %.1f GFLOP/s", bench.gflops))
-        Swift.print(String(format: "  fp32 GEMM at model shapes  %.1f GFLOP/s (%@; on the engines kernels.gemm chose for fp32)", bench.peak.gflops, bench.peak.detail))
+        Swift.print(String(format: "  GEMM at model shapes  %.1f GFLOP/s (%@; on the engines kernels.gemm chose)", bench.peak.gflops, bench.peak.detail))
         Swift.print(String(format: "  ratio            %.0f %% of the measured GEMM rate", 100 * bench.gflops / bench.peak.gflops))
         Swift.print("  vector peak      " + VectorPeakReport.phrase(bench.vectorPeak))
         if let share = bench.peakShare {

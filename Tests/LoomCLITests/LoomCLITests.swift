@@ -171,7 +171,7 @@ logging: {interval: 10}
         let fields = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
         let plan = fields["memory_plan"] as? [String: Int] ?? [:]
         for row in ["parameters", "gradients", "AdamW moments (m, v)", "activations + backward scratch",
-                    "sgemm rate measurement (A, B, C operands)", "process at start (binary, libraries, runtime)"] {
+                    "GEMM rate measurement (A, B, C operands)", "process at start (binary, libraries, runtime)"] {
             #expect((plan[row] ?? 0) > 0, "\(row) in \(r.stdout)")
         }
         let planned = fields["planned_bytes"] as? Int ?? 0, peak = fields["peak_rss_bytes"] as? Int ?? 0
