@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/peer-bench.sh: Loom's `bench` and the PyTorch peer (../shared/peers/torch_gpt_bench.py) run
 # in alternating pairs — Loom fp32, PyTorch fp32, Loom bf16, PyTorch bf16 — at the tiny, small and
-# GPT-2 124M (context 256, batch 4) shapes, 2 threads each; prints one line per run.
+# GPT-2 124M (context 256, batch 4) shapes, 2 threads each; prints one line per run, then each
+# shape and precision's pair ratios (Loom / the PyTorch run right after it) and their median.
 #   tools/peer-bench.sh [REPEATS]   (needs `swift build -c release` and `pip install torch`)
 #   LOOM_SET="kernels.gemm=loom" tools/peer-bench.sh   (each word of LOOM_SET becomes a `--set` of every Loom run)
 #   PEER_ISA=avx2 tools/peer-bench.sh   (an AVX2-only CPU's code paths on an AVX-512 one, fp32 only: OpenBLAS
@@ -31,9 +32,11 @@ if [ "${PEER_ISA:-}" = avx2 ]; then
     isa_torch=(ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2)
     precisions=fp32
 fi
+log=$(mktemp); trap 'rm -f "$log"' EXIT
 tiny=(--layers 4 --heads 4 --width 128 --context 64 --batch 12 --vocab 65)
 small=(--layers 6 --heads 6 --width 384 --context 256 --batch 8 --vocab 65)
 gpt2=(--layers 12 --heads 12 --width 768 --context 256 --batch 4 --vocab 50257)
+{
 for _ in $(seq "$repeats"); do
     for p in $precisions; do run_loom tiny configs/shakespeare-char.yaml 50 5 $p; run_torch tiny 30 5 $p "${tiny[@]}"; done
 done
@@ -46,3 +49,18 @@ for _ in $(seq "$repeats"); do
         run_torch gpt2 3 1 $p "${gpt2[@]}"
     done
 done
+} | tee "$log"
+python3 - "$log" <<'SUMMARY'
+import statistics, sys
+loom = {}
+ratios = {}
+for line in open(sys.argv[1]):
+    w = line.split()
+    if len(w) < 5 or w[-1] == "FAILED": continue   # a failed run pairs with nothing
+    if w[0] == "loom" and w[5] == "tokens/s,":
+        loom[(w[1], w[2])] = float(w[4])
+    elif w[0] == "torch" and w[4] == "tokens/s" and (w[1], w[2]) in loom:
+        ratios.setdefault((w[1], w[2]), []).append(loom.pop((w[1], w[2])) / float(w[3]))
+for (shape, precision), r in ratios.items():
+    print(f"pairs {shape} {precision}: " + " ".join(f"{x:.2f}" for x in r) + f"  median {statistics.median(r):.2f}")
+SUMMARY
