@@ -35,8 +35,11 @@ public struct VectorPeak: Sendable, Equatable {
                           threads: pool.threads)
     }
 
-    /// The ceiling for a precision: bf16's where measured, else fp32's.
-    public func gflops(bf16 wantsBF16: Bool) -> Double? { wantsBF16 ? bf16 ?? fp32 : fp32 }
+    /// The ceiling a precision is measured against: "bf16" where asked for and measured, else "fp32".
+    public func precision(bf16 wantsBF16: Bool) -> String { wantsBF16 && bf16 != nil ? "bf16" : "fp32" }
+
+    /// That ceiling's GFLOP/s.
+    public func gflops(bf16 wantsBF16: Bool) -> Double? { precision(bf16: wantsBF16) == "bf16" ? bf16 : fp32 }
 
     static func rate(_ pool: ThreadPool, flopsPerRound: Double, _ loop: @convention(c) (Int) -> Void) -> Double {
         let seconds = UnsafeMutablePointer<Double>.allocate(capacity: pool.threads)

@@ -113,6 +113,8 @@ public struct LanguageModelBenchmark {
     public var peakShare: Double? {
         vectorPeak.gflops(bf16: model.precision == .bf16).map { gflops / ($0 * Double(trainer.communicator.worldSize)) }
     }
+    /// Which ceiling `peakShare` is against: "bf16" or "fp32".
+    public var peakPrecision: String { vectorPeak.precision(bf16: model.precision == .bf16) }
     /// All-reduce per step: exposed in the step, waited after backward, the last rank's wait, and
     /// the blocking cost measured alone.
     public let exposedSeconds: Double, waitSeconds: Double, lastRankWaitSeconds: Double
@@ -138,6 +140,7 @@ public struct LanguageModelBenchmark {
         let rows = config.training.microBatchSize * model.config.contextLength
         let bf16 = model.precision == .bf16
         peak = GemmPeak.measure(config: model.config, rows: rows, bf16: bf16)
+        // Every rank at once, as in the steps: ranks sharing a machine share its cores and clock.
         vectorPeak = VectorPeak.measure()
         memory = MemoryPlan(trainer: trainer, start: start, tokens: data.tokenCount, extra: [
             ("GEMM rate measurement (A, B, C operands)", GemmPeak.operandBytes(config: model.config, rows: rows, bf16: bf16))])
@@ -271,29 +274,30 @@ public enum GemmPeak {
         // Each operand buffer holds the largest of its kind (A m×k, B k×n, C m×n) over the shapes.
         let sizes = operandSizes(shapes)
         let out = FlatBuffer(count: sizes.c)
-        let a = FlatBuffer(count: bf16 ? 0 : sizes.a), b = FlatBuffer(count: bf16 ? 0 : sizes.b)
-        let a16 = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? sizes.a : 1)
-        let b16 = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16 ? sizes.b : 1)
-        defer { a16.deallocate(); b16.deallocate() }
-        for i in 0..<sizes.a { let x = Float(i % 7) * 0.01; if bf16 { a16[i] = BFloat16.round(x) } else { a.pointer[i] = x } }
-        for i in 0..<sizes.b { let x = Float(i % 5) * 0.01; if bf16 { b16[i] = BFloat16.round(x) } else { b.pointer[i] = x } }
+        // Element i of an operand: a small repeating pattern (no denormals, nothing grows).
+        let value = { (i: Int, period: Int) in Float(i % period) * 0.01 }
+        let product: (_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ lda: Int, _ ldb: Int) -> Void
+        if bf16 {
+            let a = (0..<sizes.a).map { BFloat16.round(value($0, 7)) }, b = (0..<sizes.b).map { BFloat16.round(value($0, 5)) }
+            product = { ta, tb, m, n, k, lda, ldb in
+                Gemm.parallelBF16(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                                  beta: 0, c: out.pointer, ldc: n)
+            }
+        } else {
+            let a = (0..<sizes.a).map { value($0, 7) }, b = (0..<sizes.b).map { value($0, 5) }
+            product = { ta, tb, m, n, k, lda, ldb in
+                Gemm.parallel(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                              beta: 0, c: out.pointer, ldc: n)
+            }
+        }
         var flops = 0.0, seconds = 0.0
         for (ta, tb, m, n, k, repeats) in shapes {
             let lda = ta ? m : k, ldb = tb ? k : n
-            let product = {
-                if bf16 {
-                    Gemm.parallelBF16(transA: ta, transB: tb, m: m, n: n, k: k, a: a16, lda: lda, b: b16, ldb: ldb,
-                                      beta: 0, c: out.pointer, ldc: n)
-                } else {
-                    Gemm.parallel(transA: ta, transB: tb, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
-                                  beta: 0, c: out.pointer, ldc: n)
-                }
-            }
-            product()
+            product(ta, tb, m, n, k, lda, ldb)
             var best = Double.infinity
             for _ in 0..<5 {
                 let t0 = monotonicSeconds()
-                product()
+                product(ta, tb, m, n, k, lda, ldb)
                 best = min(best, monotonicSeconds() - t0)
             }
             flops += 2 * Double(m * n * k * repeats)

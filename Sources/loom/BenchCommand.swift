@@ -116,8 +116,9 @@ struct BenchCommand: ParsableCommand {
             "wait_after_backward_ms": bench.waitSeconds * 1e3,
             "hidden_share": bench.hidden, "bus_bandwidth_gbs": bench.reduce.busBandwidth / 1e9, "buckets": trainer.buckets.buckets.count,
             "tokens_per_s": bench.tokensPerSecond.rounded(), "step_ms": bench.steps.median * 1e3, "gflops": bench.gflops,
-            "sgemm_peak_gflops": bench.peak.gflops, "vector_peak_fp32_gflops": bench.vectorPeak.fp32 ?? NSNull(),
-            "vector_peak_bf16_gflops": bench.vectorPeak.bf16 ?? NSNull(), "peak_share": bench.peakShare ?? NSNull(), "ratio": bench.gflops / bench.peak.gflops, "threads": ThreadPool.shared.threads,
+            "sgemm_peak_gflops": bench.peak.gflops, "ratio": bench.gflops / bench.peak.gflops, "threads": ThreadPool.shared.threads,
+            "vector_peak_fp32_gflops": bench.vectorPeak.fp32 ?? NSNull(), "vector_peak_bf16_gflops": bench.vectorPeak.bf16 ?? NSNull(),
+            "peak_share": bench.peakShare ?? NSNull(),
             "thread_replicas": bench.replicas, "flops_per_token": bench.model.config.flopsPerToken,
             "allocations_in_measured_steps": bench.steps.allocations, "onednn_allocations_in_measured_steps": bench.steps.oneDNNAllocations,
             "parameters": bench.model.layout.count, "precision": bench.model.precision.rawValue,
@@ -143,8 +144,7 @@ struct BenchCommand: ParsableCommand {
         Swift.print("  vector peak      " + VectorPeakReport.phrase(bench.vectorPeak))
         if let share = bench.peakShare {
             Swift.print(String(format: "  of the peak      %.0f %% (achieved against the %@ ceiling%@)", 100 * share,
-                               bench.model.precision == .bf16 && bench.vectorPeak.bf16 != nil ? "bf16" : "fp32",
-                               job.worldSize > 1 ? ", every rank's threads" : ""))
+                               bench.peakPrecision, job.worldSize > 1 ? ", every rank's threads" : ""))
         }
         bench.memory.print()
         Swift.print(allocationLine(bench.steps, ranks: job.worldSize))

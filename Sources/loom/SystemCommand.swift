@@ -21,8 +21,11 @@ struct SystemCommand: ParsableCommand {
             if let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap({ env[$0].flatMap(Int.init) }).first {
                 fields["rank"] = rank
             }
-            if peak { ThreadPool.configure(threads: ProcessInfo.processInfo.activeProcessorCount) }
-            let measured = peak ? VectorPeak.measure() : nil
+            var measured: VectorPeak?
+            if peak {
+                ThreadPool.configure(threads: ProcessInfo.processInfo.activeProcessorCount)
+                measured = VectorPeak.measure()
+            }
             if let measured {
                 fields["vector_peak"] = ["fp32_gflops": measured.fp32 ?? NSNull(), "fp32_instruction": measured.fp32Instruction,
                                          "bf16_gflops": measured.bf16 ?? NSNull(), "bf16_instruction": measured.bf16Instruction,
