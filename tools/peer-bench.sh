@@ -17,7 +17,7 @@ run_loom() { # shape config steps warmup precision [--set …]
     local setting; for setting in ${LOOM_SET:-}; do set -- "$@" --set "$setting"; done
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ${isa_loom[@]+"${isa_loom[@]}"} "$loom" bench "$config" --json --steps "$steps" --warmup "$warmup" \
         --set training.precision="$precision" "$@" 2>/dev/null | tail -1 |
-        python3 -c "import json,sys; r=json.load(sys.stdin); print('loom  $shape $precision', r['gemm']['selection'], r['tokens_per_s'], 'tokens/s, peak RSS', round(r['memory_ratio'], 2), 'x plan, allocations', r['allocations_in_measured_steps'] - r['onednn_allocations_in_measured_steps'], '(Loom)', r['onednn_allocations_in_measured_steps'], '(oneDNN), peak share', round(r['peak_share'], 3) if r.get('peak_share') else None, 'peak GFLOP/s', round(r['vector_peak_bf16_gflops' if '$precision' == 'bf16' and r.get('vector_peak_bf16_gflops') else 'vector_peak_fp32_gflops'] or 0, 1))" \
+        python3 -c "import json,sys; r=json.load(sys.stdin); print('loom  $shape $precision', r['gemm']['selection'], r['tokens_per_s'], 'tokens/s, peak RSS', round(r['memory_ratio'], 2), 'x plan, allocations', r['allocations_in_measured_steps'] - r['onednn_allocations_in_measured_steps'], '(Loom)', r['onednn_allocations_in_measured_steps'], '(oneDNN), peak share', round(r['peak_share'], 3) if r.get('peak_share') else None, 'peak GFLOP/s', round(r['vector_peak_' + r['peak_precision'] + '_gflops'] or 0, 1))" \
         || echo "loom  $shape $precision FAILED"
 }
 run_torch() { # shape steps warmup precision model-args…

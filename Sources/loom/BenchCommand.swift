@@ -118,7 +118,7 @@ struct BenchCommand: ParsableCommand {
             "tokens_per_s": bench.tokensPerSecond.rounded(), "step_ms": bench.steps.median * 1e3, "gflops": bench.gflops,
             "sgemm_peak_gflops": bench.peak.gflops, "ratio": bench.gflops / bench.peak.gflops, "threads": ThreadPool.shared.threads,
             "vector_peak_fp32_gflops": bench.vectorPeak.fp32 ?? NSNull(), "vector_peak_bf16_gflops": bench.vectorPeak.bf16 ?? NSNull(),
-            "peak_share": bench.peakShare ?? NSNull(),
+            "peak_share": bench.peakShare ?? NSNull(), "peak_precision": bench.peakPrecision,
             "thread_replicas": bench.replicas, "flops_per_token": bench.model.config.flopsPerToken,
             "allocations_in_measured_steps": bench.steps.allocations, "onednn_allocations_in_measured_steps": bench.steps.oneDNNAllocations,
             "parameters": bench.model.layout.count, "precision": bench.model.precision.rawValue,
