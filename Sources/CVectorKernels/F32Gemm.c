@@ -103,10 +103,10 @@ TILE_INLINE void packA(int transA, const float *a, long lda, long ic, long mr, l
 
 /// One MR×(16·nv) tile of C (nv ≤ NV: a ragged last panel of B takes only the vectors it needs)
 /// over the block's kc values of k. A's value (r, q) is a[r·lda + q] when `direct` (A's rows in
-/// place), else the packed micro-panel's [q][r]. Then C = α·acc + β·C for the first mr rows and
-/// nr columns.
+/// place), else the packed micro-panel's [q][r]. Then C = α·acc + β·C (+ bias per column, when
+/// not NULL) for the first mr rows and nr columns.
 TILE_INLINE void tile(const int direct, const int nv, long kc, const float *a, long lda, const float *bp,
-                      float alpha, float beta, float *c, long ldc, long mr, long nr) {
+                      float alpha, float beta, const float *bias, float *c, long ldc, long mr, long nr) {
     __m512 acc[MR][NV];
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
@@ -135,36 +135,47 @@ TILE_INLINE void tile(const int direct, const int nv, long kc, const float *a, l
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
-        storeRow(acc[r], nv, alpha, beta, 0, c + r * ldc, nr);
+        storeRow(acc[r], nv, alpha, beta, bias, c + r * ldc, nr);
     }
 }
 
 /// `tile` with as few 16-column vectors as the nr columns need (nv a constant in each call).
 TILE_INLINE void tiles(const int direct, long kc, const float *a, long lda, const float *bp,
-                       float alpha, float beta, float *c, long ldc, long mr, long nr) {
+                       float alpha, float beta, const float *bias, float *c, long ldc, long mr, long nr) {
     const long vectors = (nr + 15) / 16;
-    if (vectors >= NV) tile(direct, NV, kc, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+    if (vectors >= NV) tile(direct, NV, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #if LOOM_F32_NV > 1
-    else if (vectors == 1) tile(direct, 1, kc, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+    else if (vectors == 1) tile(direct, 1, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 #if LOOM_F32_NV > 2
-    else if (vectors == 2) tile(direct, 2, kc, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+    else if (vectors == 2) tile(direct, 2, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 #if LOOM_F32_NV > 3
-    else tile(direct, 3, kc, a, lda, bp, alpha, beta, c, ldc, mr, nr);
+    else tile(direct, 3, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 }
 
 F32 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                               const float *a, long lda, const float *b, long ldb,
                               float beta, float *c, long ldc) {
+    loom_avx512_f32_gemm_bias(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, 0, c, ldc);
+}
+
+F32 void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
+                                   const float *a, long lda, const float *b, long ldb,
+                                   float beta, const float *bias, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0) { scaleOnly(m, n, beta, c, ldc); return; }
+    if (k <= 0) {
+        scaleOnly(m, n, beta, c, ldc);
+        if (bias) for (long i = 0; i < m; i++) for (long j = 0; j < n; j++) c[i * ldc + j] += bias[j];
+        return;
+    }
     for (long jc = 0; jc < n; jc += NC) {
         const long nc = n - jc < NC ? n - jc : NC;
         for (long pc = 0; pc < k; pc += KC) {
             const long kc = k - pc < KC ? k - pc : KC;
             const float blockBeta = pc == 0 ? beta : 1.0f;   // later blocks add to the first's
+            const float *blockBias = pc == 0 && bias ? bias + jc : 0;   // the first block adds the bias
             packB(transB, b, ldb, pc, kc, jc, nc);
             for (long ic = 0; ic < m; ic += MR) {
                 const long mr = m - ic < MR ? m - ic : MR;
@@ -173,8 +184,8 @@ F32 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, 
                 if (!direct) packA(transA, a, lda, ic, mr, pc, kc);
                 const float *ai = direct ? a + ic * lda + pc : 0;
                 for (long jr = 0; jr < nc; jr += NR)
-                    tiles(direct, kc, ai, lda, packedB + (jr / NR) * kc * NR, alpha, blockBeta, ci + jr, ldc,
-                          mr, nc - jr < NR ? nc - jr : NR);
+                    tiles(direct, kc, ai, lda, packedB + (jr / NR) * kc * NR, alpha, blockBeta,
+                          blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, nc - jr < NR ? nc - jr : NR);
             }
         }
     }
@@ -185,4 +196,7 @@ F32 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, 
 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                           const float *a, long lda, const float *b, long ldb,
                           float beta, float *c, long ldc) { abort(); }
+void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
+                               const float *a, long lda, const float *b, long ldb,
+                               float beta, const float *bias, float *c, long ldc) { abort(); }
 #endif

@@ -35,6 +35,33 @@ INLINE void store(float *p, __m512 v, __mmask16 k, const int masked) {
     if (i_ < (n)) BODY(i_, lanes((n) - i_), 1); \
 } while (0)
 
+// MARK: Transpose
+
+#define TILE_INLINE INLINE
+#include "GemmTiles.h"
+
+AVX512 void loom_avx512_transpose(const float *src, long rows, long columns, long ld, float *dst) {
+    for (long r0 = 0; r0 < rows; r0 += 16) {
+        const long nr = rows - r0 < 16 ? rows - r0 : 16;
+        for (long c0 = 0; c0 < columns; c0 += 16) {
+            const long nc = columns - c0 < 16 ? columns - c0 : 16;
+            const __mmask16 k = lanes16(nc);
+            __m512i r[16];
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nr ? _mm512_maskz_loadu_epi32(k, src + (r0 + i) * ld + c0) : _mm512_setzero_si512();
+            transpose16(r);
+            float *d = dst + c0 * rows + r0;
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 16; i++) {
+                if (i >= nc) break;
+                if (nr == 16) _mm512_storeu_si512(d + i * rows, r[i]);
+                else _mm512_mask_storeu_epi32(d + i * rows, lanes16(nr), r[i]);
+            }
+        }
+    }
+}
+
 // MARK: SmallGemm
 
 /// One MR×(16·NV) tile of C at column j: accumulators in registers over all k, then α and the
@@ -385,6 +412,7 @@ AVX512 void loom_avx512_adamw(float *p, const float *g, float *m, float *v, long
 #else
 #include <stdlib.h>
 bool loom_avx512_compiled(void) { return false; }
+void loom_avx512_transpose(const float *src, long rows, long columns, long ld, float *dst) { abort(); }
 void loom_avx512_small_gemm(long m, long n, long k, float alpha, const float *a, long rs, long cs,
                             const float *b, long ldb, bool accumulate, float *c, long ldc) { abort(); }
 void loom_avx512_softmax_row(float *p, long n) { abort(); }

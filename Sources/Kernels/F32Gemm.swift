@@ -14,20 +14,25 @@ public enum F32Gemm {
     /// How plans and `loom bench` name the implementation.
     public static let implementation = "avx512"
 
-    /// The product of `shape` (only where `available`).
+    /// The product of `shape` (only where `available`). With `bias`, C is overwritten by the
+    /// product plus the bias on every row (the shape's β, 1 in that form, is not read), the bias
+    /// added as C is stored.
     @inline(__always)
-    static func run(_ s: GemmShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-        loom_avx512_f32_gemm(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb, s.beta, c, s.ldc)
+    static func run(_ s: GemmShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil,
+                    c: UnsafeMutablePointer<Float>) {
+        loom_avx512_f32_gemm_bias(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb,
+                                  bias == nil ? s.beta : 0, bias, c, s.ldc)
     }
 
-    /// C(m×n) = alpha · op(A) · op(B) + beta · C on Loom's kernel whatever the plan (tests and
-    /// benchmarks compare it with the other engines). Only where `available`.
+    /// C(m×n) = alpha · op(A) · op(B) + beta · C (+ bias on every row, when given) on Loom's
+    /// kernel whatever the plan (tests and benchmarks compare it with the other engines). Only
+    /// where `available`.
     public static func product(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         precondition(available, "F32Gemm.product: this CPU or build has no AVX-512 (\(CPUFeatures.current().vectorLevel))")
-        loom_avx512_f32_gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        loom_avx512_f32_gemm_bias(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc)
     }
 }

@@ -7,33 +7,45 @@ import Support
 
 /// C(M×N) = alpha · op(A)(M×K) · op(B)(K×N) + beta · C, all row-major with leading dimensions.
 public enum Gemm {
-    /// The plan in force: which engine runs each shape. nil = OpenBLAS for every fp32 product.
-    /// Set between steps (a Trainer sets its own before each step), never while products run.
+    /// The plan in force: which engine runs each shape. nil = every fp32 product on
+    /// `GemmPlan.defaultEngine` (Loom's kernel where the CPU has AVX-512, else OpenBLAS), the
+    /// default `kernels.gemm: loom` in fp32. Set between steps (a Trainer sets its own before
+    /// each step), never while products run.
     nonisolated(unsafe) public static var plan: GemmPlan?
 
     /// One product on the calling thread: on the engine the plan routes this shape to, else on the
-    /// plan's `fp32Fallback` (OpenBLAS without a plan).
+    /// plan's `fp32Fallback` (`GemmPlan.defaultEngine` without a plan).
+    /// With `bias` (β = 0), C = α·op(A)·op(B) + bias on every row: Loom's kernel adds it as it
+    /// stores C, in one pass; OpenBLAS and oneDNN get C filled with the bias rows and β = 1, the
+    /// form in which such a product is planned.
     @inline(__always)
     public static func serial(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
+        precondition(bias == nil || beta == 0, "Gemm.serial: a bias takes beta 0")
         let shape = GemmShape(transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
-                              alpha: alpha, beta: beta)
+                              alpha: alpha, beta: bias == nil ? beta : 1)
+        @inline(__always) func fillBias() {
+            if let row = bias { for r in 0..<m { (c + r * ldc).update(from: row, count: n) } }
+        }
         if let plan {
             switch plan.route(shape) {
-            case .onednn(let matmul)?: if matmul.run(a: a, b: b, c: c) { return }
-            case .loom?: F32Gemm.run(shape, a: a, b: b, c: c); return
-            case .openblas?: openblas(shape, a: a, b: b, c: c); return
+            case .onednn(let matmul)?: fillBias(); if matmul.run(a: a, b: b, c: c) { return }
+            case .loom?: F32Gemm.run(shape, a: a, b: b, bias: bias, c: c); return
+            case .openblas?: fillBias(); openblas(shape, a: a, b: b, c: c); return
             case nil: break
             }
-            if GemmPlan.recording { GemmPlan.note(shape) } else if plan.selection != .openblas { plan.noteUnplanned(shape) }
-            if plan.fp32Fallback == .loom { F32Gemm.run(shape, a: a, b: b, c: c); return }
-        } else if GemmPlan.recording {
-            GemmPlan.note(shape)
+            // Only oneDNN's selections route fp32 shapes met later anywhere but their fallback.
+            if GemmPlan.recording { GemmPlan.note(shape) } else if plan.plansUnplannedFP32 { plan.noteUnplanned(shape) }
+            if plan.fp32Fallback == .loom { F32Gemm.run(shape, a: a, b: b, bias: bias, c: c); return }
+        } else {
+            if GemmPlan.recording { GemmPlan.note(shape) }
+            if F32Gemm.available { F32Gemm.run(shape, a: a, b: b, bias: bias, c: c); return }
         }
+        fillBias()
         openblas(shape, a: a, b: b, c: c)
     }
 
@@ -45,22 +57,22 @@ public enum Gemm {
     }
 
     /// The same product split across `ThreadPool.shared`: along M when M ≥ N, else along N.
-    /// Each thread computes a disjoint block of C (one `serial` call), so the result does not
-    /// depend on timing.
+    /// Each thread computes a disjoint block of C (one `serial` call, with its columns of `bias`),
+    /// so the result does not depend on timing.
     public static func parallel(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         split(Block(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                    b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, splitRows: m >= n))
+                    b: b, ldb: ldb, beta: beta, bias: bias, c: c, ldc: ldc, splitRows: m >= n))
     }
 
     /// The operand types a product takes: fp32, or bf16 bits (`UInt16`); C is fp32 either way.
     protocol Operand {
         static func serialProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                   a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
-                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
+                                  beta: Float, bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>, ldc: Int)
     }
 
     /// Runs `job` whole on the calling thread when the pool has one thread or the product is
@@ -70,7 +82,8 @@ public enum Gemm {
         let pool = ThreadPool.shared
         if pool.threads == 1 || job.m * job.n * job.k < 32 * 32 * 32 {
             T.serialProduct(transA: job.transA, transB: job.transB, m: job.m, n: job.n, k: job.k, alpha: job.alpha,
-                            a: job.a, lda: job.lda, b: job.b, ldb: job.ldb, beta: job.beta, c: job.c, ldc: job.ldc)
+                            a: job.a, lda: job.lda, b: job.b, ldb: job.ldb, beta: job.beta, bias: job.bias, c: job.c,
+                            ldc: job.ldc)
             return
         }
         pool.parallelFor(job.splitRows ? job.m : job.n, grain: 16, job)
@@ -80,16 +93,18 @@ public enum Gemm {
     struct Block<T: Operand>: ParallelLoop {
         let transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
         let a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int
-        let beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, splitRows: Bool
+        let beta: Float, bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>, ldc: Int, splitRows: Bool
         func run(_ part: Range<Int>) {
             if splitRows {
                 let aOffset = transA ? part.lowerBound : part.lowerBound * lda
                 T.serialProduct(transA: transA, transB: transB, m: part.count, n: n, k: k, alpha: alpha,
-                                a: a + aOffset, lda: lda, b: b, ldb: ldb, beta: beta, c: c + part.lowerBound * ldc, ldc: ldc)
+                                a: a + aOffset, lda: lda, b: b, ldb: ldb, beta: beta, bias: bias,
+                                c: c + part.lowerBound * ldc, ldc: ldc)
             } else {
                 let bOffset = transB ? part.lowerBound * ldb : part.lowerBound
                 T.serialProduct(transA: transA, transB: transB, m: m, n: part.count, k: k, alpha: alpha,
-                                a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta, c: c + part.lowerBound, ldc: ldc)
+                                a: a, lda: lda, b: b + bOffset, ldb: ldb, beta: beta, bias: bias.map { $0 + part.lowerBound },
+                                c: c + part.lowerBound, ldc: ldc)
             }
         }
     }
@@ -140,10 +155,10 @@ public enum Gemm {
     public static func parallelBF16(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         split(Block(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                    b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, splitRows: m >= n))
+                    b: b, ldb: ldb, beta: beta, bias: bias, c: c, ldc: ldc, splitRows: m >= n))
     }
 }
 
@@ -151,9 +166,9 @@ extension Float: Gemm.Operand {
     @inline(__always)
     static func serialProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                              beta: Float, bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>, ldc: Int) {
         Gemm.serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                    beta: beta, c: c, ldc: ldc)
+                    beta: beta, bias: bias, c: c, ldc: ldc)
     }
 }
 
@@ -161,8 +176,8 @@ extension UInt16: Gemm.Operand {
     @inline(__always)
     static func serialProduct(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                               a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                              beta: Float, bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>, ldc: Int) {
         Gemm.serialBF16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                        beta: beta, c: c, ldc: ldc)
+                        beta: beta, bias: bias, c: c, ldc: ldc)
     }
 }

@@ -29,7 +29,7 @@ public enum GemmEngine: String, CaseIterable, Sendable, Codable {
 }
 
 /// What `kernels.gemm` asks for: an engine for every product, or `auto` (the fastest per shape).
-/// - `loom`: Loom's own kernels where the CPU has what they need: fp32 products on `F32Gemm`
+/// - `loom` (the default): Loom's own kernels where the CPU has what they need: fp32 products on `F32Gemm`
 ///   (AVX-512; OpenBLAS on other CPUs), bf16 products on `BF16Gemm` (AVX512_BF16) except on AMX
 ///   CPUs, where oneDNN's AMX kernels run them (and on CPUs without AVX512_BF16).
 /// - `openblas`: fp32 products on OpenBLAS sgemm; bf16 products (OpenBLAS has none) as `loom`.
@@ -98,7 +98,7 @@ public final class GemmPlan: @unchecked Sendable {
 
     public let selection: GemmSelection
     /// The engine of fp32 shapes that have no route (unplanned ones, the recorded first step):
-    /// Loom's kernel under `loom` and `auto` where it runs, else OpenBLAS.
+    /// OpenBLAS under `openblas`, else `defaultEngine` (Loom's kernel where it runs).
     public let fp32Fallback: GemmEngine
     /// Planned shapes whose engine is not the fallback (read concurrently by the pool's threads;
     /// written only by `add`).
@@ -117,8 +117,17 @@ public final class GemmPlan: @unchecked Sendable {
 
     public init(selection: GemmSelection) {
         self.selection = selection
-        fp32Fallback = (selection == .loom || selection == .auto) && F32Gemm.available ? .loom : .openblas
+        fp32Fallback = selection == .openblas ? .openblas : GemmPlan.defaultEngine
+        plansUnplannedFP32 = selection == .onednn || selection == .auto
     }
+
+    /// The fp32 engine without a plan (`kernels.gemm: loom` in fp32) and the fallback of every
+    /// selection but `openblas`: Loom's kernel where it runs (AVX-512), else OpenBLAS.
+    public static var defaultEngine: GemmEngine { F32Gemm.available ? .loom : .openblas }
+
+    /// Whether fp32 shapes met after planning are noted and planned between steps: only where the
+    /// plan may put them on oneDNN (`onednn`, `auto`); the other selections run them on the fallback.
+    let plansUnplannedFP32: Bool
 
     /// Whether bf16 products go to oneDNN rather than Loom's kernel under `loom` and `openblas`:
     /// on CPUs with AMX-BF16 (oneDNN's AMX kernels), and where Loom's kernel cannot run.
@@ -162,7 +171,7 @@ public final class GemmPlan: @unchecked Sendable {
     /// kernel (one-off oneDNN primitives where it cannot run).
     public static func record<T>(fallback: GemmEngine = .openblas, _ body: () -> T) -> (result: T, shapes: [GemmShape: Int]) {
         let saved = Gemm.plan
-        Gemm.plan = fallback == .loom && F32Gemm.available ? GemmPlan(selection: .loom) : nil
+        Gemm.plan = fallback == .openblas ? GemmPlan(selection: .openblas) : nil
         recorded.withLock { $0.removeAll() }
         recording = true
         let result = body()

@@ -47,14 +47,12 @@ public enum Linear {
             return
         }
         Profiler.measure(.linear) {
-            if let bias { ThreadPool.shared.parallelFor(N, grain: 16, RowFill(out: out, row: bias, columns: O)) }
             if let low {
                 if low.roundInput { BFloat16.round(inp, into: low.input, count: N * I) }
-                Gemm.parallelBF16(m: N, n: O, k: I, a: low.input, lda: I, b: low.weight, ldb: O,
-                                  beta: bias == nil ? 0 : 1, c: out, ldc: O)
+                Gemm.parallelBF16(m: N, n: O, k: I, a: low.input, lda: I, b: low.weight, ldb: O, beta: 0, bias: bias,
+                                  c: out, ldc: O)
             } else {
-                Gemm.parallel(m: N, n: O, k: I, a: inp, lda: I, b: weight, ldb: O,
-                              beta: bias == nil ? 0 : 1, c: out, ldc: O)
+                Gemm.parallel(m: N, n: O, k: I, a: inp, lda: I, b: weight, ldb: O, beta: 0, bias: bias, c: out, ldc: O)
             }
         }
         if let gelu { GELU.forward(out: gelu, inp: out, count: N * O, form: geluForm) }
@@ -95,9 +93,8 @@ public enum Linear {
                 Gemm.serialBF16(m: rows.count, n: O, k: I, a: low.input + rows.lowerBound * I, lda: I, b: low.weight,
                                 ldb: O, beta: 0, bias: bias, c: out + rows.lowerBound * O, ldc: O)
             } else {
-                if let bias { RowFill(out: out, row: bias, columns: O).run(rows) }
                 Gemm.serial(m: rows.count, n: O, k: I, a: inp + rows.lowerBound * I, lda: I, b: weight, ldb: O,
-                            beta: bias == nil ? 0 : 1, c: out + rows.lowerBound * O, ldc: O)
+                            beta: 0, bias: bias, c: out + rows.lowerBound * O, ldc: O)
             }
             if let gelu {
                 GELU.Forward(out: gelu, inp: UnsafePointer(out), form: form).run(rows.lowerBound * O..<rows.upperBound * O)
@@ -218,14 +215,6 @@ public enum Linear {
                     .run(rows.lowerBound * I..<rows.upperBound * I)
             }
         }
-    }
-}
-
-/// Copies one row into every row of a matrix (bias initialisation before sgemm with beta = 1).
-struct RowFill: ParallelLoop {
-    let out: UnsafeMutablePointer<Float>, row: UnsafePointer<Float>, columns: Int
-    func run(_ rows: Range<Int>) {
-        for r in rows { (out + r * columns).update(from: row, count: columns) }
     }
 }
 

@@ -149,12 +149,18 @@ public enum SmallGemm {
     }
 
     /// dst(columns×rows, row-major) = srcᵀ for src (rows×columns) with row stride `ld`: turns the
-    /// keys (or values) of one head into the row-major B that `multiply` streams.
+    /// keys (or values) of one head into the row-major B that `multiply` streams. AVX-512 moves
+    /// 16×16 blocks through registers; the 8-lane path writes dst in order, reading src down its
+    /// columns (scattered stores into dst stall on the loads of src they might alias).
     public static func transpose(_ src: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int,
-                                 into dst: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows {
-            let s = src + r * ld
-            for col in 0..<columns { dst[col * rows + r] = s[col] }
+                                 into dst: UnsafeMutablePointer<Float>, isa: KernelISA = KernelISA.selected) {
+        if isa == .avx512 {
+            loom_avx512_transpose(src, rows, columns, ld, dst)
+            return
+        }
+        for col in 0..<columns {
+            let d = dst + col * rows
+            for r in 0..<rows { d[r] = src[r * ld + col] }
         }
     }
 

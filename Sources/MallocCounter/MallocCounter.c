@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <errno.h>
 #include "MallocCounter.h"
+#include "CSupport.h"
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -13,16 +14,20 @@ extern void *__libc_valloc(size_t);
 extern void *__libc_pvalloc(size_t);
 extern void __libc_free(void *);
 
-static uint64_t count, foreignCount;
-static _Thread_local int foreign;
+static uint64_t count, foreignCount, watchedCount;
+static _Thread_local int foreign, watched;
 
 uint64_t loom_malloc_count(void) { return __atomic_load_n(&count, __ATOMIC_RELAXED); }
 uint64_t loom_malloc_foreign_count(void) { return __atomic_load_n(&foreignCount, __ATOMIC_RELAXED); }
 void loom_malloc_foreign_begin(void) { foreign++; }
 void loom_malloc_foreign_end(void) { foreign--; }
+uint64_t loom_malloc_watched_count(void) { return __atomic_load_n(&watchedCount, __ATOMIC_RELAXED); }
+void loom_malloc_watch_begin(void) { watched++; }
+void loom_malloc_watch_end(void) { watched--; }
 static inline void bump(void) {
     __atomic_fetch_add(&count, 1, __ATOMIC_RELAXED);
     if (foreign) __atomic_fetch_add(&foreignCount, 1, __ATOMIC_RELAXED);
+    if (watched || loom_is_pool_worker()) __atomic_fetch_add(&watchedCount, 1, __ATOMIC_RELAXED);
 }
 
 void *malloc(size_t n) { bump(); return __libc_malloc(n); }

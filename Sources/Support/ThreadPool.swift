@@ -79,6 +79,7 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func workerLoop() {
+        loom_mark_pool_worker()
         prepareThread?()
         var seen = 0
         while true {

@@ -279,18 +279,18 @@ public struct DistributedSection: Codable, Equatable {
     }
 }
 
-/// Which engine runs the matrix products (`GemmSelection` says what each runs): `openblas` (fp32
-/// products on OpenBLAS sgemm), `loom` (fp32 products on Loom's AVX-512 kernel where the CPU has
-/// AVX-512), `onednn` (every product shape of the step on a oneDNN matmul primitive made at
-/// start-up), or `auto`: the engines are timed on each of the model's product shapes after the
-/// first step and the fastest kept, oneDNN only when it takes under 95 % of the best other's time
-/// (the choice follows timings, so two `auto` runs may differ in the last bits). bf16 products
-/// (OpenBLAS has none) run on Loom's own AVX512_BF16 kernel under `openblas` and `loom` (oneDNN on
-/// AMX CPUs, whose AMX kernels are faster), on oneDNN under `onednn`, and under `auto` on Loom's
-/// kernel unless oneDNN is at least 5 % faster on the shape; a CPU without AVX512_BF16 runs them
-/// on oneDNN.
+/// Which engine runs the matrix products (`GemmSelection` says what each runs): `loom` (the
+/// default: fp32 products on Loom's AVX-512 kernel where the CPU has AVX-512, on OpenBLAS sgemm
+/// elsewhere), `openblas` (fp32 products on OpenBLAS sgemm), `onednn` (every product shape of the
+/// step on a oneDNN matmul primitive made at start-up), or `auto`: the engines are timed on each
+/// of the model's product shapes after the first step and the fastest kept, oneDNN only when it
+/// takes under 95 % of the best other's time (the choice follows timings, so two `auto` runs may
+/// differ in the last bits). bf16 products (OpenBLAS has none) run on Loom's own AVX512_BF16
+/// kernel under `openblas` and `loom` (oneDNN on AMX CPUs, whose AMX kernels are faster), on
+/// oneDNN under `onednn`, and under `auto` on Loom's kernel unless oneDNN is at least 5 % faster
+/// on the shape; a CPU without AVX512_BF16 runs them on oneDNN.
 public struct KernelsSection: Codable, Equatable {
-    public var gemm = GemmSelection.openblas
+    public var gemm = GemmSelection.loom
 
     enum CodingKeys: String, CodingKey { case gemm }
     init() {}

@@ -107,7 +107,7 @@ public final class Trainer {
     /// This rank's stop request, read once per step after its micro-batches: by default whether
     /// SIGTERM, SIGINT or SIGUSR1 arrived.
     public var stopSignal: () -> Bool = { loom_stop_signal() != 0 }
-    /// Which engine runs each product shape (`kernels.gemm`); nil for `openblas` in fp32. Planned
+    /// Which engine runs each product shape (`kernels.gemm`); nil for the default `loom` in fp32. Planned
     /// after this trainer's first step, which records the shapes, and again after any step or
     /// evaluation that met new ones; set as `Gemm.plan` before each step.
     public let gemm: GemmPlan?
@@ -131,8 +131,9 @@ public final class Trainer {
         self.progress = progress
         let o = config.optimizer
         let model = task.model
-        // Only fp32 on OpenBLAS needs no plan: bf16 products and the other engines are planned.
-        gemm = config.kernels.gemm == .openblas && config.training.precision == .fp32 ? nil
+        // The default, Loom's kernel (or OpenBLAS without AVX-512) in fp32, needs no plan: bf16
+        // products and the other engines are planned.
+        gemm = config.kernels.gemm == .loom && config.training.precision == .fp32 ? nil
             : GemmPlan(selection: config.kernels.gemm)
         let sharded = config.distributed.shardOptimizer && communicator.worldSize > 1
         slices = sharded ? ParameterSlices(count: model.layout.count, world: communicator.worldSize) : nil

@@ -344,7 +344,7 @@ struct BenchCommand: ParsableCommand {
 enum GemmReport {
     static func print(_ plan: GemmPlan?, label: String = "") {
         guard let plan else {
-            Swift.print("  \(label)kernels.gemm openblas: every product on OpenBLAS")
+            Swift.print("  \(label)kernels.gemm loom: every product on " + GemmReport.defaultEngineName)
             return
         }
         Swift.print("  \(label)\(plan.summary)")
@@ -357,9 +357,17 @@ enum GemmReport {
         }
     }
 
+    /// How a run without a plan names its engine: Loom's kernel, or OpenBLAS on a CPU without AVX-512.
+    static var defaultEngineName: String {
+        GemmPlan.defaultEngine == .loom ? "Loom \(F32Gemm.implementation)" : "OpenBLAS (no AVX-512 for Loom's kernel)"
+    }
+
     /// `gemm`: the selection and, per shape, calls per step, both engines' times and the choice.
     static func fields(_ plan: GemmPlan?) -> [String: Any] {
-        guard let plan else { return ["gemm": ["selection": GemmSelection.openblas.rawValue, "shapes": [Any]()] as [String: Any]] }
+        guard let plan else {
+            return ["gemm": ["selection": GemmSelection.loom.rawValue, "fp32_fallback": GemmPlan.defaultEngine.rawValue,
+                             "shapes": [Any]()] as [String: Any]]
+        }
         let onednn = plan.split(on: .onednn), loom = plan.split(on: .loom)
         return ["gemm": [
             "selection": plan.selection.rawValue, "onednn_isa": OneDNN.isa, "onednn_shapes": onednn.shapes,

@@ -5,7 +5,7 @@
 // parallelBF16 on it without a plan, allocating nothing.
 import Testing
 import Kernels
-import MallocCounter
+import TestSupport
 import Support
 
 @Suite(.enabled(if: BF16Gemm.available, "Loom's bf16 kernel needs AVX512_BF16, which this CPU (or build) lacks"))
@@ -135,13 +135,7 @@ struct BF16GemmTests {
         products()
         #expect(serial == direct, "Gemm.serialBF16 without a plan is Loom's kernel")
         t.check(parallel, a: a, b: b, c: c, label: " split over the pool")
-        // Other tests allocate meanwhile (the counter sees every thread): the fewest over tries.
-        var fewest = UInt64.max
-        for _ in 0..<50 where fewest > 0 {
-            let before = loom_malloc_count()
-            products()
-            fewest = min(fewest, loom_malloc_count() - before)
-        }
+        let fewest = fewestAllocations(products)
         #expect(fewest == 0, "\(fewest) heap allocations in two bf16 products")
     }
 }

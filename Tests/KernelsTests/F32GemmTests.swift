@@ -4,7 +4,7 @@
 // NaN first), 1 and ½, k = 0; a plan under `kernels.gemm: loom` runs it, allocating nothing.
 import Testing
 import Kernels
-import MallocCounter
+import TestSupport
 import Support
 
 @Suite(.enabled(if: F32Gemm.available, "Loom's fp32 kernel needs AVX-512, which this CPU (or build) lacks"))
@@ -32,6 +32,41 @@ struct F32GemmTests {
                     let (a, b, c) = t.operands()
                     t.check(Self.run(t, a.map(BFloat16.widen), b.map(BFloat16.widen), c), a: a, b: b, c: c)
                 }
+            }
+        }
+    }
+
+    /// With a bias and β = 0, C (NaN before) is the product plus the bias on every row, its
+    /// padding untouched; Gemm.serial under an `openblas` plan (OpenBLAS on C filled with the bias
+    /// rows, β = 1) gives the same within the same error.
+    @Test(arguments: 0..<BF16GemmTests.sizes.count)
+    func addsTheBiasAsItStoresC(size: Int) {
+        let (m, n, k) = BF16GemmTests.sizes[size]
+        for (transA, transB) in [(false, false), (true, false), (false, true)] {
+            for alpha in [Float(1), -0.75] {
+                let t = BF16GemmTests.Case(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: 0, pad: 3)
+                let (a16, b16, nan) = t.operands()
+                let a = a16.map(BFloat16.widen), b = b16.map(BFloat16.widen)
+                let bias = BF16GemmTests.values(n, seed: UInt64(9 + n)).map(BFloat16.widen)
+                var got = nan, serial = nan
+                got.withUnsafeMutableBufferPointer { cp in
+                    F32Gemm.product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: t.lda,
+                                    b: b, ldb: t.ldb, beta: 0, bias: bias, c: cp.baseAddress!, ldc: t.ldc)
+                }
+                let saved = Gemm.plan
+                Gemm.plan = GemmPlan(selection: .openblas)
+                serial.withUnsafeMutableBufferPointer { cp in
+                    Gemm.serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: t.lda,
+                                b: b, ldb: t.ldb, beta: 0, bias: bias, c: cp.baseAddress!, ldc: t.ldc)
+                }
+                Gemm.plan = saved
+                // The reference: α·op(A)·op(B) + 1·C with C's rows the bias (its padding the NaN it was).
+                var withBias = nan
+                for i in 0..<m { for j in 0..<n { withBias[i * t.ldc + j] = bias[j] } }
+                var reference = t
+                reference.beta = 1
+                reference.check(got, a: a16, b: b16, c: withBias, label: " with a bias")
+                reference.check(serial, a: a16, b: b16, c: withBias, label: " with a bias, Gemm.serial on OpenBLAS")
             }
         }
     }
@@ -77,13 +112,7 @@ struct F32GemmTests {
         serial = c
         products()
         #expect(serial == direct, "Gemm.serial on a planned shape is Loom's kernel")
-        // Other tests allocate meanwhile (the counter sees every thread): the fewest over tries.
-        var fewest = UInt64.max
-        for _ in 0..<50 where fewest > 0 {
-            let before = loom_malloc_count()
-            products()
-            fewest = min(fewest, loom_malloc_count() - before)
-        }
+        let fewest = fewestAllocations(products)
         #expect(fewest == 0, "\(fewest) heap allocations in two fp32 products")
     }
 }

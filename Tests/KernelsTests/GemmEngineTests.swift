@@ -77,7 +77,7 @@ import Support
         #expect(choice.engine == .onednn && !choice.implementation.isEmpty, "\(s): \(choice)")
         let (a, b, c) = Self.operands(s)
         let exact = Self.reference(s, a: a, b: b, c: c)
-        let openblas = Self.serial(s, a, b, c, plan: nil)
+        let openblas = Self.serial(s, a, b, c, plan: GemmPlan(selection: .openblas))
         let onednn = Self.serial(s, a, b, c, plan: plan)
         var worst = (openblas: 0.0, onednn: 0.0)
         for i in 0..<s.m {

@@ -53,15 +53,25 @@ import Kernels
         }
     }
 
-    @Test func transposeSwapsRowsAndColumns() {
-        let rows = 5, columns = 3, ld = 4
-        let src = (0..<(rows * ld)).map(Float.init)
-        var dst = [Float](repeating: -1, count: rows * columns)
-        src.withUnsafeBufferPointer { s in
-            dst.withUnsafeMutableBufferPointer { d in
-                SmallGemm.transpose(s.baseAddress!, rows: rows, columns: columns, ld: ld, into: d.baseAddress!)
+    /// Every ISA's transpose, at sizes around the 16×16 blocks of the AVX-512 one (ragged rows and
+    /// columns, one of each, several blocks), with a row stride wider than a row; nothing written
+    /// past the columns×rows result.
+    @Test(arguments: [(5, 3), (1, 1), (16, 16), (17, 33), (64, 32), (31, 1), (1, 40), (48, 64)])
+    func transposeSwapsRowsAndColumns(rows: Int, columns: Int) {
+        let ld = columns + 3
+        let src = values(rows * ld, seed: UInt64(rows * 100 + columns))
+        for isa in KernelISA.available {
+            var dst = [Float](repeating: .nan, count: rows * columns + 16)
+            src.withUnsafeBufferPointer { s in
+                dst.withUnsafeMutableBufferPointer { d in
+                    SmallGemm.transpose(s.baseAddress!, rows: rows, columns: columns, ld: ld, into: d.baseAddress!, isa: isa)
+                }
             }
+            var wrong = 0
+            for r in 0..<rows { for col in 0..<columns where dst[col * rows + r] != src[r * ld + col] { wrong += 1 } }
+            #expect(wrong == 0, "\(isa) \(rows)×\(columns): \(wrong) values wrong")
+            let untouched = dst[(rows * columns)...].allSatisfy { $0.isNaN }
+            #expect(untouched, "\(isa) \(rows)×\(columns): wrote past the result")
         }
-        for r in 0..<rows { for col in 0..<columns { #expect(dst[col * rows + r] == src[r * ld + col]) } }
     }
 }

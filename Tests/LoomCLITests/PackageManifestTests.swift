@@ -1,5 +1,6 @@
 // Package.swift declares every import: each target's `dependencies` are exactly the modules its
-// Swift files import (system modules aside; a test target may also name the executable it runs).
+// Swift files import and the other targets whose headers its C files include (system modules
+// aside; a test target may also name the executable it runs).
 import Testing
 import Foundation
 
@@ -25,14 +26,21 @@ import Foundation
         }
     }
 
-    /// The modules the Swift files under `directory` import.
-    static func imports(_ directory: String) throws -> Set<String> {
+    /// The modules the Swift files under `directory` import, and those of `targets` (other than
+    /// `own`) whose header (`#include "Name.h"`) its C files include.
+    static func imports(_ directory: String, targets: Set<String> = [], own: String = "") throws -> Set<String> {
         let root = repositoryRoot + "/" + directory
         var modules: Set<String> = []
-        for file in try FileManager.default.subpathsOfDirectory(atPath: root) where file.hasSuffix(".swift") {
+        for file in try FileManager.default.subpathsOfDirectory(atPath: root) {
+            let swift = file.hasSuffix(".swift"), c = file.hasSuffix(".c")
+            guard swift || c else { continue }
             for line in try String(contentsOfFile: root + "/" + file, encoding: .utf8).split(separator: "\n") {
-                guard let match = line.wholeMatch(of: try Regex(#"(?:@testable )?import (\w+)"#)) else { continue }
-                modules.insert(String(match.output[1].substring ?? ""))
+                if swift, let match = line.wholeMatch(of: try Regex(#"(?:@testable )?import (\w+)"#)) {
+                    modules.insert(String(match.output[1].substring ?? ""))
+                } else if c, let match = line.wholeMatch(of: try Regex(#"#include "(\w+)\.h""#)),
+                          let name = match.output[1].substring.map(String.init), name != own, targets.contains(name) {
+                    modules.insert(name)
+                }
             }
         }
         return modules.subtracting(system)
@@ -42,8 +50,9 @@ import Foundation
         let targets = try Self.targets()
         #expect(targets.count >= 10, "found \(targets.map(\.name))")
         let executables: Set<String> = ["loom"]
+        let names = Set(targets.map(\.name))
         for target in targets {
-            let imported = try Self.imports(target.directory)
+            let imported = try Self.imports(target.directory, targets: names, own: target.name)
             #expect(imported == target.dependencies.subtracting(executables),
                     "\(target.name): imports \(imported.sorted()) but declares \(target.dependencies.sorted())")
         }

@@ -8,7 +8,6 @@ import Foundation
 import Kernels
 @testable import Models
 import TestSupport
-import MallocCounter
 import Support
 
 /// A masked-LM batch: B rows of `lengths` valid tokens padded to T (`padding` gives the id of a
@@ -394,12 +393,7 @@ struct MLMBatch {
                             model.backward(scale: 0.1)
                         }
                         step()
-                        var fewest = UInt64.max
-                        for _ in 0..<50 where fewest > 0 {
-                            let before = loom_malloc_count()
-                            step(); step()
-                            fewest = min(fewest, loom_malloc_count() - before)
-                        }
+                        let fewest = fewestAllocations { step(); step() }
                         #expect(fewest == 0, "\(fewest) heap allocations in two training steps")
                     }
                 }

@@ -177,12 +177,7 @@ struct PairBatch {
                             model.backward(scale: 0.1)
                         }
                         step()
-                        var fewest = UInt64.max
-                        for _ in 0..<50 where fewest > 0 {
-                            let before = loom_malloc_count()
-                            step(); step()
-                            fewest = min(fewest, loom_malloc_count() - before)
-                        }
+                        let fewest = fewestAllocations { step(); step() }
                         #expect(fewest == 0, "\(fewest) heap allocations in two training steps")
                     }
                 }

@@ -5,7 +5,6 @@ import Testing
 import Kernels
 import Models
 import TestSupport
-import MallocCounter
 import Support
 
 @Suite struct GPTReplicasTests {
@@ -78,12 +77,8 @@ import Support
             y.withUnsafeBufferPointer { yp in
                 let stream = DropoutStream(key: 1, firstExample: 0)
                 _ = replicas.trainMicroBatch(tokens: xp.baseAddress!, targets: yp.baseAddress!, time: 8, dropout: stream, scale: 0.01)
-                // Other tests allocate meanwhile (the counter sees every thread): the fewest over tries.
-                var fewest = UInt64.max
-                for _ in 0..<50 where fewest > 0 {
-                    let before = loom_malloc_count()
+                let fewest = fewestAllocations {
                     _ = replicas.trainMicroBatch(tokens: xp.baseAddress!, targets: yp.baseAddress!, time: 8, dropout: stream, scale: 0.01)
-                    fewest = min(fewest, loom_malloc_count() - before)
                 }
                 #expect(fewest == 0, "\(fewest) heap allocations in a micro-batch")
             }

@@ -74,10 +74,10 @@ func configError(_ yaml: String, overrides: [String] = []) -> String {
         #expect(configError(minimalYAML, overrides: ["schedule.kind=plateau", "evaluation.interval=5"]) == "no error")
     }
 
-    /// `kernels.gemm` is an enum: OpenBLAS by default, each engine by name, and anything else an
-    /// error naming the key and the choices.
+    /// `kernels.gemm` is an enum: Loom's kernels by default, each engine by name, and anything
+    /// else an error naming the key and the choices.
     @Test func gemmEngineIsAnEnumWithNamedChoices() throws {
-        #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml").kernels.gemm == .openblas)
+        #expect(try LoomConfig.parse(yaml: minimalYAML, file: "test.yaml").kernels.gemm == .loom)
         for choice in GemmSelection.allCases {
             let c = try LoomConfig.parse(yaml: minimalYAML + "\nkernels: {gemm: \(choice.rawValue)}", file: "test.yaml")
             #expect(c.kernels.gemm == choice)

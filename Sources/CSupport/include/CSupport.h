@@ -1,5 +1,5 @@
-// CSupport: the one instruction Swift cannot emit that Support's thread pool needs, the spin-wait
-// hint.
+// CSupport: what Support's thread pool needs from C: the spin-wait hint Swift cannot emit, and a
+// per-thread mark on the pool's worker threads (which the allocation counter of tests reads).
 #pragma once
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -11,3 +11,8 @@ static inline void loom_cpu_relax(void) { __asm__ volatile("yield"); }
 #else
 static inline void loom_cpu_relax(void) {}
 #endif
+
+/// Marks the calling thread as a worker of a ThreadPool (each worker, once, as it starts).
+void loom_mark_pool_worker(void);
+/// Whether the calling thread is a ThreadPool worker.
+int loom_is_pool_worker(void);

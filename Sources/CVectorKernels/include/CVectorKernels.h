@@ -19,6 +19,10 @@ void loom_avx512_small_gemm(long m, long n, long k, float alpha,
                             const float *b, long ldb,
                             bool accumulate, float *c, long ldc);
 
+/// dst (columns×rows, row-major) = srcᵀ for src (rows×columns, row stride ld): blocks of 16×16
+/// loaded (masked at the edges), transposed in registers and stored as 16 rows of dst.
+void loom_avx512_transpose(const float *src, long rows, long columns, long ld, float *dst);
+
 /// In-place softmax of p[0..<n] (n > 0): max-subtracted, the same exp polynomial as
 /// `FastMath.exp`, scaled by 1/Σ.
 void loom_avx512_softmax_row(float *p, long n);
@@ -94,6 +98,12 @@ void loom_avx512_bf16_round(const float *in, uint16_t *out, long count);
 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                           const float *a, long lda, const float *b, long ldb,
                           float beta, float *c, long ldc);
+
+/// `loom_avx512_f32_gemm` that also adds bias[j] to every row's column j of C (bias NULL: none):
+/// with β = 0, C = α·op(A)·op(B) + bias in one pass over C.
+void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
+                               const float *a, long lda, const float *b, long ldb,
+                               float beta, const float *bias, float *c, long ldc);
 
 /// `iterations` rounds of 12 independent multiply-adds on zeros, for VectorPeak to time: 8-lane
 /// fp32 FMA (AVX2 + FMA; 192 FLOPs a round), 16-lane fp32 FMA (AVX-512 F; 384) and 16-lane bf16
