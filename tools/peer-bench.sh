@@ -45,8 +45,8 @@ for _ in $(seq "$repeats"); do
 done
 for _ in $(seq "$repeats"); do
     for p in $precisions; do
-        run_loom gpt2 configs/gpt2-124m.yaml 3 1 $p --set model.context_length=256
-        run_torch gpt2 3 1 $p "${gpt2[@]}"
+        run_loom gpt2 configs/gpt2-124m.yaml 6 2 $p --set model.context_length=256
+        run_torch gpt2 6 2 $p "${gpt2[@]}"   # PyTorch's first steps run slower: 2 warm-up steps, as Loom's
     done
 done
 } | tee "$log"
