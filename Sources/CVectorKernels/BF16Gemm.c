@@ -158,13 +158,14 @@ BF16_INLINE void pairStep(__m512 acc[MR][NV], const int direct, const int nv, lo
 }
 
 /// One MR×(16·nv) tile of C (nv ≤ NV: a ragged last panel of B takes only the vectors it
-/// needs) over k of one block: `full` pairs, then (`odd`) k's last value alone.
+/// needs) over k of one block: pairs [p0, full), then (`odd`) k's last value alone.
 /// A's pair (r, p) is at a + r·rowStride + 2p·… : `direct` reads A's rows in place (row stride
 /// lda, pairs 2 values apart), else the packed micro-panel (pairs MR apart). Then
 /// C = α·acc + β·C (+ bias per column, when not NULL) for the first mr rows and nr columns
 /// (β = 0: C is not read).
-BF16_INLINE void tile(const int direct, const int nv, long full, int odd, const uint16_t *a, long lda, const uint32_t *bp,
-                      float alpha, float beta, const float *bias, float *c, long ldc, long mr, long nr) {
+BF16_INLINE void tile(const int direct, const int nv, long p0, long full, int odd, const uint16_t *a, long lda,
+                      const uint32_t *bp, float alpha, float beta, const float *bias, float *c, long ldc, long mr,
+                      long nr) {
     __m512 acc[MR][NV];
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
@@ -182,7 +183,7 @@ BF16_INLINE void tile(const int direct, const int nv, long full, int odd, const 
     }
 #endif
     const uint32_t *pa = packedA;
-    for (long p = 0; p < full; p++) pairStep(acc, direct, nv, p, 0, a, lda, pa, bp);
+    for (long p = p0; p < full; p++) pairStep(acc, direct, nv, p, 0, a, lda, pa, bp);
     if (odd) pairStep(acc, direct, nv, full, 1, a, lda, pa, bp);
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
@@ -192,18 +193,18 @@ BF16_INLINE void tile(const int direct, const int nv, long full, int odd, const 
 }
 
 /// `tile` with as few 16-column vectors as the nr columns need (nv a constant in each call).
-BF16_INLINE void tiles(const int direct, long full, int odd, const uint16_t *a, long lda, const uint32_t *bp,
+BF16_INLINE void tiles(const int direct, long p0, long full, int odd, const uint16_t *a, long lda, const uint32_t *bp,
                        float alpha, float beta, const float *bias, float *c, long ldc, long mr, long nr) {
     const long vectors = (nr + 15) / 16;
-    if (vectors >= NV) tile(direct, NV, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
+    if (vectors >= NV) tile(direct, NV, p0, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #if LOOM_BF16_NV > 1
-    else if (vectors == 1) tile(direct, 1, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
+    else if (vectors == 1) tile(direct, 1, p0, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 #if LOOM_BF16_NV > 2
-    else if (vectors == 2) tile(direct, 2, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
+    else if (vectors == 2) tile(direct, 2, p0, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 #if LOOM_BF16_NV > 3
-    else tile(direct, 3, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
+    else tile(direct, 3, p0, full, odd, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 }
 
@@ -252,6 +253,12 @@ BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k
 BF16 void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
                                      const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                      float beta, const float *bias, float *c, long ldc) {
+    loom_avx512_bf16_gemm_band(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc, LOOM_BAND_NONE, 0);
+}
+
+BF16 void loom_avx512_bf16_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
+                                     const uint16_t *a, long lda, const uint16_t *b, long ldb,
+                                     float beta, const float *bias, float *c, long ldc, int band, long offset) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         scaleOnly(m, n, beta, c, ldc);
@@ -269,16 +276,36 @@ BF16 void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, l
             for (long ic = 0; ic < m; ic += MR) {
                 const long mr = m - ic < MR ? m - ic : MR;
                 float *ci = c + ic * ldc + jc;
+                // The band: rows [ic, ic + mr) need only columns < ic + mr + offset (the rest of C
+                // is left as it was), or only k < ic + mr + offset, or only k ≥ ic − offset (op(A)
+                // is zero elsewhere); here relative to this block's jc and pc, in whole vectors
+                // of columns and whole pairs of k.
+                long columns = nc, p0 = 0, tileFull = full;
+                int tileOdd = odd;
+                if (band == LOOM_BAND_COLUMNS_TO) {
+                    const long needed = ic + mr + offset - jc;
+                    if (needed <= 0) continue;
+                    const long vectors = 16 * ((needed + 15) / 16);
+                    if (vectors < columns) columns = vectors;
+                } else if (band == LOOM_BAND_REDUCTION_TO) {
+                    long needed = ic + mr + offset - pc;
+                    if (needed < 0) needed = 0;
+                    if (needed < kc) { tileFull = needed / 2; tileOdd = (int)(needed & 1); }
+                } else if (band == LOOM_BAND_REDUCTION_FROM) {
+                    const long first = ic - offset - pc;
+                    if (first >= kc) { tileFull = 0; tileOdd = 0; }
+                    else if (first > 0) p0 = first / 2;
+                }
                 if (!transA && mr == MR) {
                     const uint16_t *ai = a + ic * lda + pc;
-                    for (long jr = 0; jr < nc; jr += NR)
-                        tiles(1, full, odd, ai, lda, packedB + (jr / NR) * pairs * NR, alpha, blockBeta,
-                              blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, nc - jr < NR ? nc - jr : NR);
+                    for (long jr = 0; jr < columns; jr += NR)
+                        tiles(1, p0, tileFull, tileOdd, ai, lda, packedB + (jr / NR) * pairs * NR, alpha, blockBeta,
+                              blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, columns - jr < NR ? columns - jr : NR);
                 } else {
                     packA(transA, a, lda, ic, mr, pc, kc);
-                    for (long jr = 0; jr < nc; jr += NR)
-                        tiles(0, full, odd, 0, 0, packedB + (jr / NR) * pairs * NR, alpha, blockBeta,
-                              blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, nc - jr < NR ? nc - jr : NR);
+                    for (long jr = 0; jr < columns; jr += NR)
+                        tiles(0, p0, tileFull, tileOdd, 0, 0, packedB + (jr / NR) * pairs * NR, alpha, blockBeta,
+                              blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, columns - jr < NR ? columns - jr : NR);
                 }
             }
         }
@@ -296,4 +323,7 @@ void loom_avx512_bf16_round_columns(const float *in, uint16_t *out, float *sums,
 void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, const float *bias, float *c, long ldc) { abort(); }
+void loom_avx512_bf16_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
+                                const uint16_t *a, long lda, const uint16_t *b, long ldb,
+                                float beta, const float *bias, float *c, long ldc, int band, long offset) { abort(); }
 #endif

@@ -102,10 +102,10 @@ TILE_INLINE void packA(int transA, const float *a, long lda, long ic, long mr, l
 }
 
 /// One MR×(16·nv) tile of C (nv ≤ NV: a ragged last panel of B takes only the vectors it needs)
-/// over the block's kc values of k. A's value (r, q) is a[r·lda + q] when `direct` (A's rows in
+/// over values [q0, kc) of the block's k. A's value (r, q) is a[r·lda + q] when `direct` (A's rows in
 /// place), else the packed micro-panel's [q][r]. Then C = α·acc + β·C (+ bias per column, when
 /// not NULL) for the first mr rows and nr columns.
-TILE_INLINE void tile(const int direct, const int nv, long kc, const float *a, long lda, const float *bp,
+TILE_INLINE void tile(const int direct, const int nv, long q0, long kc, const float *a, long lda, const float *bp,
                       float alpha, float beta, const float *bias, float *c, long ldc, long mr, long nr) {
     __m512 acc[MR][NV];
 #pragma clang loop unroll(full)
@@ -121,7 +121,7 @@ TILE_INLINE void tile(const int direct, const int nv, long kc, const float *a, l
         for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(c + r * ldc + 16 * v), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + nr - 1), _MM_HINT_T0);
     }
-    for (long q = 0; q < kc; q++) {
+    for (long q = q0; q < kc; q++) {
         __m512 bv[NV];
 #pragma clang loop unroll(full)
         for (int v = 0; v < nv; v++) bv[v] = _mm512_load_ps(bp + q * NR + 16 * v);
@@ -140,18 +140,18 @@ TILE_INLINE void tile(const int direct, const int nv, long kc, const float *a, l
 }
 
 /// `tile` with as few 16-column vectors as the nr columns need (nv a constant in each call).
-TILE_INLINE void tiles(const int direct, long kc, const float *a, long lda, const float *bp,
+TILE_INLINE void tiles(const int direct, long q0, long kc, const float *a, long lda, const float *bp,
                        float alpha, float beta, const float *bias, float *c, long ldc, long mr, long nr) {
     const long vectors = (nr + 15) / 16;
-    if (vectors >= NV) tile(direct, NV, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
+    if (vectors >= NV) tile(direct, NV, q0, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #if LOOM_F32_NV > 1
-    else if (vectors == 1) tile(direct, 1, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
+    else if (vectors == 1) tile(direct, 1, q0, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 #if LOOM_F32_NV > 2
-    else if (vectors == 2) tile(direct, 2, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
+    else if (vectors == 2) tile(direct, 2, q0, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 #if LOOM_F32_NV > 3
-    else tile(direct, 3, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
+    else tile(direct, 3, q0, kc, a, lda, bp, alpha, beta, bias, c, ldc, mr, nr);
 #endif
 }
 
@@ -164,6 +164,12 @@ F32 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, 
 F32 void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
                                    const float *a, long lda, const float *b, long ldb,
                                    float beta, const float *bias, float *c, long ldc) {
+    loom_avx512_f32_gemm_band(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc, LOOM_BAND_NONE, 0);
+}
+
+F32 void loom_avx512_f32_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
+                                   const float *a, long lda, const float *b, long ldb,
+                                   float beta, const float *bias, float *c, long ldc, int band, long offset) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         scaleOnly(m, n, beta, c, ldc);
@@ -180,12 +186,29 @@ F32 void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, lon
             for (long ic = 0; ic < m; ic += MR) {
                 const long mr = m - ic < MR ? m - ic : MR;
                 float *ci = c + ic * ldc + jc;
+                // The band (BF16Gemm.c's, relative to this block's jc and pc): rows [ic, ic + mr)
+                // need only columns < ic + mr + offset, or only k < ic + mr + offset, or only
+                // k ≥ ic − offset.
+                long columns = nc, q0 = 0, tileK = kc;
+                if (band == LOOM_BAND_COLUMNS_TO) {
+                    const long needed = ic + mr + offset - jc;
+                    if (needed <= 0) continue;
+                    const long vectors = 16 * ((needed + 15) / 16);
+                    if (vectors < columns) columns = vectors;
+                } else if (band == LOOM_BAND_REDUCTION_TO) {
+                    const long needed = ic + mr + offset - pc;
+                    if (needed < tileK) tileK = needed < 0 ? 0 : needed;
+                } else if (band == LOOM_BAND_REDUCTION_FROM) {
+                    const long first = ic - offset - pc;
+                    if (first >= kc) tileK = 0;
+                    else if (first > 0) q0 = first;
+                }
                 const int direct = !transA && mr == MR;
                 if (!direct) packA(transA, a, lda, ic, mr, pc, kc);
                 const float *ai = direct ? a + ic * lda + pc : 0;
-                for (long jr = 0; jr < nc; jr += NR)
-                    tiles(direct, kc, ai, lda, packedB + (jr / NR) * kc * NR, alpha, blockBeta,
-                          blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, nc - jr < NR ? nc - jr : NR);
+                for (long jr = 0; jr < columns; jr += NR)
+                    tiles(direct, q0, tileK, ai, lda, packedB + (jr / NR) * kc * NR, alpha, blockBeta,
+                          blockBias ? blockBias + jr : 0, ci + jr, ldc, mr, columns - jr < NR ? columns - jr : NR);
             }
         }
     }
@@ -199,4 +222,7 @@ void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, floa
 void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
                                const float *a, long lda, const float *b, long ldb,
                                float beta, const float *bias, float *c, long ldc) { abort(); }
+void loom_avx512_f32_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
+                               const float *a, long lda, const float *b, long ldb,
+                               float beta, const float *bias, float *c, long ldc, int band, long offset) { abort(); }
 #endif

@@ -24,8 +24,10 @@ public struct AttentionShape {
     /// Floats in one probability tensor (B, H, Tq, Tk).
     public var probabilityCount: Int { batch * heads * queryLength * keyLength }
 
-    /// Query rows processed together: each block multiplies only the keys its last row can see,
-    /// which skips most of the masked upper triangle of causal attention.
+    /// Query rows processed together where the products cannot skip the masked triangle
+    /// themselves (SmallGemm, OpenBLAS, oneDNN): each block multiplies only the keys its last row
+    /// can see, which skips most of causal attention's upper triangle. Loom's kernels take a head's
+    /// rows at once with a `GemmBand` (`Operands.forEachBlock`).
     public var blockRows: Int { causal ? max(16, queryLength / 4) : queryLength }
 
     /// Whether the per-block products go to SmallGemm rather than OpenBLAS, whose fixed cost per
@@ -86,14 +88,32 @@ public enum Attention {
 
         /// The blocks of query rows of batch item b (first row, rows, keys its last row sees): each
         /// block multiplies only those keys, which skips most of a causal mask's upper triangle.
+        /// Where the products skip the triangle themselves (`band`: Loom's kernels), a block is all
+        /// the rows, or in bf16 as many as the scratch for its rounded probabilities holds (all of
+        /// them up to 512 keys).
         @inline(__always)
         func forEachBlock(_ b: Int, _ body: (_ i0: Int, _ rows: Int, _ keys: Int) -> Void) {
+            var blockRows = s.blockRows
+            if s.causal && low != nil {
+                blockRows = min(s.queryLength, max(16, 2 * ThreadPool.scratchFloats / max(s.keyLength, 1)))
+            } else if s.causal && !s.smallBlocks && Gemm.unplannedFP32SkipsBands {
+                blockRows = s.queryLength
+            }
             var i0 = 0
             while i0 < s.queryLength {
-                let rows = min(s.blockRows, s.queryLength - i0)
+                let rows = min(blockRows, s.queryLength - i0)
                 body(i0, rows, s.visibleKeys(i0 + rows - 1, keyLengths, b))
                 i0 += rows
             }
+        }
+
+        /// What the products of the block starting at query row i0 may skip: with a causal mask, the
+        /// block's row r sees keys j ≤ i0 + r + Tk − Tq. `columns`: the product's columns are keys
+        /// (S = Q·Kᵀ, dP = dO·Vᵀ); `upTo`: its inner dimension is keys (P·V, dS·K); `from`: its rows
+        /// are keys and its inner dimension the block's queries (Pᵀ·dO, dSᵀ·Q).
+        @inline(__always)
+        func band(_ i0: Int, _ kind: GemmBand.Kind) -> GemmBand {
+            s.causal ? GemmBand(kind, offset: i0 + s.keyLength - s.queryLength) : .none
         }
 
         /// `value` through the dropout mask of element e of task `task`'s (Tq, Tk) probabilities.
@@ -129,24 +149,25 @@ public enum Attention {
         @inline(__always)
         func timesTransposed(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int, transposed: UnsafePointer<Float>?, seen: Int,
-                             c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             c: UnsafeMutablePointer<Float>, ldc: Int, band: GemmBand) {
             if small {
                 SmallGemm.multiply(m: m, n: n, k: k, alpha: alpha, a: a, rowStride: lda, columnStride: 1,
                                    b: transposed!, ldb: seen, accumulate: false, c: c, ldc: ldc)
             } else if k > 0 {
-                Gemm.serial(transB: true, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc)
+                Gemm.serial(transB: true, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c,
+                            ldc: ldc, band: band)
             }
         }
 
         /// C(m×n) = A·B (zeros when k = 0: a block whose rows see no key).
         @inline(__always)
         func times(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                   c: UnsafeMutablePointer<Float>, ldc: Int) {
+                   c: UnsafeMutablePointer<Float>, ldc: Int, band: GemmBand) {
             if small {
                 SmallGemm.multiply(m: m, n: n, k: k, a: a, rowStride: lda, columnStride: 1, b: b, ldb: ldb,
                                    accumulate: false, c: c, ldc: ldc)
             } else if k > 0 {
-                Gemm.serial(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc)
+                Gemm.serial(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 0, c: c, ldc: ldc, band: band)
             } else {
                 for r in 0..<m { (c + r * ldc).update(repeating: 0, count: n) }
             }
@@ -155,12 +176,13 @@ public enum Attention {
         /// C(m×n) += Aᵀ·B, A (k×m) and B (k×n) given by rows.
         @inline(__always)
         func addTransposedTimes(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
-                                ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                                ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, band: GemmBand) {
             if small {
                 SmallGemm.multiply(m: m, n: n, k: k, a: a, rowStride: 1, columnStride: lda, b: b, ldb: ldb,
                                    accumulate: true, c: c, ldc: ldc)
             } else {
-                Gemm.serial(transA: true, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc)
+                Gemm.serial(transA: true, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc,
+                            band: band)
             }
         }
     }
@@ -189,10 +211,12 @@ public enum Attention {
                 // S = α·Q·Kᵀ
                 if let low {
                     Gemm.serialBF16(transB: true, m: rows, n: keys, k: D, alpha: alpha, a: low.q + i0 * x.qStride,
-                                    lda: x.qStride, b: low.k, ldb: x.kStride, beta: 0, c: pbh + i0 * Tk, ldc: Tk)
+                                    lda: x.qStride, b: low.k, ldb: x.kStride, beta: 0, c: pbh + i0 * Tk, ldc: Tk,
+                                    band: x.band(i0, .columnsUpTo))
                 } else {
                     products.timesTransposed(m: rows, n: keys, k: D, alpha: alpha, a: qbh + i0 * x.qStride, lda: x.qStride,
-                                             b: kbh, ldb: x.kStride, transposed: kt, seen: seen, c: pbh + i0 * Tk, ldc: Tk)
+                                             b: kbh, ldb: x.kStride, transposed: kt, seen: seen, c: pbh + i0 * Tk, ldc: Tk,
+                                             band: x.band(i0, .columnsUpTo))
                 }
                 for i in i0..<(i0 + rows) {
                     let row = pbh + i * Tk
@@ -208,10 +232,10 @@ public enum Attention {
                 if let low, keys > 0 {
                     let p16 = Attention.roundBlock(dbh + i0 * Tk, rows: rows, columns: keys, ld: Tk)
                     Gemm.serialBF16(m: rows, n: D, k: keys, a: p16, lda: keys, b: low.v, ldb: x.vStride, beta: 0,
-                                    c: o, ldc: outStride)
+                                    c: o, ldc: outStride, band: x.band(i0, .reductionUpTo))
                 } else {
                     products.times(m: rows, n: D, k: keys, a: dbh + i0 * Tk, lda: Tk, b: vbh, ldb: x.vStride, c: o,
-                                   ldc: outStride)
+                                   ldc: outStride, band: x.band(i0, .reductionUpTo))
                 }
             }
         }
@@ -258,15 +282,15 @@ public enum Attention {
                 if let low, let do16 {
                     let dO = do16 + i0 * doutStride
                     Gemm.serialBF16(transB: true, m: rows, n: keys, k: D, a: dO, lda: doutStride, b: low.v, ldb: x.vStride,
-                                    beta: 0, c: dpBlock, ldc: Tk)
+                                    beta: 0, c: dpBlock, ldc: Tk, band: x.band(i0, .columnsUpTo))
                     let p16 = Attention.roundBlock(used + i0 * Tk, rows: rows, columns: keys, ld: Tk)
                     Gemm.serialBF16(transA: true, m: keys, n: D, k: rows, a: p16, lda: keys, b: dO, ldb: doutStride,
-                                    beta: 1, c: dvbh, ldc: dvStride)
+                                    beta: 1, c: dvbh, ldc: dvStride, band: x.band(i0, .reductionFrom))
                 } else {
                     products.timesTransposed(m: rows, n: keys, k: D, a: do0, lda: doutStride, b: vbh, ldb: x.vStride,
-                                             transposed: vt, seen: seen, c: dpBlock, ldc: Tk)
+                                             transposed: vt, seen: seen, c: dpBlock, ldc: Tk, band: x.band(i0, .columnsUpTo))
                     products.addTransposedTimes(m: keys, n: D, k: rows, a: used + i0 * Tk, lda: Tk, b: do0,
-                                                ldb: doutStride, c: dvbh, ldc: dvStride)
+                                                ldb: doutStride, c: dvbh, ldc: dvStride, band: x.band(i0, .reductionFrom))
                 }
                 if x.p > 0 {
                     for i in i0..<(i0 + rows) {
@@ -282,14 +306,14 @@ public enum Attention {
                 if let low {
                     let ds16 = Attention.roundBlock(dpBlock, rows: rows, columns: keys, ld: Tk)
                     Gemm.serialBF16(m: rows, n: D, k: keys, a: ds16, lda: keys, b: low.k, ldb: x.kStride, beta: 0,
-                                    c: dq0, ldc: dqStride)
+                                    c: dq0, ldc: dqStride, band: x.band(i0, .reductionUpTo))
                     Gemm.serialBF16(transA: true, m: keys, n: D, k: rows, a: ds16, lda: keys, b: low.q + i0 * x.qStride,
-                                    ldb: x.qStride, beta: 1, c: dkbh, ldc: dkStride)
+                                    ldb: x.qStride, beta: 1, c: dkbh, ldc: dkStride, band: x.band(i0, .reductionFrom))
                 } else {
                     products.times(m: rows, n: D, k: keys, a: dpBlock, lda: Tk, b: kbh, ldb: x.kStride, c: dq0,
-                                   ldc: dqStride)
+                                   ldc: dqStride, band: x.band(i0, .reductionUpTo))
                     products.addTransposedTimes(m: keys, n: D, k: rows, a: dpBlock, lda: Tk, b: qbh + i0 * x.qStride,
-                                                ldb: x.qStride, c: dkbh, ldc: dkStride)
+                                                ldb: x.qStride, c: dkbh, ldc: dkStride, band: x.band(i0, .reductionFrom))
                 }
             }
         }

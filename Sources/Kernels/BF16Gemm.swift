@@ -17,22 +17,23 @@ public enum BF16Gemm {
 
     /// The product of `shape` (only where `available`; `shape.bf16` is not read). With `bias`, C is
     /// overwritten by the product plus the bias on every row (the shape's β, 1 in that form, is
-    /// not read), the bias added as C is stored.
+    /// not read), the bias added as C is stored. `band`: what the kernel may skip.
     @inline(__always)
     static func run(_ s: GemmShape, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>, bias: UnsafePointer<Float>? = nil,
-                    c: UnsafeMutablePointer<Float>) {
-        loom_avx512_bf16_gemm_bias(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb,
-                                   bias == nil ? s.beta : 0, bias, c, s.ldc)
+                    c: UnsafeMutablePointer<Float>, band: GemmBand = .none) {
+        loom_avx512_bf16_gemm_band(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb,
+                                   bias == nil ? s.beta : 0, bias, c, s.ldc, band.kind.rawValue, band.offset)
     }
 
     /// C(m×n) = alpha · op(A) · op(B) + beta · C on Loom's kernel whatever the plan (tests and
-    /// benchmarks compare it with oneDNN). Only where `available`.
+    /// benchmarks compare it with oneDNN), skipping what `band` allows. Only where `available`.
     public static func product(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, band: GemmBand = .none
     ) {
         precondition(available, "BF16Gemm.product: this CPU or build has no AVX512_BF16 (\(CPUFeatures.current().vectorLevel))")
-        loom_avx512_bf16_gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        loom_avx512_bf16_gemm_band(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, nil, c, ldc, band.kind.rawValue,
+                                   band.offset)
     }
 }

@@ -19,20 +19,22 @@ public enum F32Gemm {
     /// added as C is stored.
     @inline(__always)
     static func run(_ s: GemmShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil,
-                    c: UnsafeMutablePointer<Float>) {
-        loom_avx512_f32_gemm_bias(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb,
-                                  bias == nil ? s.beta : 0, bias, c, s.ldc)
+                    c: UnsafeMutablePointer<Float>, band: GemmBand = .none) {
+        loom_avx512_f32_gemm_band(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, s.lda, b, s.ldb,
+                                  bias == nil ? s.beta : 0, bias, c, s.ldc, band.kind.rawValue, band.offset)
     }
 
     /// C(m×n) = alpha · op(A) · op(B) + beta · C (+ bias on every row, when given) on Loom's
-    /// kernel whatever the plan (tests and benchmarks compare it with the other engines). Only
-    /// where `available`.
+    /// kernel whatever the plan (tests and benchmarks compare it with the other engines), skipping
+    /// what `band` allows. Only where `available`.
     public static func product(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int,
+        band: GemmBand = .none
     ) {
         precondition(available, "F32Gemm.product: this CPU or build has no AVX-512 (\(CPUFeatures.current().vectorLevel))")
-        loom_avx512_f32_gemm_bias(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc)
+        loom_avx512_f32_gemm_band(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc, band.kind.rawValue,
+                                  band.offset)
     }
 }

@@ -5,6 +5,26 @@
 import CBLAS
 import Support
 
+/// The part of a product its caller promises is not needed or is zero (causal attention's masked
+/// triangle), for a kernel that can skip it; one that computes everything is still right.
+/// `offset` places the band: row i of C, or of op(A), and column or k index j.
+public struct GemmBand: Sendable, Equatable {
+    public enum Kind: Int32, Sendable {
+        /// The whole product.
+        case none = 0
+        /// Row i of C is needed only in columns j ≤ i + offset; other entries may keep what they held.
+        case columnsUpTo = 1
+        /// op(A)(i, q) = 0 for q > i + offset.
+        case reductionUpTo = 2
+        /// op(A)(i, q) = 0 for q < i − offset.
+        case reductionFrom = 3
+    }
+    public var kind: Kind
+    public var offset: Int
+    public init(_ kind: Kind, offset: Int) { self.kind = kind; self.offset = offset }
+    public static let none = GemmBand(.none, offset: 0)
+}
+
 /// C(M×N) = alpha · op(A)(M×K) · op(B)(K×N) + beta · C, all row-major with leading dimensions.
 public enum Gemm {
     /// The plan in force: which engine runs each shape. nil = every fp32 product on
@@ -17,12 +37,14 @@ public enum Gemm {
     /// plan's `fp32Fallback` (`GemmPlan.defaultEngine` without a plan).
     /// With `bias` (β = 0), C = α·op(A)·op(B) + bias on every row: Loom's kernel adds it as it
     /// stores C, in one pass; OpenBLAS and oneDNN get C filled with the bias rows and β = 1, the
-    /// form in which such a product is planned.
+    /// form in which such a product is planned. Loom's kernel skips what `band` says is not
+    /// needed; OpenBLAS and oneDNN compute it all.
     @inline(__always)
     public static func serial(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int,
+        band: GemmBand = .none
     ) {
         if m == 0 || n == 0 { return }
         precondition(bias == nil || beta == 0, "Gemm.serial: a bias takes beta 0")
@@ -34,20 +56,24 @@ public enum Gemm {
         if let plan {
             switch plan.route(shape) {
             case .onednn(let matmul)?: fillBias(); if matmul.run(a: a, b: b, c: c) { return }
-            case .loom?: F32Gemm.run(shape, a: a, b: b, bias: bias, c: c); return
+            case .loom?: F32Gemm.run(shape, a: a, b: b, bias: bias, c: c, band: band); return
             case .openblas?: fillBias(); openblas(shape, a: a, b: b, c: c); return
             case nil: break
             }
             // Only oneDNN's selections route fp32 shapes met later anywhere but their fallback.
             if GemmPlan.recording { GemmPlan.note(shape) } else if plan.plansUnplannedFP32 { plan.noteUnplanned(shape) }
-            if plan.fp32Fallback == .loom { F32Gemm.run(shape, a: a, b: b, bias: bias, c: c); return }
+            if plan.fp32Fallback == .loom { F32Gemm.run(shape, a: a, b: b, bias: bias, c: c, band: band); return }
         } else {
             if GemmPlan.recording { GemmPlan.note(shape) }
-            if F32Gemm.available { F32Gemm.run(shape, a: a, b: b, bias: bias, c: c); return }
+            if F32Gemm.available { F32Gemm.run(shape, a: a, b: b, bias: bias, c: c, band: band); return }
         }
         fillBias()
         openblas(shape, a: a, b: b, c: c)
     }
+
+    /// Whether the fp32 products the plan has not routed elsewhere run on Loom's kernel, which skips
+    /// a band's part (causal attention then multiplies a head's rows at once, not in blocks).
+    public static var unplannedFP32SkipsBands: Bool { plan.map { $0.fp32Fallback == .loom } ?? F32Gemm.available }
 
     /// The product on OpenBLAS whatever the plan (the timing of `auto` compares against it).
     @inline(__always)
@@ -117,11 +143,13 @@ public enum Gemm {
     /// the program stops when oneDNN cannot run it either (bf16 training checks the CPU at start).
     /// With `bias` (β = 0), C = α·op(A)·op(B) + bias on every row: Loom's kernel adds it as it
     /// stores C, in one pass; oneDNN gets C filled with the bias rows and β = 1, the form in which
-    /// such a product is planned.
+    /// such a product is planned. Loom's kernel skips what `band` says is not needed; oneDNN
+    /// computes it all.
     public static func serialBF16(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float, bias: UnsafePointer<Float>? = nil, c: UnsafeMutablePointer<Float>, ldc: Int,
+        band: GemmBand = .none
     ) {
         if m == 0 || n == 0 { return }
         precondition(bias == nil || beta == 0, "Gemm.serialBF16: a bias takes beta 0")
@@ -138,7 +166,7 @@ public enum Gemm {
         }
         if GemmPlan.recording { GemmPlan.note(shape) } else if let plan { plan.noteUnplanned(shape) }
         if BF16Gemm.available {
-            BF16Gemm.run(shape, a: a, b: b, bias: bias, c: c)
+            BF16Gemm.run(shape, a: a, b: b, bias: bias, c: c, band: band)
             return
         }
         fillBias()

@@ -1,7 +1,8 @@
 // BF16Gemm (Loom's AVX512_BF16 kernel) against a double-precision product of the widened bf16
 // values: the four transpose forms, ragged m, n and k (odd k, k past one packed block, n past one
 // packed block, rows past the last whole register tile), leading dimensions wider than the
-// matrices, α ≠ 1, β of 0 (C filled with NaN first), 1 and ½, k = 0; Gemm.serialBF16 and
+// matrices, α ≠ 1, β of 0 (C filled with NaN first), 1 and ½, k = 0; bands (causal attention's
+// triangle) skipping only what they may; Gemm.serialBF16 and
 // parallelBF16 on it without a plan, allocating nothing.
 import Testing
 import Kernels
@@ -102,6 +103,56 @@ struct BF16GemmTests {
                     t.check(Self.run(t, a, b, c), a: a, b: b, c: c)
                 }
             }
+        }
+    }
+
+    /// A band (causal attention's triangle) skips only what it may: with op(A) zero where a
+    /// reduction band says so, C is the whole product's bit for bit; with a columns band, every
+    /// entry row i needs (j ≤ i + offset) is the whole product's and every other one is that or
+    /// what C held. Ragged tiles, k past a packed block, n past one, negative and positive offsets.
+    /// `product` runs a kernel on bf16 operands (Loom's fp32 kernel widens them) with a band.
+    static func expectBandsSkipOnlyWhatTheyMay(_ kind: GemmBand.Kind,
+                                               product: (Case, [UInt16], [UInt16], [Float], GemmBand) -> [Float]) {
+        for (m, n, k) in [(70, 70, 64), (256, 64, 256), (33, 450, 17), (45, 37, 600), (8, 48, 2)] {
+            for offset in [0, 5, -3, 40] {
+                for transA in [false, true] {
+                    let t = Case(transA: transA, transB: kind == .columnsUpTo, m: m, n: n, k: k, alpha: 0.5,
+                                 beta: kind == .reductionFrom ? 1 : 0, pad: 1)
+                    var (a, b, c) = t.operands()
+                    if kind != .columnsUpTo {   // the zeros the band promises
+                        for i in 0..<m {
+                            for q in 0..<k where kind == .reductionUpTo ? q > i + offset : q < i - offset {
+                                a[transA ? q * t.lda + i : i * t.lda + q] = 0
+                            }
+                        }
+                    }
+                    let whole = product(t, a, b, c, .none)
+                    let got = product(t, a, b, c, GemmBand(kind, offset: offset))
+                    var wrong = 0, first = ""
+                    for i in 0..<m {
+                        for j in 0..<t.ldc {
+                            let e = i * t.ldc + j
+                            let needed = j < n && (kind != .columnsUpTo || j <= i + offset)
+                            let right = needed ? got[e].bitPattern == whole[e].bitPattern
+                                : got[e].bitPattern == whole[e].bitPattern || got[e].bitPattern == c[e].bitPattern
+                            if !right { wrong += 1; if first.isEmpty { first = "(\(i), \(j)): \(got[e]) against \(whole[e])" } }
+                        }
+                    }
+                    #expect(wrong == 0, "\(kind) offset \(offset) \(t): \(wrong) wrong, first \(first)")
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [GemmBand.Kind.columnsUpTo, .reductionUpTo, .reductionFrom])
+    func bandsSkipOnlyWhatTheyMay(kind: GemmBand.Kind) {
+        Self.expectBandsSkipOnlyWhatTheyMay(kind) { t, a, b, c, band in
+            var out = c
+            out.withUnsafeMutableBufferPointer { cp in
+                BF16Gemm.product(transA: t.transA, transB: t.transB, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a,
+                                 lda: t.lda, b: b, ldb: t.ldb, beta: t.beta, c: cp.baseAddress!, ldc: t.ldc, band: band)
+            }
+            return out
         }
     }
 

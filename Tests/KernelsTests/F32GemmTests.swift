@@ -1,7 +1,7 @@
 // F32Gemm (Loom's AVX-512 fp32 kernel) against a double-precision product: the four transpose
 // forms, ragged m, n and k (k past one packed block, n past one packed block, rows past the last
 // whole register tile), leading dimensions wider than the matrices, α ≠ 1, β of 0 (C filled with
-// NaN first), 1 and ½, k = 0; a plan under `kernels.gemm: loom` runs it, allocating nothing.
+// NaN first), 1 and ½, k = 0; bands; a plan under `kernels.gemm: loom` runs it, allocating nothing.
 import Testing
 import Kernels
 import TestSupport
@@ -33,6 +33,20 @@ struct F32GemmTests {
                     t.check(Self.run(t, a.map(BFloat16.widen), b.map(BFloat16.widen), c), a: a, b: b, c: c)
                 }
             }
+        }
+    }
+
+    /// Bands skip only what they may, as in Loom's bf16 kernel (BF16GemmTests).
+    @Test(arguments: [GemmBand.Kind.columnsUpTo, .reductionUpTo, .reductionFrom])
+    func bandsSkipOnlyWhatTheyMay(kind: GemmBand.Kind) {
+        BF16GemmTests.expectBandsSkipOnlyWhatTheyMay(kind) { t, a, b, c, band in
+            var out = c
+            let a = a.map(BFloat16.widen), b = b.map(BFloat16.widen)
+            out.withUnsafeMutableBufferPointer { cp in
+                F32Gemm.product(transA: t.transA, transB: t.transB, m: t.m, n: t.n, k: t.k, alpha: t.alpha, a: a,
+                                lda: t.lda, b: b, ldb: t.ldb, beta: t.beta, c: cp.baseAddress!, ldc: t.ldc, band: band)
+            }
+            return out
         }
     }
 

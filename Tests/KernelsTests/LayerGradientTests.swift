@@ -100,7 +100,8 @@ let tolerance = 2e-2
     }
 
     /// Self-attention (causal), cross-attention with key padding, and attention dropout, with the
-    /// block products on SmallGemm and on OpenBLAS.
+    /// block products on SmallGemm and on Gemm.serial (Loom's kernel taking the causal band over
+    /// whole heads where it runs, else OpenBLAS in blocks).
     @Test(arguments: [(4, 4, true, false, Float(0)), (3, 5, false, true, Float(0)), (4, 4, true, false, Float(0.3)),
                       (20, 20, true, false, Float(0))], [true, false])
     func attention(_ c: (Tq: Int, Tk: Int, causal: Bool, padded: Bool, dropout: Float), smallBlocks: Bool) {

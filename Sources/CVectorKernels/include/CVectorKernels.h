@@ -84,6 +84,26 @@ void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, const float *bias, float *c, long ldc);
 
+/// Which part of a product `loom_avx512_bf16_gemm_band` may skip (causal attention's triangle):
+/// a promise by the caller, so a kernel that computes everything is still right.
+enum {
+    /// Nothing: the whole product.
+    LOOM_BAND_NONE = 0,
+    /// Row i of C is needed only in columns j ≤ i + offset; the kernel may leave C's other
+    /// entries as they were (whole tiles of them).
+    LOOM_BAND_COLUMNS_TO = 1,
+    /// op(A)(i, q) = 0 for q > i + offset: the sum may stop there.
+    LOOM_BAND_REDUCTION_TO = 2,
+    /// op(A)(i, q) = 0 for q < i − offset: the sum may start there.
+    LOOM_BAND_REDUCTION_FROM = 3,
+};
+
+/// `loom_avx512_bf16_gemm_bias` that skips what `band` (a LOOM_BAND_…, with its offset) says is
+/// not needed or zero.
+void loom_avx512_bf16_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
+                                const uint16_t *a, long lda, const uint16_t *b, long ldb,
+                                float beta, const float *bias, float *c, long ldc, int band, long offset);
+
 /// out[i] = in[i] rounded to bf16 (nearest, ties to even; NaN stays a quiet NaN) for i < count,
 /// by AVX512_BF16's vcvtne2ps2bf16, which treats denormal inputs as zero (as the products do).
 /// Needs what `loom_avx512_bf16_gemm` needs; the caller checks (BF16Gemm.c).
@@ -109,6 +129,12 @@ void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, floa
 void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
                                const float *a, long lda, const float *b, long ldb,
                                float beta, const float *bias, float *c, long ldc);
+
+/// `loom_avx512_f32_gemm_bias` that skips what `band` (a LOOM_BAND_…, with its offset) says is
+/// not needed or zero.
+void loom_avx512_f32_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
+                               const float *a, long lda, const float *b, long ldb,
+                               float beta, const float *bias, float *c, long ldc, int band, long offset);
 
 /// `iterations` rounds of 12 independent multiply-adds on zeros, for VectorPeak to time: 8-lane
 /// fp32 FMA (AVX2 + FMA; 192 FLOPs a round), 16-lane fp32 FMA (AVX-512 F; 384) and 16-lane bf16
