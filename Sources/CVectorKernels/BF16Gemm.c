@@ -268,34 +268,18 @@ BF16 void loom_avx512_bf16_gemm_band(bool transA, bool transB, long m, long n, l
     for (long jc = 0; jc < n; jc += NC) {
         const long nc = n - jc < NC ? n - jc : NC;
         for (long pc = 0; pc < k; pc += KC) {
-            const long kc = k - pc < KC ? k - pc : KC, full = kc / 2, pairs = (kc + 1) / 2;
-            const int odd = (int)(kc & 1);
+            const long kc = k - pc < KC ? k - pc : KC, pairs = (kc + 1) / 2;
             const float blockBeta = pc == 0 ? beta : 1.0f;   // later blocks add to the first's
             const float *blockBias = pc == 0 && bias ? bias + jc : 0;   // the first block adds the bias
             packB(transB, b, ldb, pc, kc, jc, nc);
             for (long ic = 0; ic < m; ic += MR) {
                 const long mr = m - ic < MR ? m - ic : MR;
                 float *ci = c + ic * ldc + jc;
-                // The band: rows [ic, ic + mr) need only columns < ic + mr + offset (the rest of C
-                // is left as it was), or only k < ic + mr + offset, or only k ≥ ic − offset (op(A)
-                // is zero elsewhere); here relative to this block's jc and pc, in whole vectors
-                // of columns and whole pairs of k.
-                long columns = nc, p0 = 0, tileFull = full;
-                int tileOdd = odd;
-                if (band == LOOM_BAND_COLUMNS_TO) {
-                    const long needed = ic + mr + offset - jc;
-                    if (needed <= 0) continue;
-                    const long vectors = 16 * ((needed + 15) / 16);
-                    if (vectors < columns) columns = vectors;
-                } else if (band == LOOM_BAND_REDUCTION_TO) {
-                    long needed = ic + mr + offset - pc;
-                    if (needed < 0) needed = 0;
-                    if (needed < kc) { tileFull = needed / 2; tileOdd = (int)(needed & 1); }
-                } else if (band == LOOM_BAND_REDUCTION_FROM) {
-                    const long first = ic - offset - pc;
-                    if (first >= kc) { tileFull = 0; tileOdd = 0; }
-                    else if (first > 0) p0 = first / 2;
-                }
+                long columns, k0, k1;   // what the band leaves of these tiles: columns, k in [k0, k1)
+                if (!bandedTiles(band, offset, ic, mr, jc, nc, pc, kc, &columns, &k0, &k1)) continue;
+                // Whole pairs: one that straddles k0 adds a zero of op(A); k1 odd ends on a single.
+                const long p0 = k0 / 2, tileFull = k1 / 2;
+                const int tileOdd = (int)(k1 & 1);
                 if (!transA && mr == MR) {
                     const uint16_t *ai = a + ic * lda + pc;
                     for (long jr = 0; jr < columns; jr += NR)

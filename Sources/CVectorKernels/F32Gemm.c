@@ -186,23 +186,8 @@ F32 void loom_avx512_f32_gemm_band(bool transA, bool transB, long m, long n, lon
             for (long ic = 0; ic < m; ic += MR) {
                 const long mr = m - ic < MR ? m - ic : MR;
                 float *ci = c + ic * ldc + jc;
-                // The band (BF16Gemm.c's, relative to this block's jc and pc): rows [ic, ic + mr)
-                // need only columns < ic + mr + offset, or only k < ic + mr + offset, or only
-                // k ≥ ic − offset.
-                long columns = nc, q0 = 0, tileK = kc;
-                if (band == LOOM_BAND_COLUMNS_TO) {
-                    const long needed = ic + mr + offset - jc;
-                    if (needed <= 0) continue;
-                    const long vectors = 16 * ((needed + 15) / 16);
-                    if (vectors < columns) columns = vectors;
-                } else if (band == LOOM_BAND_REDUCTION_TO) {
-                    const long needed = ic + mr + offset - pc;
-                    if (needed < tileK) tileK = needed < 0 ? 0 : needed;
-                } else if (band == LOOM_BAND_REDUCTION_FROM) {
-                    const long first = ic - offset - pc;
-                    if (first >= kc) tileK = 0;
-                    else if (first > 0) q0 = first;
-                }
+                long columns, q0, tileK;   // what the band leaves of these tiles: columns, k in [q0, tileK)
+                if (!bandedTiles(band, offset, ic, mr, jc, nc, pc, kc, &columns, &q0, &tileK)) continue;
                 const int direct = !transA && mr == MR;
                 if (!direct) packA(transA, a, lda, ic, mr, pc, kc);
                 const float *ai = direct ? a + ic * lda + pc : 0;

@@ -1,5 +1,6 @@
 // GemmTiles.h: what Loom's AVX-512 GEMM kernels (BF16Gemm.c, F32Gemm.c) share: the empty
-// product, lane masks and a 16×16 transpose of 32-bit values in registers. Each includer defines
+// product, lane masks, what a band leaves of a row of tiles, and a 16×16 transpose of 32-bit
+// values in registers. Each includer defines
 // TILE_INLINE (static inline with its own target attribute) before including this header.
 #ifndef LOOM_GEMM_TILES_H
 #define LOOM_GEMM_TILES_H
@@ -15,6 +16,31 @@ TILE_INLINE void scaleOnly(long m, long n, float beta, float *c, long ldc) {
 /// Lanes [0, count) of 16 (count ≤ 0 gives none).
 TILE_INLINE __mmask16 lanes16(long count) {
     return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
+}
+
+/// What `band` (a LOOM_BAND_…, CVectorKernels.h) leaves of the register tiles of rows
+/// [ic, ic + mr) in the packed block at column jc (nc columns) and k index pc (kc values): 0 when
+/// they need nothing of it (C left as it was), else 1 with the columns they need (whole 16-lane
+/// vectors, at most nc) and the k range [k0, k1) of the block they need. Rows i need columns
+/// j ≤ i + offset (LOOM_BAND_COLUMNS_TO), or k ≤ i + offset (LOOM_BAND_REDUCTION_TO), or
+/// k ≥ i − offset (LOOM_BAND_REDUCTION_FROM).
+TILE_INLINE int bandedTiles(int band, long offset, long ic, long mr, long jc, long nc, long pc, long kc,
+                            long *columns, long *k0, long *k1) {
+    *columns = nc; *k0 = 0; *k1 = kc;
+    if (band == LOOM_BAND_COLUMNS_TO) {
+        const long needed = ic + mr + offset - jc;
+        if (needed <= 0) return 0;
+        const long vectors = 16 * ((needed + 15) / 16);
+        if (vectors < nc) *columns = vectors;
+    } else if (band == LOOM_BAND_REDUCTION_TO) {
+        const long needed = ic + mr + offset - pc;
+        if (needed < kc) *k1 = needed < 0 ? 0 : needed;
+    } else if (band == LOOM_BAND_REDUCTION_FROM) {
+        const long first = ic - offset - pc;
+        if (first >= kc) *k1 = 0;
+        else if (first > 0) *k0 = first;
+    }
+    return 1;
 }
 
 /// Transposes 16×16 32-bit values: lane j of r[i] goes to lane i of r[j].
