@@ -222,28 +222,6 @@ BF16 void loom_avx512_bf16_round(const float *in, uint16_t *out, long count) {
     }
 }
 
-BF16 void loom_avx512_bf16_round_columns(const float *in, uint16_t *out, float *sums, long N, long C,
-                                         long c0, long c1) {
-    // Rows outer, as they lie in memory; the sums of the columns stay in `sums` (L1).
-    for (long row = 0; row < N; row++) {
-        const float *x = in + row * C;
-        uint16_t *o = out + row * C;
-        long c = c0;
-        // Whole vectors unmasked (masked stores cost several times a plain one on AMD Zen 4/5).
-        for (; c + 16 <= c1; c += 16) {
-            const __m512 v = _mm512_loadu_ps(x + c);
-            if (sums) _mm512_storeu_ps(sums + c, _mm512_add_ps(_mm512_loadu_ps(sums + c), v));
-            _mm256_storeu_si256((__m256i *)(o + c), (__m256i)_mm512_cvtneps_pbh(v));
-        }
-        if (c < c1) {
-            const __mmask16 k = lanes16(c1 - c);
-            const __m512 v = _mm512_maskz_loadu_ps(k, x + c);
-            if (sums) _mm512_mask_storeu_ps(sums + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, sums + c), v));
-            _mm256_mask_storeu_epi16(o + c, k, (__m256i)_mm512_cvtneps_pbh(v));
-        }
-    }
-}
-
 BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, float *c, long ldc) {
@@ -302,8 +280,6 @@ void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, flo
                            const uint16_t *a, long lda, const uint16_t *b, long ldb,
                            float beta, float *c, long ldc) { abort(); }
 void loom_avx512_bf16_round(const float *in, uint16_t *out, long count) { abort(); }
-void loom_avx512_bf16_round_columns(const float *in, uint16_t *out, float *sums, long N, long C,
-                                    long c0, long c1) { abort(); }
 void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, const float *bias, float *c, long ldc) { abort(); }

@@ -61,23 +61,6 @@ public enum BFloat16 {
         while i < range.upperBound { out[i] = round(inp[i]); i += 1 }
     }
 
-    /// Columns `columns` of the N rows of inp(N, C) rounded into out(N, C) as `round` does and, with
-    /// `sums`, added to sums(C) with each column's rows in order (the order `Rows.addColumnSums`
-    /// adds them in, so a bias gradient comes out the same): one pass over an output gradient
-    /// gives the products their bf16 operand and the bias its gradient.
-    public static func roundColumns(_ inp: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>,
-                                    addingTo sums: UnsafeMutablePointer<Float>?, rows N: Int, width C: Int,
-                                    columns: Range<Int>) {
-        if BF16Gemm.available {
-            loom_avx512_bf16_round_columns(inp, out, sums, N, C, columns.lowerBound, columns.upperBound)
-            return
-        }
-        for row in 0..<N {
-            round(inp + row * C, into: out + row * C, range: columns)
-            if let sums { for c in columns { sums[c] += inp[row * C + c] } }
-        }
-    }
-
     /// One parallel loop's share of a conversion.
     struct RoundLoop: ParallelLoop {
         let inp: UnsafePointer<Float>, out: UnsafeMutablePointer<UInt16>

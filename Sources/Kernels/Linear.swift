@@ -127,34 +127,24 @@ public enum Linear {
         precondition(geluInput == nil || !accumulateInput, "Linear.backward: geluInput with accumulateInput")
         let low = bf16.map { LowPrecision(operands: $0, weight: weight, rows: N, inputs: I, outputs: O,
                                           input16: input16.map { .rounded($0) }) }
-        let parts = ThreadPool.shared.runsSerially ? 1 : ThreadPool.shared.threads
-        // With bf16, the pass that rounds dout also sums its columns into dbias.
-        let job = BackwardParts(dinp: dinp, dweight: dweight, dbias: low == nil ? dbias : nil, dout: dout, inp: inp,
-                                weight: weight, geluInput: geluInput, geluForm: geluForm, N: N, I: I, O: O,
-                                beta: accumulateInput ? 1 : 0, parts: parts, low: low)
+        let job = BackwardParts(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
+                                geluInput: geluInput, geluForm: geluForm, N: N, I: I, O: O, beta: accumulateInput ? 1 : 0,
+                                parts: ThreadPool.shared.runsSerially ? 1 : ThreadPool.shared.threads, low: low)
         if let low {
             Profiler.measure(.conversion) {
-                ThreadPool.shared.parallelFor(parts, RoundParts(inp: inp, dout: dout, dbias: dbias, low: low, N: N, I: I,
-                                                                O: O, parts: parts))
+                ThreadPool.shared.parallelFor(N, grain: 16, RoundRows(inp: inp, dout: dout, low: low, I: I, O: O))
             }
         }
         Profiler.measure(.linear) { ThreadPool.shared.parallelFor(job.parts, job) }
     }
 
-    /// `inp` and `dout` rounded into the bf16 scratch before the backward products (which read
-    /// all rows of both), and dbias(O) += Σ_rows dout: part p rounds its share of `inp` and
-    /// its columns of `dout`, adding those columns into dbias (split as `ColumnSum` splits them).
-    struct RoundParts: ParallelLoop {
-        let inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, dbias: UnsafeMutablePointer<Float>?
-        let low: LowPrecision, N: Int, I: Int, O: Int, parts: Int
-        func run(_ range: Range<Int>) {
-            for p in range {
-                if low.roundInput {
-                    BFloat16.round(inp, into: low.input, range: ThreadPool.part(p, of: parts, count: N * I, grain: 4096))
-                }
-                BFloat16.roundColumns(dout, into: low.gradient, addingTo: dbias, rows: N, width: O,
-                                      columns: ThreadPool.part(p, of: parts, count: O, grain: 32))
-            }
+    /// Rows of `inp` and `dout` rounded into the bf16 scratch, before the backward products (which
+    /// read all rows of both).
+    struct RoundRows: ParallelLoop {
+        let inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, low: LowPrecision, I: Int, O: Int
+        func run(_ rows: Range<Int>) {
+            if low.roundInput { BFloat16.round(inp, into: low.input, range: rows.lowerBound * I..<rows.upperBound * I) }
+            BFloat16.round(dout, into: low.gradient, range: rows.lowerBound * O..<rows.upperBound * O)
         }
     }
 

@@ -62,38 +62,6 @@ import Support
         }
     }
 
-    /// Columns of an output gradient rounded and summed in one pass: the bf16 values are `round`'s
-    /// and the sums are the columns' rows added in order to what was there, bit for bit, for
-    /// column ranges with and without a vector tail; columns outside the range stay untouched.
-    @Test(arguments: [(1, 16, 0, 16), (5, 37, 3, 37), (64, 384, 0, 192), (64, 384, 192, 384), (9, 48, 17, 18)])
-    func roundedColumnsAreRoundAndTheirSums(_ c: (N: Int, C: Int, lower: Int, upper: Int)) {
-        let x = randomFloats(c.N * c.C, seed: UInt64(c.C), scale: 30), start = randomFloats(c.C, seed: 3)
-        let out = Buf16(count: c.N * c.C), sums = Buf(start)
-        BFloat16.roundColumns(x, into: out.p, addingTo: sums.p, rows: c.N, width: c.C, columns: c.lower..<c.upper)
-        for col in 0..<c.C {
-            let inside = (c.lower..<c.upper).contains(col)
-            var expected = start[col]
-            for row in 0..<c.N {
-                let i = row * c.C + col
-                if inside { #expect(out.p[i] == BFloat16.round(x[i]), "row \(row) column \(col)") }
-                else { #expect(out.p[i] == 0xFFFF, "row \(row) column \(col) outside the range") }
-                if inside { expected += x[i] }
-            }
-            #expect(sums.p[col] == expected, "sum of column \(col)")
-        }
-        // Without sums: only the rounding.
-        let again = Buf16(count: c.N * c.C)
-        BFloat16.roundColumns(x, into: again.p, addingTo: nil, rows: c.N, width: c.C, columns: c.lower..<c.upper)
-        #expect(Array(UnsafeBufferPointer(start: again.p, count: again.count)) == Array(UnsafeBufferPointer(start: out.p, count: out.count)))
-    }
-
-    /// bf16 bits, filled with 0xFFFF (a NaN) so untouched values show.
-    final class Buf16 {
-        let p: UnsafeMutablePointer<UInt16>, count: Int
-        init(count: Int) { self.count = count; p = .allocate(capacity: count); p.initialize(repeating: 0xFFFF, count: count) }
-        deinit { p.deallocate() }
-    }
-
     func rounded(_ x: [Float]) -> [Float] { x.map { BFloat16.widen(BFloat16.round($0)) } }
 
     func expectClose(_ a: [Float], _ b: [Float], _ what: String) {

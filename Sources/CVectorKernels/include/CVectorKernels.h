@@ -108,11 +108,6 @@ void loom_avx512_bf16_gemm_band(bool transA, bool transB, long m, long n, long k
 /// by AVX512_BF16's vcvtne2ps2bf16, which treats denormal inputs as zero (as the products do).
 /// Needs what `loom_avx512_bf16_gemm` needs; the caller checks (BF16Gemm.c).
 void loom_avx512_bf16_round(const float *in, uint16_t *out, long count);
-/// Columns [c0, c1) of the N rows of in(N, C) rounded as `loom_avx512_bf16_round` into out(N, C),
-/// and, when `sums` is not NULL, added to sums[c0, c1), each column its rows in order (a bias
-/// gradient, read as the output gradient is rounded for the products). Needs AVX512_BF16.
-void loom_avx512_bf16_round_columns(const float *in, uint16_t *out, float *sums, long N, long C,
-                                    long c0, long c1);
 
 /// C(m×n) = α·op(A)·op(B) + β·C in fp32, row-major with leading dimensions as
 /// `loom_avx512_bf16_gemm`'s (one FMA per product, summed in k order within blocks of 256). Any
