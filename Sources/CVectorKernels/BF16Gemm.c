@@ -225,13 +225,7 @@ BF16 void loom_avx512_bf16_round(const float *in, uint16_t *out, long count) {
 BF16 void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, float *c, long ldc) {
-    loom_avx512_bf16_gemm_bias(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, 0, c, ldc);
-}
-
-BF16 void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
-                                     const uint16_t *a, long lda, const uint16_t *b, long ldb,
-                                     float beta, const float *bias, float *c, long ldc) {
-    loom_avx512_bf16_gemm_band(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc, LOOM_BAND_NONE, 0);
+    loom_avx512_bf16_gemm_band(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, 0, c, ldc, LOOM_BAND_NONE, 0);
 }
 
 BF16 void loom_avx512_bf16_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
@@ -280,9 +274,6 @@ void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, flo
                            const uint16_t *a, long lda, const uint16_t *b, long ldb,
                            float beta, float *c, long ldc) { abort(); }
 void loom_avx512_bf16_round(const float *in, uint16_t *out, long count) { abort(); }
-void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
-                                const uint16_t *a, long lda, const uint16_t *b, long ldb,
-                                float beta, const float *bias, float *c, long ldc) { abort(); }
 void loom_avx512_bf16_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, const float *bias, float *c, long ldc, int band, long offset) { abort(); }

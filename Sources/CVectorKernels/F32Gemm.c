@@ -158,13 +158,7 @@ TILE_INLINE void tiles(const int direct, long q0, long kc, const float *a, long 
 F32 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                               const float *a, long lda, const float *b, long ldb,
                               float beta, float *c, long ldc) {
-    loom_avx512_f32_gemm_bias(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, 0, c, ldc);
-}
-
-F32 void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
-                                   const float *a, long lda, const float *b, long ldb,
-                                   float beta, const float *bias, float *c, long ldc) {
-    loom_avx512_f32_gemm_band(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc, LOOM_BAND_NONE, 0);
+    loom_avx512_f32_gemm_band(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, 0, c, ldc, LOOM_BAND_NONE, 0);
 }
 
 F32 void loom_avx512_f32_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
@@ -204,9 +198,6 @@ F32 void loom_avx512_f32_gemm_band(bool transA, bool transB, long m, long n, lon
 void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, float alpha,
                           const float *a, long lda, const float *b, long ldb,
                           float beta, float *c, long ldc) { abort(); }
-void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
-                               const float *a, long lda, const float *b, long ldb,
-                               float beta, const float *bias, float *c, long ldc) { abort(); }
 void loom_avx512_f32_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
                                const float *a, long lda, const float *b, long ldb,
                                float beta, const float *bias, float *c, long ldc, int band, long offset) { abort(); }

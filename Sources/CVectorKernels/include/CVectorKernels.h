@@ -78,13 +78,7 @@ void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, flo
                            const uint16_t *a, long lda, const uint16_t *b, long ldb,
                            float beta, float *c, long ldc);
 
-/// `loom_avx512_bf16_gemm` that also adds bias[j] to every row's column j of C (bias NULL: none):
-/// with β = 0, C = α·op(A)·op(B) + bias in one pass over C.
-void loom_avx512_bf16_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
-                                const uint16_t *a, long lda, const uint16_t *b, long ldb,
-                                float beta, const float *bias, float *c, long ldc);
-
-/// Which part of a product `loom_avx512_bf16_gemm_band` may skip (causal attention's triangle):
+/// Which part of a product `loom_avx512_bf16_gemm_band` and `loom_avx512_f32_gemm_band` may skip (causal attention's triangle):
 /// a promise by the caller, so a kernel that computes everything is still right.
 enum {
     /// Nothing: the whole product.
@@ -98,8 +92,9 @@ enum {
     LOOM_BAND_REDUCTION_FROM = 3,
 };
 
-/// `loom_avx512_bf16_gemm_bias` that skips what `band` (a LOOM_BAND_…, with its offset) says is
-/// not needed or zero.
+/// `loom_avx512_bf16_gemm` that also adds bias[j] to every row's column j of C (bias NULL: none;
+/// with β = 0, C = α·op(A)·op(B) + bias in one pass over C) and skips what `band` (a LOOM_BAND_…,
+/// with its offset) says is not needed or zero.
 void loom_avx512_bf16_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
                                 const uint16_t *a, long lda, const uint16_t *b, long ldb,
                                 float beta, const float *bias, float *c, long ldc, int band, long offset);
@@ -119,14 +114,9 @@ void loom_avx512_f32_gemm(bool transA, bool transB, long m, long n, long k, floa
                           const float *a, long lda, const float *b, long ldb,
                           float beta, float *c, long ldc);
 
-/// `loom_avx512_f32_gemm` that also adds bias[j] to every row's column j of C (bias NULL: none):
-/// with β = 0, C = α·op(A)·op(B) + bias in one pass over C.
-void loom_avx512_f32_gemm_bias(bool transA, bool transB, long m, long n, long k, float alpha,
-                               const float *a, long lda, const float *b, long ldb,
-                               float beta, const float *bias, float *c, long ldc);
-
-/// `loom_avx512_f32_gemm_bias` that skips what `band` (a LOOM_BAND_…, with its offset) says is
-/// not needed or zero.
+/// `loom_avx512_f32_gemm` that also adds bias[j] to every row's column j of C (bias NULL: none;
+/// with β = 0, C = α·op(A)·op(B) + bias in one pass over C) and skips what `band` (a LOOM_BAND_…,
+/// with its offset) says is not needed or zero.
 void loom_avx512_f32_gemm_band(bool transA, bool transB, long m, long n, long k, float alpha,
                                const float *a, long lda, const float *b, long ldb,
                                float beta, const float *bias, float *c, long ldc, int band, long offset);
