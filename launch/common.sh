@@ -2,18 +2,28 @@
 # Debian packages and finding the Swift toolchain. It is not a build system.
 
 # Installs the given Debian packages that are not installed yet (apt-get update once first).
+# A failed attempt (a mirror or DNS that is briefly away) is retried twice, LOOM_APT_RETRY_SECONDS
+# (default 10) apart; after the third, it says which packages are missing and returns 1.
 ensure_packages() {
     local missing=()
     for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "launch: installing ${missing[*]}" >&2
-        local sudo=""
-        [ "$(id -u)" -ne 0 ] && sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "launch: installing ${missing[*]}" >&2
+    local sudo="" attempt
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    for attempt in 1 2 3; do
+        if $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; then
+            return 0
+        fi
+        if [ $attempt -lt 3 ]; then
+            echo "launch: apt-get failed (attempt $attempt of 3); trying again in ${LOOM_APT_RETRY_SECONDS:-10} s" >&2
+            sleep "${LOOM_APT_RETRY_SECONDS:-10}"
+        fi
+    done
+    echo "launch: could not install ${missing[*]} with apt-get (is the network or the Debian mirror reachable?); install them and run again" >&2
+    return 1
 }
 
 # Puts swift on PATH (the toolchain lives in /opt/swift on our machines) or explains how to get it.
