@@ -1,7 +1,7 @@
 // GemmTiles.h: what Loom's AVX-512 GEMM kernels (BF16Gemm.c, F32Gemm.c) share: the empty
 // product, lane masks, what a band leaves of a row of tiles, and a 16×16 transpose of 32-bit
-// values in registers. Each includer defines
-// TILE_INLINE (static inline with its own target attribute) before including this header.
+// values in registers. Each includer defines TILE_INLINE (static inline with its own target
+// attribute) before including this header.
 #ifndef LOOM_GEMM_TILES_H
 #define LOOM_GEMM_TILES_H
 #include <immintrin.h>

@@ -68,6 +68,26 @@ public enum Attention {
         let v: UnsafePointer<Float>, vStride: Int, s: AttentionShape, keyBatchStride: Int?
         let keyLengths: UnsafePointer<Int32>?, p: Float, dropoutKey: UInt64, dropoutCounter: Int
         let low: AttentionBF16?
+        /// Query rows per block (`forEachBlock`), chosen once per call.
+        let blockRows: Int
+
+        init(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, kStride: Int, v: UnsafePointer<Float>,
+             vStride: Int, s: AttentionShape, keyBatchStride: Int?, keyLengths: UnsafePointer<Int32>?, p: Float,
+             dropoutKey: UInt64, dropoutCounter: Int, low: AttentionBF16?) {
+            self.q = q; self.qStride = qStride; self.k = k; self.kStride = kStride; self.v = v; self.vStride = vStride
+            self.s = s; self.keyBatchStride = keyBatchStride; self.keyLengths = keyLengths; self.p = p
+            self.dropoutKey = dropoutKey; self.dropoutCounter = dropoutCounter; self.low = low
+            // Where Loom's kernels run every product, they skip the triangle themselves (`band`), so
+            // a block is all the rows, or in bf16 as many as the scratch for its rounded
+            // probabilities holds (all of them up to 512 keys); elsewhere the blocks skip it.
+            if s.causal && low != nil && Gemm.skipsBands(bf16: true) {
+                blockRows = min(s.queryLength, max(16, 2 * ThreadPool.scratchFloats / max(s.keyLength, 1)))
+            } else if s.causal && low == nil && !s.smallBlocks && Gemm.skipsBands(bf16: false) {
+                blockRows = s.queryLength
+            } else {
+                blockRows = s.blockRows
+            }
+        }
 
         /// Batch item and the first row of head h's queries, keys and values for task b·H + h.
         @inline(__always)
@@ -86,19 +106,11 @@ public enum Attention {
             low.map { ($0.q + (q - self.q), $0.k + (k - self.k), $0.v + (v - self.v)) }
         }
 
-        /// The blocks of query rows of batch item b (first row, rows, keys its last row sees): each
-        /// block multiplies only those keys, which skips most of a causal mask's upper triangle.
-        /// Where the products skip the triangle themselves (`band`: Loom's kernels), a block is all
-        /// the rows, or in bf16 as many as the scratch for its rounded probabilities holds (all of
-        /// them up to 512 keys).
+        /// The blocks of `blockRows` query rows of batch item b (first row, rows, keys its last row
+        /// sees): each block multiplies only those keys, which skips most of a causal mask's upper
+        /// triangle; Loom's kernels skip the rest (`band`).
         @inline(__always)
         func forEachBlock(_ b: Int, _ body: (_ i0: Int, _ rows: Int, _ keys: Int) -> Void) {
-            var blockRows = s.blockRows
-            if s.causal && low != nil {
-                blockRows = min(s.queryLength, max(16, 2 * ThreadPool.scratchFloats / max(s.keyLength, 1)))
-            } else if s.causal && !s.smallBlocks && Gemm.unplannedFP32SkipsBands {
-                blockRows = s.queryLength
-            }
             var i0 = 0
             while i0 < s.queryLength {
                 let rows = min(blockRows, s.queryLength - i0)

@@ -71,9 +71,15 @@ public enum Gemm {
         openblas(shape, a: a, b: b, c: c)
     }
 
-    /// Whether the fp32 products the plan has not routed elsewhere run on Loom's kernel, which skips
-    /// a band's part (causal attention then multiplies a head's rows at once, not in blocks).
-    public static var unplannedFP32SkipsBands: Bool { plan.map { $0.fp32Fallback == .loom } ?? F32Gemm.available }
+    /// Whether every product of this precision runs on Loom's kernel, the one engine that skips a
+    /// band's part (causal attention then multiplies a head's rows at once, not in blocks): not
+    /// under `onednn` or `auto`, whose plans may route a shape to oneDNN; in fp32 where the
+    /// fallback is Loom's kernel; in bf16 where it runs and oneDNN is not preferred (AMX).
+    public static func skipsBands(bf16: Bool) -> Bool {
+        if let plan, plan.selection == .onednn || plan.selection == .auto { return false }
+        if bf16 { return BF16Gemm.available && !GemmPlan.bf16PrefersOneDNN }
+        return (plan?.fp32Fallback ?? GemmPlan.defaultEngine) == .loom
+    }
 
     /// The product on OpenBLAS whatever the plan (the timing of `auto` compares against it).
     @inline(__always)

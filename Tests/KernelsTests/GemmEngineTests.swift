@@ -284,6 +284,22 @@ import Support
         }
     }
 
+    /// Bands are skipped (and attention takes whole heads) only where Loom's kernel runs every
+    /// product of the precision: never under `onednn` or `auto`, not in fp32 under `openblas`.
+    @Test func bandsAreSkippedOnlyWhereLoomsKernelRunsEveryProduct() {
+        defer { Gemm.plan = nil }
+        Gemm.plan = nil
+        #expect(Gemm.skipsBands(bf16: false) == F32Gemm.available)
+        #expect(Gemm.skipsBands(bf16: true) == (BF16Gemm.available && !GemmPlan.bf16PrefersOneDNN))
+        for selection in [GemmSelection.onednn, .auto] {
+            Gemm.plan = GemmPlan(selection: selection)
+            #expect(!Gemm.skipsBands(bf16: false) && !Gemm.skipsBands(bf16: true), "\(selection)")
+        }
+        Gemm.plan = GemmPlan(selection: .openblas)
+        #expect(!Gemm.skipsBands(bf16: false))
+        #expect(Gemm.skipsBands(bf16: true) == (BF16Gemm.available && !GemmPlan.bf16PrefersOneDNN))
+    }
+
     /// A shape met after planning is noted, planned between steps by `planUnplanned`, and then runs
     /// on its planned engine without being noted again; planned shapes are never noted.
     @Test func shapesMetAfterPlanningArePlannedBetweenSteps() {

@@ -78,8 +78,9 @@ void loom_avx512_bf16_gemm(bool transA, bool transB, long m, long n, long k, flo
                            const uint16_t *a, long lda, const uint16_t *b, long ldb,
                            float beta, float *c, long ldc);
 
-/// Which part of a product `loom_avx512_bf16_gemm_band` and `loom_avx512_f32_gemm_band` may skip (causal attention's triangle):
-/// a promise by the caller, so a kernel that computes everything is still right.
+/// Which part of a product `loom_avx512_bf16_gemm_band` and `loom_avx512_f32_gemm_band` may skip
+/// (causal attention's triangle): a promise by the caller, so a kernel that computes everything
+/// is still right.
 enum {
     /// Nothing: the whole product.
     LOOM_BAND_NONE = 0,
